@@ -1,0 +1,38 @@
+# Every target works on a fresh machine: Go modules come through the module
+# proxy, and `test` installs the Debian tools the interop tests need.
+GO ?= go
+STATICCHECK_VERSION ?= v0.8.2
+
+.PHONY: all generate check-generate test test-short lint fuzz bench ci deps
+
+all: check-generate lint test
+
+## generate: merge api/sources into api/openapi.yaml and regenerate gen/.
+generate:
+	$(GO) generate ./...
+
+## check-generate: fail if api/openapi.yaml or gen/ differ from what generate produces.
+check-generate: generate
+	@git diff --exit-code -- api/openapi.yaml gen/ || { echo "check-generate: committed api/openapi.yaml or gen/ differ from 'make generate' output; run make generate and commit" >&2; exit 1; }
+	@test -z "$$(git status --porcelain -- api/openapi.yaml gen/)" || { echo "check-generate: untracked generated files:" >&2; git status --porcelain -- api/openapi.yaml gen/ >&2; exit 1; }
+
+## deps: install the Debian tools some tests use (zip, unzip), where apt-get is available.
+deps:
+	@if ! command -v zip >/dev/null || ! command -v unzip >/dev/null; then \
+		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+			(apt-get update -qq && apt-get install -y -qq zip unzip) >/dev/null 2>&1 || echo "deps: could not install zip/unzip; their interop tests will skip" >&2; \
+		else echo "deps: zip/unzip missing and apt-get unavailable; their interop tests will skip" >&2; fi; \
+	fi
+
+## test: the whole suite under the race detector.
+test: deps
+	$(GO) test -race -count=1 ./...
+
+## lint: gofmt, go vet and staticcheck.
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); test -z "$$out" || { echo "gofmt would change: $$out" >&2; exit 1; }
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+## ci: what .ci/run runs.
+ci: check-generate lint test
