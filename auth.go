@@ -1,0 +1,88 @@
+package mpgdpr
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// authorize is the one place credentials are put on a request: the OAuth
+// token as a bearer token and the project token as the `token` query
+// parameter, replacing whatever value the generated code left there so the
+// parameter is never sent twice. It refuses a request bound for any host but
+// the configured API's.
+func (c *Client) authorize(_ context.Context, req *http.Request) error {
+	if req.URL.Scheme != c.base.Scheme || req.URL.Host != c.base.Host {
+		return errors.New("mpgdpr: refusing to send credentials to " + req.URL.Scheme + "://" + req.URL.Host + ", not the configured API")
+	}
+	q := req.URL.Query()
+	q.Set("token", c.projectToken)
+	req.URL.RawQuery = q.Encode()
+	req.Header.Set("Authorization", "Bearer "+c.oauthToken)
+	if c.userAgent != "" {
+		req.Header.Set("User-Agent", c.userAgent)
+	}
+	return nil
+}
+
+const redacted = "REDACTED"
+
+// redact removes every secret the client holds from s. It is applied to
+// everything that leaves the client as text: errors and log attributes.
+func (c *Client) redact(s string) string {
+	for _, secret := range []string{c.oauthToken, c.projectToken, c.apiSecret} {
+		if secret != "" && strings.Contains(s, secret) {
+			s = strings.ReplaceAll(s, secret, redacted)
+		}
+		// The same secret as it appears in a query string.
+		if esc := url.QueryEscape(secret); esc != secret && esc != "" && strings.Contains(s, esc) {
+			s = strings.ReplaceAll(s, esc, redacted)
+		}
+	}
+	return s
+}
+
+// redactURL returns u with the token query parameter's value replaced.
+func (c *Client) redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return c.redact(raw)
+	}
+	if q := u.Query(); q.Has("token") {
+		q.Set("token", redacted)
+		u.RawQuery = q.Encode()
+	}
+	u.User = nil
+	return c.redact(u.String())
+}
+
+// scrub makes a transport error safe to show: *url.Error prints the request
+// URL, query string and token included. The copy keeps the cause, so
+// errors.Is(err, context.Canceled) and errors.As(err, **net.OpError) still work.
+func (c *Client) scrub(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return &url.Error{Op: ue.Op, URL: c.redactURL(ue.URL), Err: c.scrubInner(ue.Err)}
+	}
+	return c.scrubInner(err)
+}
+
+func (c *Client) scrubInner(err error) error {
+	if err == nil || c.redact(err.Error()) == err.Error() {
+		return err
+	}
+	return &redactedError{msg: c.redact(err.Error()), err: err}
+}
+
+// redactedError hides a secret found in an error's text. Its cause is kept
+// for errors.Is against sentinels only; the cause's own text is not shown.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+
+func (e *redactedError) Is(target error) bool { return errors.Is(e.err, target) }

@@ -1,0 +1,269 @@
+package mpgdpr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"golang.org/x/time/rate"
+
+	"github.com/privacykit/mpgdpr/gen"
+)
+
+// Client calls Mixpanel's GDPR/CCPA API for one project. It is safe for
+// concurrent use; all calls share one rate limiter.
+type Client struct {
+	oauthToken   string
+	projectToken string
+	apiSecret    string
+	base         *url.URL
+	http         *http.Client
+	userAgent    string
+	limiter      *rate.Limiter
+	retry        RetryPolicy
+	logger       *slog.Logger
+	maxRetrieval int
+	maxDeletion  int
+	rand         func() float64
+	raw          *gen.ClientWithResponses
+}
+
+// maxSuccessBody bounds a success body: a task object is a few KiB, and one
+// listing 2000 ids well under a MiB.
+const maxSuccessBody = 8 << 20
+
+// New returns a client for the project whose token is projectToken, acting
+// with the user's GDPR OAuth token. Both are required.
+func New(oauthToken, projectToken string, opts ...Option) (*Client, error) {
+	if strings.TrimSpace(oauthToken) == "" {
+		return nil, &InputError{Field: "OAuth token", Problem: "empty"}
+	}
+	if strings.TrimSpace(projectToken) == "" {
+		return nil, &InputError{Field: "project token", Problem: "empty"}
+	}
+	cfg := defaultConfig()
+	for _, o := range opts {
+		if err := o(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	base := cfg.baseURL
+	if base == "" {
+		base, _ = cfg.region.BaseURL()
+	}
+	u, err := parseBaseURL(base)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{
+		oauthToken:   oauthToken,
+		projectToken: projectToken,
+		apiSecret:    cfg.apiSecret,
+		base:         u,
+		userAgent:    cfg.userAgent,
+		limiter:      cfg.limiter,
+		retry:        cfg.retry.normalized(),
+		logger:       cfg.logger,
+		maxRetrieval: cfg.maxRetrieval,
+		maxDeletion:  cfg.maxDeletion,
+		rand:         cfg.rand,
+	}
+	c.http = c.guardRedirects(cfg.httpClient)
+	c.raw, err = gen.NewClientWithResponses(u.String(),
+		gen.WithHTTPClient(pipeline{c}),
+		gen.WithRequestEditorFn(c.authorize))
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// guardRedirects copies hc so that a redirect to another host or scheme is
+// refused: the request carries the tokens.
+func (c *Client) guardRedirects(hc *http.Client) *http.Client {
+	cp := *hc
+	next := hc.CheckRedirect
+	cp.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if req.URL.Host != c.base.Host || req.URL.Scheme != c.base.Scheme {
+			return fmt.Errorf("mpgdpr: refusing a redirect to %s://%s: credentials go to the configured API only", req.URL.Scheme, req.URL.Host)
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("mpgdpr: stopped after 10 redirects")
+		}
+		return nil
+	}
+	return &cp
+}
+
+// BaseURL is the API base URL the client sends to.
+func (c *Client) BaseURL() string { return c.base.String() }
+
+// Raw returns the generated client, sending through the same auth, rate
+// limiter and retries, for calls the wrapper does not cover. Leave the
+// `token` parameter empty: the client sets it.
+func (c *Client) Raw() *gen.ClientWithResponses { return c.raw }
+
+// MaxIDsPerRequest reports the per-request limits in force.
+func (c *Client) MaxIDsPerRequest() (retrieval, deletion int) {
+	return c.maxRetrieval, c.maxDeletion
+}
+
+// RetrievalRequest asks for everything Mixpanel holds about some people.
+type RetrievalRequest struct {
+	DistinctIDs    []string
+	ComplianceType ComplianceType
+	// DisclosureType is for CCPA only; empty means the service default (Data).
+	DisclosureType DisclosureType
+}
+
+// DeletionRequest asks Mixpanel to erase everything it holds about some people.
+type DeletionRequest struct {
+	DistinctIDs    []string
+	ComplianceType ComplianceType
+}
+
+// CreateRetrieval files a retrieval task and returns its id. Nothing is sent
+// if the request is invalid. A create is never re-sent once Mixpanel may
+// have received it: errors.Is(err, ErrOutcomeUnknown) says to check first.
+func (c *Client) CreateRetrieval(ctx context.Context, r RetrievalRequest) (string, error) {
+	if err := validateCompliance(r.ComplianceType); err != nil {
+		return "", err
+	}
+	if err := validateDisclosure(r.ComplianceType, r.DisclosureType); err != nil {
+		return "", err
+	}
+	if err := validateIDs(r.DistinctIDs, c.maxRetrieval); err != nil {
+		return "", err
+	}
+	body := gen.CreateRetrievalRequest{DistinctIds: r.DistinctIDs, ComplianceType: gen.ComplianceType(r.ComplianceType)}
+	if r.DisclosureType != "" {
+		dt := gen.DisclosureType(r.DisclosureType)
+		body.DisclosureType = &dt
+	}
+	resp, err := c.raw.ClientInterface.CreateRetrieval(ctx, &gen.CreateRetrievalParams{}, body)
+	return c.created("CreateRetrieval", resp, err)
+}
+
+// CreateDeletion files a deletion task and returns its id. Nothing is sent
+// if the request is invalid. On a 409 the *Error names the IDs that already
+// have a deletion running and the tasks covering them; the whole request was
+// rejected. See CreateRetrieval for ErrOutcomeUnknown.
+func (c *Client) CreateDeletion(ctx context.Context, r DeletionRequest) (string, error) {
+	if err := validateCompliance(r.ComplianceType); err != nil {
+		return "", err
+	}
+	if err := validateIDs(r.DistinctIDs, c.maxDeletion); err != nil {
+		return "", err
+	}
+	body := gen.CreateDeletionRequest{DistinctIds: r.DistinctIDs, ComplianceType: gen.ComplianceType(r.ComplianceType)}
+	resp, err := c.raw.ClientInterface.CreateDeletion(ctx, &gen.CreateDeletionParams{}, body)
+	return c.created("CreateDeletion", resp, err)
+}
+
+// CheckRetrieval returns a retrieval task's status; once it is SUCCESS,
+// Task.DownloadURL is the export's link.
+func (c *Client) CheckRetrieval(ctx context.Context, trackingID string) (*Task, error) {
+	if err := validateTrackingID(trackingID); err != nil {
+		return nil, err
+	}
+	resp, err := c.raw.ClientInterface.CheckRetrieval(ctx, trackingID, &gen.CheckRetrievalParams{})
+	return c.status("CheckRetrieval", resp, err)
+}
+
+// CheckDeletion returns a deletion task's status.
+func (c *Client) CheckDeletion(ctx context.Context, trackingID string) (*Task, error) {
+	if err := validateTrackingID(trackingID); err != nil {
+		return nil, err
+	}
+	resp, err := c.raw.ClientInterface.CheckDeletion(ctx, trackingID, &gen.CheckDeletionParams{})
+	return c.status("CheckDeletion", resp, err)
+}
+
+// CancelDeletion cancels a deletion that has not started (PENDING or
+// STAGING). Once it has, Mixpanel answers 405: errors.Is(err, ErrCannotCancel).
+func (c *Client) CancelDeletion(ctx context.Context, trackingID string) error {
+	if err := validateTrackingID(trackingID); err != nil {
+		return err
+	}
+	resp, err := c.raw.ClientInterface.CancelDeletion(ctx, trackingID, &gen.CancelDeletionParams{})
+	if err != nil {
+		return c.callError("CancelDeletion", err)
+	}
+	defer drainClose(resp)
+	if resp.StatusCode/100 != 2 {
+		return newError("CancelDeletion", resp, c.redact)
+	}
+	return nil
+}
+
+// created turns a create's response into its task id. Once a 2xx arrived,
+// Mixpanel accepted the task: a body that cannot be read or understood is an
+// unknown outcome, never a plain failure that invites a resubmission.
+func (c *Client) created(op string, resp *http.Response, err error) (string, error) {
+	if err != nil {
+		return "", c.callError(op, err)
+	}
+	defer drainClose(resp)
+	if resp.StatusCode/100 != 2 {
+		return "", newError(op, resp, c.redact)
+	}
+	body, err := readBody(resp)
+	if err != nil {
+		return "", &OutcomeUnknownError{Op: op, Err: fmt.Errorf("HTTP %d, reading the answer: %w", resp.StatusCode, c.scrub(err))}
+	}
+	id, err := decodeCreate(body)
+	if err != nil {
+		return "", &OutcomeUnknownError{Op: op, Err: fmt.Errorf("HTTP %d: %w", resp.StatusCode, err)}
+	}
+	return id, nil
+}
+
+func (c *Client) status(op string, resp *http.Response, err error) (*Task, error) {
+	if err != nil {
+		return nil, c.callError(op, err)
+	}
+	defer drainClose(resp)
+	if resp.StatusCode/100 != 2 {
+		return nil, newError(op, resp, c.redact)
+	}
+	body, err := readBody(resp)
+	if err != nil {
+		return nil, fmt.Errorf("mpgdpr: %s: reading the answer: %w", op, c.scrub(err))
+	}
+	t, err := decodeTaskStatus(body)
+	if err != nil {
+		return nil, fmt.Errorf("mpgdpr: %s: %w", op, err)
+	}
+	return t, nil
+}
+
+// callError wraps a failure that produced no response.
+func (c *Client) callError(op string, err error) error {
+	var ou *OutcomeUnknownError
+	if errors.As(err, &ou) {
+		return err
+	}
+	if strings.HasPrefix(err.Error(), "mpgdpr: ") {
+		return err
+	}
+	return fmt.Errorf("mpgdpr: %s: %w", op, c.scrub(err))
+}
+
+func readBody(resp *http.Response) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxSuccessBody+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxSuccessBody {
+		return nil, fmt.Errorf("%w: answer larger than %d bytes", ErrMalformedResponse, maxSuccessBody)
+	}
+	return b, nil
+}

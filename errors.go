@@ -1,0 +1,219 @@
+package mpgdpr
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Sentinels for errors.Is. An *Error matches the one for its status code.
+var (
+	// ErrInvalidInput: the call's arguments were rejected before any request was sent.
+	ErrInvalidInput = errors.New("invalid input")
+	// ErrBadRequest: Mixpanel answered 400.
+	ErrBadRequest = errors.New("bad request")
+	// ErrUnauthorized: Mixpanel answered 401 (OAuth token missing, wrong or expired).
+	ErrUnauthorized = errors.New("unauthorized")
+	// ErrForbidden: Mixpanel answered 403 (the token may not act on this project).
+	ErrForbidden = errors.New("forbidden")
+	// ErrNotFound: Mixpanel answered 404 (no such task).
+	ErrNotFound = errors.New("not found")
+	// ErrCannotCancel: Mixpanel answered 405 to a cancel: the deletion has
+	// started or ended and can no longer be cancelled.
+	ErrCannotCancel = errors.New("task can no longer be cancelled")
+	// ErrConflict: Mixpanel answered 409: some IDs already have a deletion
+	// running. The whole request was rejected; see Error.ConflictingDistinctIDs.
+	ErrConflict = errors.New("conflict with a running deletion")
+	// ErrRateLimited: Mixpanel answered 429, and retries (if any) did not get through.
+	ErrRateLimited = errors.New("rate limited")
+	// ErrServer: Mixpanel answered 5xx.
+	ErrServer = errors.New("server error")
+	// ErrOutcomeUnknown: a create may or may not have been accepted (the
+	// connection failed after the request may have reached Mixpanel, or the
+	// answer could not be read). It is not re-sent automatically: check
+	// before resubmitting. A resubmitted deletion answered with 409 names the
+	// task that already covers those IDs.
+	ErrOutcomeUnknown = errors.New("outcome unknown")
+	// ErrMalformedResponse: a success answer whose body could not be understood.
+	ErrMalformedResponse = errors.New("malformed response")
+)
+
+// maxErrorBody bounds how much of an error body is read: enough for any
+// message Mixpanel sends, too little for a hostile body to cost memory.
+const maxErrorBody = 64 << 10
+
+// Error is an answer from Mixpanel other than success.
+type Error struct {
+	// Op is the call: CreateRetrieval, CheckRetrieval, CreateDeletion,
+	// CheckDeletion or CancelDeletion.
+	Op string
+	// StatusCode is the HTTP status.
+	StatusCode int
+	// Message is Mixpanel's error text (`error` when it is a string), with
+	// any token removed.
+	Message string
+	// RetryAfter is the wait the server asked for (429/503), or 0.
+	RetryAfter time.Duration
+	// ConflictingDistinctIDs and ConflictingTaskIDs are set on a 409: the IDs
+	// that already have a deletion running and the tasks covering them.
+	ConflictingDistinctIDs []string
+	ConflictingTaskIDs     []string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "mpgdpr: %s: HTTP %d", e.Op, e.StatusCode)
+	if t := http.StatusText(e.StatusCode); t != "" {
+		b.WriteString(" " + t)
+	}
+	if e.Message != "" {
+		b.WriteString(": " + e.Message)
+	}
+	if len(e.ConflictingDistinctIDs) > 0 || len(e.ConflictingTaskIDs) > 0 {
+		fmt.Fprintf(&b, ": %d distinct ids already covered by running deletion task(s) %s",
+			len(e.ConflictingDistinctIDs), strings.Join(e.ConflictingTaskIDs, ", "))
+	}
+	if e.RetryAfter > 0 {
+		fmt.Fprintf(&b, " (retry after %s)", e.RetryAfter)
+	}
+	return b.String()
+}
+
+// Is matches the sentinel for the status code, so that
+// errors.Is(err, ErrNotFound) works through any wrapping.
+func (e *Error) Is(target error) bool {
+	switch target {
+	case ErrBadRequest:
+		return e.StatusCode == http.StatusBadRequest
+	case ErrUnauthorized:
+		return e.StatusCode == http.StatusUnauthorized
+	case ErrForbidden:
+		return e.StatusCode == http.StatusForbidden
+	case ErrNotFound:
+		return e.StatusCode == http.StatusNotFound
+	case ErrCannotCancel:
+		return e.StatusCode == http.StatusMethodNotAllowed
+	case ErrConflict:
+		return e.StatusCode == http.StatusConflict
+	case ErrRateLimited:
+		return e.StatusCode == http.StatusTooManyRequests
+	case ErrServer:
+		return e.StatusCode >= 500
+	}
+	return false
+}
+
+// Temporary reports whether the same request may succeed later (429, 5xx).
+func (e *Error) Temporary() bool {
+	return e.StatusCode == http.StatusTooManyRequests || e.StatusCode >= 500
+}
+
+// errorBody is the documented error shape: `error` is a string, or on a 409
+// an object naming the conflicting IDs and tasks.
+type errorBody struct {
+	Status string          `json:"status"`
+	Error  json.RawMessage `json:"error"`
+}
+
+type conflictBody struct {
+	DistinctIDs []string `json:"conflicting_distinct_ids"`
+	TaskIDs     []string `json:"conflicting_task_ids"`
+}
+
+// newError builds an *Error from a non-success response, reading at most
+// maxErrorBody bytes of its body. It does not close the body.
+func newError(op string, resp *http.Response, redact func(string) string) *Error {
+	e := &Error{Op: op, StatusCode: resp.StatusCode}
+	e.RetryAfter, _ = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	var body errorBody
+	if json.Unmarshal(raw, &body) == nil && len(body.Error) > 0 {
+		var msg string
+		var conflict conflictBody
+		switch {
+		case json.Unmarshal(body.Error, &msg) == nil:
+			e.Message = msg
+		case json.Unmarshal(body.Error, &conflict) == nil:
+			e.ConflictingDistinctIDs = conflict.DistinctIDs
+			e.ConflictingTaskIDs = conflict.TaskIDs
+		default:
+			e.Message = string(body.Error)
+		}
+	} else if len(raw) > 0 && !looksBinary(raw) {
+		e.Message = strings.TrimSpace(string(raw))
+	}
+	if len(e.Message) > 512 { // a message, not a page
+		e.Message = e.Message[:512] + "…"
+	}
+	e.Message = redact(e.Message)
+	return e
+}
+
+func looksBinary(b []byte) bool {
+	for _, c := range b[:min(len(b), 512)] {
+		if c < 0x09 {
+			return true
+		}
+	}
+	return false
+}
+
+// parseRetryAfter reads Retry-After as seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if s, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if s < 0 {
+			return 0, false
+		}
+		if s > int64(365*24*time.Hour/time.Second) {
+			s = int64(365 * 24 * time.Hour / time.Second)
+		}
+		return time.Duration(s) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d, true
+		}
+		return 0, true
+	}
+	return 0, false
+}
+
+// OutcomeUnknownError wraps the failure that left a create's outcome
+// unknown. errors.Is(err, ErrOutcomeUnknown) is true; Unwrap gives the cause.
+type OutcomeUnknownError struct {
+	Op  string
+	Err error
+}
+
+func (e *OutcomeUnknownError) Error() string {
+	return fmt.Sprintf("mpgdpr: %s: outcome unknown, the request may have been accepted; check before resubmitting: %v", e.Op, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *OutcomeUnknownError) Unwrap() error { return e.Err }
+
+// Is matches ErrOutcomeUnknown.
+func (e *OutcomeUnknownError) Is(target error) bool { return target == ErrOutcomeUnknown }
+
+// InputError reports an argument rejected before any request was sent.
+// errors.Is(err, ErrInvalidInput) is true.
+type InputError struct {
+	Field   string // which argument
+	Problem string // what is wrong with it
+}
+
+func (e *InputError) Error() string {
+	return fmt.Sprintf("mpgdpr: invalid %s: %s", e.Field, e.Problem)
+}
+
+// Is matches ErrInvalidInput.
+func (e *InputError) Is(target error) bool { return target == ErrInvalidInput }

@@ -1,0 +1,179 @@
+package mpgdpr
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Option configures a Client.
+type Option func(*config) error
+
+type config struct {
+	region       Region
+	baseURL      string
+	httpClient   *http.Client
+	userAgent    string
+	apiSecret    string
+	limiter      *rate.Limiter
+	retry        RetryPolicy
+	logger       *slog.Logger
+	maxRetrieval int
+	maxDeletion  int
+	rand         func() float64
+}
+
+// Per-request limits Mixpanel documents. Deletions have been documented as
+// 1999 and announced as 500; both are configurable.
+const (
+	DefaultMaxRetrievalIDs = 2000
+	DefaultMaxDeletionIDs  = 1999
+)
+
+// DefaultRateLimit is Mixpanel's documented limit for the GDPR API.
+const DefaultRateLimit = rate.Limit(1) // one request per second
+
+// WithRegion selects the project's data-residency region (default RegionUS).
+func WithRegion(r Region) Option {
+	return func(c *config) error {
+		if _, err := r.BaseURL(); err != nil {
+			return err
+		}
+		c.region = r
+		return nil
+	}
+}
+
+// WithBaseURL sends every call to base instead of the region's host, for a
+// proxy or a test server. It must be https, except on a loopback address.
+func WithBaseURL(base string) Option {
+	return func(c *config) error {
+		if _, err := parseBaseURL(base); err != nil {
+			return err
+		}
+		c.baseURL = base
+		return nil
+	}
+}
+
+// WithHTTPClient sends requests with hc. The client is copied, not changed:
+// the copy refuses redirects to another host.
+func WithHTTPClient(hc *http.Client) Option {
+	return func(c *config) error {
+		if hc == nil {
+			return &InputError{Field: "http client", Problem: "nil"}
+		}
+		c.httpClient = hc
+		return nil
+	}
+}
+
+// WithUserAgent sets the User-Agent header.
+func WithUserAgent(ua string) Option {
+	return func(c *config) error { c.userAgent = ua; return nil }
+}
+
+// WithAPISecret gives the client the project's API secret, the password of
+// retrieval exports. The client keeps it out of errors and logs.
+func WithAPISecret(secret string) Option {
+	return func(c *config) error { c.apiSecret = secret; return nil }
+}
+
+// WithRateLimit sets the pace: at most r requests per second, in bursts of
+// at most burst (default 1/s, burst 1, as Mixpanel allows).
+func WithRateLimit(r rate.Limit, burst int) Option {
+	return func(c *config) error {
+		if r <= 0 || burst < 1 {
+			return &InputError{Field: "rate limit", Problem: fmt.Sprintf("rate %v and burst %d must be positive", r, burst)}
+		}
+		c.limiter = rate.NewLimiter(r, burst)
+		return nil
+	}
+}
+
+// WithRateLimiter shares l between clients: Mixpanel's limit is per
+// project, so every client that talks to the same project should use one.
+// A nil limiter turns pacing off (for tests against a fake).
+func WithRateLimiter(l *rate.Limiter) Option {
+	return func(c *config) error { c.limiter = l; return nil }
+}
+
+// WithRetryPolicy replaces DefaultRetryPolicy.
+func WithRetryPolicy(p RetryPolicy) Option {
+	return func(c *config) error { c.retry = p.normalized(); return nil }
+}
+
+// WithLogger reports each retry to l (at Warn level). Nothing logged holds a secret.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) error {
+		if l != nil {
+			c.logger = l
+		}
+		return nil
+	}
+}
+
+// WithMaxIDsPerRequest sets how many distinct ids one retrieval and one
+// deletion request may carry (defaults 2000 and 1999). Mixpanel has
+// announced 500 for deletions, and 2000/(data groups+1) for projects with
+// data groups.
+func WithMaxIDsPerRequest(retrieval, deletion int) Option {
+	return func(c *config) error {
+		if retrieval < 1 || deletion < 1 || retrieval > DefaultMaxRetrievalIDs || deletion > DefaultMaxRetrievalIDs {
+			return &InputError{Field: "ids per request", Problem: fmt.Sprintf("%d and %d must be between 1 and %d", retrieval, deletion, DefaultMaxRetrievalIDs)}
+		}
+		c.maxRetrieval, c.maxDeletion = retrieval, deletion
+		return nil
+	}
+}
+
+// parseBaseURL accepts https URLs, and http only on loopback, so a token
+// is never sent in clear text across a network.
+func parseBaseURL(base string) (*url.URL, error) {
+	u, err := url.Parse(strings.TrimSpace(base))
+	if err != nil || u.Host == "" {
+		return nil, &InputError{Field: "base URL", Problem: fmt.Sprintf("%q is not an absolute URL", base)}
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return nil, &InputError{Field: "base URL", Problem: "must not carry user info, a query or a fragment"}
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !isLoopback(u.Hostname()) {
+			return nil, &InputError{Field: "base URL", Problem: "must be https (http only for loopback test servers)"}
+		}
+	default:
+		return nil, &InputError{Field: "base URL", Problem: fmt.Sprintf("scheme %q is not https", u.Scheme)}
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	return u, nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func defaultConfig() config {
+	return config{
+		region:       RegionUS,
+		httpClient:   &http.Client{Timeout: 60 * time.Second},
+		userAgent:    "mpgdpr-go",
+		limiter:      rate.NewLimiter(DefaultRateLimit, 1),
+		retry:        DefaultRetryPolicy(),
+		logger:       slog.New(slog.DiscardHandler),
+		maxRetrieval: DefaultMaxRetrievalIDs,
+		maxDeletion:  DefaultMaxDeletionIDs,
+		rand:         defaultRand,
+	}
+}

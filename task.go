@@ -1,0 +1,328 @@
+package mpgdpr
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ComplianceType is the regulation a request is made under.
+type ComplianceType string
+
+// The compliance types Mixpanel accepts.
+const (
+	GDPR ComplianceType = "GDPR"
+	CCPA ComplianceType = "CCPA"
+)
+
+// ParseComplianceType reads GDPR or CCPA in any case.
+func ParseComplianceType(s string) (ComplianceType, error) {
+	ct := ComplianceType(strings.ToUpper(strings.TrimSpace(s)))
+	if err := validateCompliance(ct); err != nil {
+		return "", err
+	}
+	return ct, nil
+}
+
+// DisclosureType says what a CCPA retrieval discloses. Empty leaves the
+// service's default (Data).
+type DisclosureType string
+
+// The disclosure types Mixpanel accepts.
+const (
+	DisclosureData       DisclosureType = "Data"
+	DisclosureCategories DisclosureType = "Categories"
+	DisclosureSources    DisclosureType = "Sources"
+)
+
+// ParseDisclosureType reads Data, Categories or Sources in any case.
+func ParseDisclosureType(s string) (DisclosureType, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "data":
+		return DisclosureData, nil
+	case "categories":
+		return DisclosureCategories, nil
+	case "sources":
+		return DisclosureSources, nil
+	}
+	return "", &InputError{Field: "disclosure type", Problem: fmt.Sprintf("%q is not Data, Categories or Sources", s)}
+}
+
+// Status is a task's state. Values Mixpanel may add later decode as they
+// are and count as neither terminal nor successful.
+type Status string
+
+// The statuses Mixpanel documents.
+const (
+	StatusPending  Status = "PENDING"
+	StatusStaging  Status = "STAGING"
+	StatusStarted  Status = "STARTED"
+	StatusSuccess  Status = "SUCCESS"
+	StatusFailure  Status = "FAILURE"
+	StatusRevoked  Status = "REVOKED" // cancelled
+	StatusNotFound Status = "NOT_FOUND"
+	StatusUnknown  Status = "UNKNOWN" // Mixpanel could not locate the task, for now
+)
+
+// Terminal reports whether the task has ended: SUCCESS, FAILURE, REVOKED or
+// NOT_FOUND. Everything else, unknown values included, is in progress.
+func (s Status) Terminal() bool {
+	switch s {
+	case StatusSuccess, StatusFailure, StatusRevoked, StatusNotFound:
+		return true
+	}
+	return false
+}
+
+// Succeeded reports whether the task ended in SUCCESS.
+func (s Status) Succeeded() bool { return s == StatusSuccess }
+
+// Cancellable reports whether a deletion in this state can still be
+// cancelled (PENDING or STAGING).
+func (s Status) Cancellable() bool { return s == StatusPending || s == StatusStaging }
+
+// Known reports whether s is one of the documented statuses.
+func (s Status) Known() bool {
+	switch s {
+	case StatusPending, StatusStaging, StatusStarted, StatusSuccess, StatusFailure, StatusRevoked, StatusNotFound, StatusUnknown:
+		return true
+	}
+	return false
+}
+
+// Task is what Mixpanel reports about a retrieval or deletion task. The
+// service shows different subsets of these fields in different places; any
+// field may be empty.
+type Task struct {
+	TrackingID      string   // the task id
+	Status          Status   // upper-cased as received
+	DownloadURL     string   // a finished retrieval's export link, from whichever field carried it, quotes stripped
+	Result          string   // the `result` text when it is not the link
+	DistinctIDs     []string // the IDs the task covers
+	DistinctIDCount int      // the number of IDs, when only the count is given
+	ComplianceType  string   // as received (Mixpanel has shown lower case)
+	DisclosureType  string   // as received (Mixpanel shows DATA)
+	ProjectID       int64
+	RequestingUser  string
+	// DateRequested is parsed from RFC 3339 or Mixpanel's zone-less form
+	// (taken as UTC); DateRequestedRaw keeps the original text.
+	DateRequested    time.Time
+	DateRequestedRaw string
+	DestinationURL   string
+	// Raw is the task object as received, for fields this type does not name.
+	Raw json.RawMessage
+}
+
+// wireTask accepts every documented spelling of a task object.
+type wireTask struct {
+	TrackingID      flexString      `json:"tracking_id"`
+	TaskID          flexString      `json:"task_id"`
+	Status          flexString      `json:"status"`
+	Result          json.RawMessage `json:"result"`
+	Results         json.RawMessage `json:"results"`
+	DownloadURL     json.RawMessage `json:"download_url"`
+	DistinctIDs     []flexString    `json:"distinct_ids"`
+	DistinctIDCount flexInt         `json:"distinct_id_count"`
+	ComplianceType  flexString      `json:"compliance_type"`
+	DisclosureType  flexString      `json:"disclosure_type"`
+	ProjectID       flexInt         `json:"project_id"`
+	RequestingUser  flexString      `json:"requesting_user"`
+	DateRequested   flexString      `json:"date_requested"`
+	DestinationURL  flexString      `json:"destination_url"`
+}
+
+func (w *wireTask) task(raw json.RawMessage) *Task {
+	t := &Task{
+		TrackingID:       string(w.TrackingID),
+		Status:           Status(strings.ToUpper(strings.TrimSpace(string(w.Status)))),
+		DistinctIDCount:  int(w.DistinctIDCount),
+		ComplianceType:   string(w.ComplianceType),
+		DisclosureType:   string(w.DisclosureType),
+		ProjectID:        int64(w.ProjectID),
+		RequestingUser:   string(w.RequestingUser),
+		DateRequestedRaw: string(w.DateRequested),
+		DestinationURL:   string(w.DestinationURL),
+		Raw:              raw,
+	}
+	if t.TrackingID == "" {
+		t.TrackingID = string(w.TaskID)
+	}
+	for _, id := range w.DistinctIDs {
+		t.DistinctIDs = append(t.DistinctIDs, string(id))
+	}
+	t.DateRequested = parseMixpanelTime(t.DateRequestedRaw)
+	// The link has been documented as download_url, result and results.
+	for _, f := range []json.RawMessage{w.DownloadURL, w.Result, w.Results} {
+		if s, ok := rawString(f); ok && t.DownloadURL == "" && isLink(s) {
+			t.DownloadURL = stripQuotes(s)
+		}
+	}
+	if s, ok := rawString(w.Result); ok && !isLink(s) {
+		t.Result = s
+	}
+	return t
+}
+
+// decodeTaskStatus reads a check response: {"status":"ok","results":{…}},
+// or the task at the top level.
+func decodeTaskStatus(body []byte) (*Task, error) {
+	var env struct {
+		Results json.RawMessage `json:"results"`
+	}
+	if err := json.Unmarshal(body, &env); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformedResponse, err)
+	}
+	raw, topLevel := json.RawMessage(body), true
+	if r := bytes.TrimSpace(env.Results); len(r) > 0 && r[0] == '{' {
+		raw, topLevel = r, false
+	} else if len(r) > 0 && r[0] == '[' {
+		var list []json.RawMessage
+		if json.Unmarshal(r, &list) == nil && len(list) > 0 {
+			raw, topLevel = list[0], false
+		}
+	}
+	var w wireTask
+	if err := json.Unmarshal(raw, &w); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformedResponse, err)
+	}
+	t := w.task(raw)
+	if topLevel && (t.Status == "OK" || t.Status == "ERROR") {
+		t.Status = "" // the envelope's status, not a task state
+	}
+	if t.Status == "" {
+		return nil, fmt.Errorf("%w: no task status in the answer", ErrMalformedResponse)
+	}
+	return t, nil
+}
+
+// decodeCreate reads a create response in either documented shape and
+// returns the task id.
+func decodeCreate(body []byte) (string, error) {
+	var env struct {
+		Results json.RawMessage `json:"results"`
+	}
+	if err := json.Unmarshal(body, &env); err != nil {
+		return "", fmt.Errorf("%w: %v", ErrMalformedResponse, err)
+	}
+	r := bytes.TrimSpace(env.Results)
+	var ids []string
+	switch {
+	case len(r) > 0 && r[0] == '{':
+		var w wireTask
+		if err := json.Unmarshal(r, &w); err != nil {
+			return "", fmt.Errorf("%w: %v", ErrMalformedResponse, err)
+		}
+		ids = append(ids, w.task(nil).TrackingID)
+	case len(r) > 0 && r[0] == '[':
+		var list []wireTask
+		if err := json.Unmarshal(r, &list); err != nil {
+			return "", fmt.Errorf("%w: %v", ErrMalformedResponse, err)
+		}
+		for i := range list {
+			ids = append(ids, list[i].task(nil).TrackingID)
+		}
+	}
+	if len(ids) == 0 || ids[0] == "" {
+		return "", fmt.Errorf("%w: no task id in the answer", ErrMalformedResponse)
+	}
+	for _, id := range ids[1:] {
+		if id != ids[0] {
+			return "", fmt.Errorf("%w: the answer names %d different tasks", ErrMalformedResponse, len(ids))
+		}
+	}
+	return ids[0], nil
+}
+
+// flexString accepts a JSON string, number or null.
+type flexString string
+
+func (f *flexString) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || bytes.Equal(b, []byte("null")) {
+		*f = ""
+		return nil
+	}
+	if b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*f = flexString(s)
+		return nil
+	}
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err != nil {
+		return fmt.Errorf("want a string or number, got %.40s", b)
+	}
+	*f = flexString(n.String())
+	return nil
+}
+
+// flexInt accepts a JSON number, a numeric string or null.
+type flexInt int64
+
+func (f *flexInt) UnmarshalJSON(b []byte) error {
+	var s flexString
+	if err := s.UnmarshalJSON(b); err != nil {
+		return err
+	}
+	if s == "" {
+		*f = 0
+		return nil
+	}
+	n, err := strconv.ParseInt(string(s), 10, 64)
+	if err != nil {
+		fl, ferr := strconv.ParseFloat(string(s), 64)
+		if ferr != nil {
+			return nil // lenient: a field this client does not need to understand
+		}
+		n = int64(fl)
+	}
+	*f = flexInt(n)
+	return nil
+}
+
+func rawString(b json.RawMessage) (string, bool) {
+	var s string
+	if len(b) == 0 || json.Unmarshal(b, &s) != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// stripQuotes removes literal double quotes around a link, seen in the wild.
+func stripQuotes(s string) string {
+	s = strings.TrimSpace(s)
+	for len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
+		s = strings.TrimSpace(s[1 : len(s)-1])
+	}
+	return s
+}
+
+func isLink(s string) bool {
+	u, err := url.Parse(stripQuotes(s))
+	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != ""
+}
+
+var mixpanelTimeLayouts = []string{
+	time.RFC3339Nano,
+	"2006-01-02T15:04:05.999999999",
+	"2006-01-02 15:04:05.999999999",
+	"2006-01-02T15:04:05",
+}
+
+// parseMixpanelTime parses RFC 3339, or the zone-less form Mixpanel shows
+// (taken as UTC). It returns the zero time when neither fits.
+func parseMixpanelTime(s string) time.Time {
+	s = strings.TrimSpace(s)
+	for _, l := range mixpanelTimeLayouts {
+		if t, err := time.Parse(l, s); err == nil {
+			return t.UTC()
+		}
+	}
+	return time.Time{}
+}
