@@ -323,11 +323,12 @@ func (r *entryReader) Read(p []byte) (int, error) {
 		case r.n > r.wantSize:
 			return 0, r.corrupt("more data than the header declares")
 		case r.n > uint64(cfg.maxEntry):
-			return 0, r.fail(ErrEntryTooLarge)
+			return 0, r.fail(fmt.Errorf("%w: produced more than %d bytes", ErrEntryTooLarge, cfg.maxEntry))
 		case total > cfg.maxTotal:
-			return 0, r.fail(ErrArchiveTooLarge)
+			return 0, r.fail(fmt.Errorf("%w: archive produced more than %d bytes", ErrArchiveTooLarge, cfg.maxTotal))
 		case ratioExceeded(r.n, uint64(max(r.comp.n, 1)), cfg.maxRatio):
-			return 0, r.fail(ErrRatioTooHigh)
+			return 0, r.fail(fmt.Errorf("%w: %d bytes from %d compressed, limit %d:1",
+				ErrRatioTooHigh, r.n, r.comp.n, cfg.maxRatio))
 		}
 		r.crc = crc32.Update(r.crc, crcTable, p[:n])
 	}
