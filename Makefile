@@ -3,7 +3,7 @@
 GO ?= go
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: all generate check-generate test test-short lint fuzz bench ci deps
+.PHONY: all generate check-generate test lint fuzz fuzz-short bench ci deps
 
 all: check-generate lint test
 
@@ -36,3 +36,15 @@ lint:
 
 ## ci: what .ci/run runs.
 ci: check-generate lint test
+
+## fuzz-short: a few seconds of each fuzz target (CI); `make fuzz FUZZTIME=5m` for longer.
+FUZZTIME ?= 10s
+fuzz-short:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=5s
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz' || true); do \
+			echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
+			$(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg; \
+		done; \
+	done
