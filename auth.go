@@ -17,10 +17,16 @@ func (c *Client) authorize(_ context.Context, req *http.Request) error {
 	if req.URL.Scheme != c.base.Scheme || req.URL.Host != c.base.Host {
 		return errors.New("mpgdpr: refusing to send credentials to " + req.URL.Scheme + "://" + req.URL.Host + ", not the configured API")
 	}
-	q := req.URL.Query()
-	q.Set("token", c.projectToken)
-	req.URL.RawQuery = q.Encode()
-	req.Header.Set("Authorization", "Bearer "+c.oauthToken)
+	if req.URL.RawQuery == "token=" || req.URL.RawQuery == "" {
+		// What the generated code leaves when the token is empty: skip a
+		// parse and re-encode on every call.
+		req.URL.RawQuery = c.tokenQuery
+	} else {
+		q := req.URL.Query()
+		q.Set("token", c.projectToken)
+		req.URL.RawQuery = q.Encode()
+	}
+	req.Header["Authorization"] = []string{c.bearer}
 	if c.userAgent != "" {
 		req.Header.Set("User-Agent", c.userAgent)
 	}

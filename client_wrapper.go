@@ -21,6 +21,8 @@ type Client struct {
 	oauthToken   string
 	projectToken string
 	apiSecret    string
+	tokenQuery   string // "token=<escaped project token>", built once
+	bearer       string // "Bearer <OAuth token>", built once
 	base         *url.URL
 	http         *http.Client
 	userAgent    string
@@ -64,6 +66,8 @@ func New(oauthToken, projectToken string, opts ...Option) (*Client, error) {
 		oauthToken:   oauthToken,
 		projectToken: projectToken,
 		apiSecret:    cfg.apiSecret,
+		tokenQuery:   "token=" + url.QueryEscape(projectToken),
+		bearer:       "Bearer " + oauthToken,
 		base:         u,
 		userAgent:    cfg.userAgent,
 		limiter:      cfg.limiter,
@@ -258,6 +262,14 @@ func (c *Client) callError(op string, err error) error {
 }
 
 func readBody(resp *http.Response) ([]byte, error) {
+	if n := resp.ContentLength; n >= 0 && n <= maxSuccessBody {
+		// The usual case: one allocation of the right size.
+		b := make([]byte, n)
+		if _, err := io.ReadFull(resp.Body, b); err != nil {
+			return nil, err
+		}
+		return b, nil
+	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxSuccessBody+1))
 	if err != nil {
 		return nil, err

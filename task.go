@@ -119,20 +119,20 @@ type Task struct {
 
 // wireTask accepts every documented spelling of a task object.
 type wireTask struct {
-	TrackingID      flexString      `json:"tracking_id"`
-	TaskID          flexString      `json:"task_id"`
-	Status          flexString      `json:"status"`
-	Result          json.RawMessage `json:"result"`
-	Results         json.RawMessage `json:"results"`
-	DownloadURL     json.RawMessage `json:"download_url"`
-	DistinctIDs     []flexString    `json:"distinct_ids"`
-	DistinctIDCount flexInt         `json:"distinct_id_count"`
-	ComplianceType  flexString      `json:"compliance_type"`
-	DisclosureType  flexString      `json:"disclosure_type"`
-	ProjectID       flexInt         `json:"project_id"`
-	RequestingUser  flexString      `json:"requesting_user"`
-	DateRequested   flexString      `json:"date_requested"`
-	DestinationURL  flexString      `json:"destination_url"`
+	TrackingID      flexString   `json:"tracking_id"`
+	TaskID          flexString   `json:"task_id"`
+	Status          flexString   `json:"status"`
+	Result          flexString   `json:"result"`
+	Results         flexString   `json:"results"`
+	DownloadURL     flexString   `json:"download_url"`
+	DistinctIDs     []flexString `json:"distinct_ids"`
+	DistinctIDCount flexInt      `json:"distinct_id_count"`
+	ComplianceType  flexString   `json:"compliance_type"`
+	DisclosureType  flexString   `json:"disclosure_type"`
+	ProjectID       flexInt      `json:"project_id"`
+	RequestingUser  flexString   `json:"requesting_user"`
+	DateRequested   flexString   `json:"date_requested"`
+	DestinationURL  flexString   `json:"destination_url"`
 }
 
 func (w *wireTask) task(raw json.RawMessage) *Task {
@@ -156,13 +156,13 @@ func (w *wireTask) task(raw json.RawMessage) *Task {
 	}
 	t.DateRequested = parseMixpanelTime(t.DateRequestedRaw)
 	// The link has been documented as download_url, result and results.
-	for _, f := range []json.RawMessage{w.DownloadURL, w.Result, w.Results} {
-		if s, ok := rawString(f); ok && t.DownloadURL == "" && isLink(s) {
-			t.DownloadURL = stripQuotes(s)
+	for _, f := range []flexString{w.DownloadURL, w.Result, w.Results} {
+		if t.DownloadURL == "" && f != "" && isLink(string(f)) {
+			t.DownloadURL = stripQuotes(string(f))
 		}
 	}
-	if s, ok := rawString(w.Result); ok && !isLink(s) {
-		t.Result = s
+	if w.Result != "" && !isLink(string(w.Result)) {
+		t.Result = string(w.Result)
 	}
 	return t
 }
@@ -170,6 +170,13 @@ func (w *wireTask) task(raw json.RawMessage) *Task {
 // decodeTaskStatus reads a check response: {"status":"ok","results":{…}},
 // or the task at the top level.
 func decodeTaskStatus(body []byte) (*Task, error) {
+	// Fast path, one pass: the usual {"status":"ok","results":{…}}.
+	var fast struct {
+		Results *wireTask `json:"results"`
+	}
+	if json.Unmarshal(body, &fast) == nil && fast.Results != nil && fast.Results.Status != "" {
+		return fast.Results.task(nil), nil
+	}
 	var env struct {
 		Results json.RawMessage `json:"results"`
 	}
@@ -237,28 +244,31 @@ func decodeCreate(body []byte) (string, error) {
 	return ids[0], nil
 }
 
-// flexString accepts a JSON string, number or null.
+// flexString accepts a JSON string or number; null, objects, arrays and
+// booleans decode as "" rather than failing the whole answer.
 type flexString string
 
 func (f *flexString) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
-	if len(b) == 0 || bytes.Equal(b, []byte("null")) {
-		*f = ""
+	*f = ""
+	if len(b) == 0 {
 		return nil
 	}
-	if b[0] == '"' {
+	switch b[0] {
+	case '"':
+		// Fast path: no escapes, so the bytes are the string.
+		if len(b) >= 2 && b[len(b)-1] == '"' && bytes.IndexByte(b, '\\') < 0 {
+			*f = flexString(b[1 : len(b)-1])
+			return nil
+		}
 		var s string
 		if err := json.Unmarshal(b, &s); err != nil {
 			return err
 		}
 		*f = flexString(s)
-		return nil
+	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		*f = flexString(b)
 	}
-	var n json.Number
-	if err := json.Unmarshal(b, &n); err != nil {
-		return fmt.Errorf("want a string or number, got %.40s", b)
-	}
-	*f = flexString(n.String())
 	return nil
 }
 
@@ -284,14 +294,6 @@ func (f *flexInt) UnmarshalJSON(b []byte) error {
 	}
 	*f = flexInt(n)
 	return nil
-}
-
-func rawString(b json.RawMessage) (string, bool) {
-	var s string
-	if len(b) == 0 || json.Unmarshal(b, &s) != nil {
-		return "", false
-	}
-	return s, true
 }
 
 // stripQuotes removes literal double quotes around a link, seen in the wild.
