@@ -80,6 +80,8 @@ type EntryError struct {
 	Err  error
 }
 
+// Error formats the error with the entry name quoted, since names come from
+// the archive and may hold anything.
 func (e *EntryError) Error() string {
 	return "export: entry " + strconv.Quote(e.Name) + ": " + strings.TrimPrefix(e.Err.Error(), "export: ")
 }

@@ -26,7 +26,8 @@ type Writer struct {
 	secret []byte
 	rand   io.Reader
 	cur    *entryWriter
-	err    error // sticky: after a failed write the archive is unusable
+	fw     *flate.Writer // reused for every Deflate entry
+	err    error         // sticky: after a failed write the archive is unusable
 }
 
 // WriterOption configures NewWriter.
@@ -118,12 +119,14 @@ func (w *Writer) CreateHeader(fh *zip.FileHeader) (io.Writer, error) {
 		e.dst = enc
 	}
 	if h.Method == zip.Deflate {
-		fw, err := flate.NewWriter(e.dst, flate.DefaultCompression)
-		if err != nil {
-			return nil, err
+		// A flate.Writer holds about 1 MiB of state; reuse it across entries.
+		if w.fw == nil {
+			w.fw, _ = flate.NewWriter(e.dst, flate.DefaultCompression) // cannot fail for a valid level
+		} else {
+			w.fw.Reset(e.dst)
 		}
-		e.flate = fw
-		e.dst = fw
+		e.flate = w.fw
+		e.dst = w.fw
 	}
 	w.cur = e
 	return e, nil
