@@ -85,8 +85,13 @@ func WithAPISecret(secret string) Option {
 	return func(c *config) error { c.apiSecret = secret; return nil }
 }
 
-// WithRateLimit sets the pace: at most r requests per second, in bursts of
-// at most burst (default 1/s, burst 1, as Mixpanel allows).
+// WithRateLimit gives the client a limiter of its own: at most r requests
+// per second, in bursts of at most burst (default 1/s, burst 1, as Mixpanel
+// allows). Every attempt, retries included, waits for it. With burst 1 the
+// client also sends one request at a time and starts the next interval only
+// once the previous answer has begun to arrive, so that even a server that
+// times requests strictly never sees two closer than 1/r (see
+// WithRateLimiter).
 func WithRateLimit(r rate.Limit, burst int) Option {
 	return func(c *config) error {
 		if r <= 0 || burst < 1 {
@@ -98,18 +103,23 @@ func WithRateLimit(r rate.Limit, burst int) Option {
 }
 
 // WithRateLimiter shares l between clients: Mixpanel's limit is per
-// project, so every client that talks to the same project should use one.
-// A nil limiter turns pacing off (for tests against a fake).
+// project, so every client that talks to the same project should use one,
+// e.g. rate.NewLimiter(mpgdpr.DefaultRateLimit, 1). The pacing described at
+// WithRateLimit applies across all clients sharing l. A nil limiter turns
+// pacing off (for tests against a fake).
 func WithRateLimiter(l *rate.Limiter) Option {
 	return func(c *config) error { c.limiter = l; return nil }
 }
 
-// WithRetryPolicy replaces DefaultRetryPolicy.
+// WithRetryPolicy replaces DefaultRetryPolicy; zero fields keep their
+// default (see RetryPolicy).
 func WithRetryPolicy(p RetryPolicy) Option {
 	return func(c *config) error { c.retry = p.normalized(); return nil }
 }
 
-// WithLogger reports each retry to l (at Warn level). Nothing logged holds a secret.
+// WithLogger reports each retry to l at Warn level, as "mpgdpr: retrying"
+// with the attributes op, attempt, wait, reason and (for an HTTP answer)
+// status. Nothing logged holds a secret: the reason is redacted.
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) error {
 		if l != nil {

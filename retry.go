@@ -7,18 +7,33 @@ import (
 )
 
 // RetryPolicy says how often and how long a call is retried. A retry happens
-// only where it is safe: see the README's "Retries" section.
+// only where it is safe: 429 and 503 always; 502 and 504 for checks and
+// cancels only; a failure to connect always; any other transport failure
+// (reset, timeout) for checks and cancels only. A create that may have
+// reached Mixpanel is never re-sent (see ErrOutcomeUnknown).
+//
+// A zero field takes its value from DefaultRetryPolicy. To retry for hours,
+// as Mixpanel recommends when a project's scan cap is reached, raise
+// MaxElapsed and set MaxAttempts to -1 (or a large number):
+//
+//	mpgdpr.RetryPolicy{MaxAttempts: -1, MaxDelay: 10 * time.Minute, MaxElapsed: 6 * time.Hour}
+//
+// A context deadline or cancellation always ends the retries earlier.
 type RetryPolicy struct {
-	// MaxAttempts counts every try, the first included; 1 means no retry.
+	// MaxAttempts counts every try, the first included: 1 means no retry,
+	// 0 means the default (8), and a negative value means no limit on the
+	// number of attempts, only on MaxElapsed.
 	MaxAttempts int
 	// BaseDelay is the first backoff ceiling; each retry doubles it.
 	BaseDelay time.Duration
 	// MaxDelay caps one backoff wait.
 	MaxDelay time.Duration
-	// MaxElapsed caps the whole call, waits included. Hours are fine:
-	// Mixpanel recommends retrying 429s for hours when a project's scan cap is reached.
+	// MaxElapsed caps the whole call, waits included: a retry whose wait
+	// would end past it is not made, and the last failure is returned.
+	// Hours (or days) are fine.
 	MaxElapsed time.Duration
-	// MaxRetryAfter caps how long a server's Retry-After is honoured.
+	// MaxRetryAfter caps how long a server's Retry-After (seconds or an
+	// HTTP date) is honoured; a longer one is cut to this.
 	MaxRetryAfter time.Duration
 }
 
@@ -37,10 +52,11 @@ func DefaultRetryPolicy() RetryPolicy {
 // NoRetries sends every call once.
 func NoRetries() RetryPolicy { return RetryPolicy{MaxAttempts: 1} }
 
+// normalized fills zero fields from DefaultRetryPolicy.
 func (p RetryPolicy) normalized() RetryPolicy {
 	d := DefaultRetryPolicy()
-	if p.MaxAttempts < 1 {
-		p.MaxAttempts = 1
+	if p.MaxAttempts == 0 {
+		p.MaxAttempts = d.MaxAttempts
 	}
 	if p.BaseDelay <= 0 {
 		p.BaseDelay = d.BaseDelay
@@ -57,20 +73,37 @@ func (p RetryPolicy) normalized() RetryPolicy {
 	return p
 }
 
+// attemptsLeft reports whether another attempt may follow attempt n.
+func (p RetryPolicy) attemptsLeft(n int) bool {
+	return p.MaxAttempts < 0 || n < p.MaxAttempts
+}
+
 // backoff is the wait before retry number n (1-based): full jitter, a random
 // duration in [0, min(MaxDelay, BaseDelay·2^(n-1))), so that many clients
-// hitting the same limit spread out instead of retrying in step.
+// hitting the same limit spread out instead of retrying in step. The
+// doubling stops at MaxDelay, so no n and no MaxDelay overflows.
 func (p RetryPolicy) backoff(n int, rnd func() float64) time.Duration {
 	ceiling := p.BaseDelay
 	for i := 1; i < n && ceiling < p.MaxDelay; i++ {
+		if ceiling > p.MaxDelay/2 {
+			ceiling = p.MaxDelay
+			break
+		}
 		ceiling *= 2
 	}
 	ceiling = min(ceiling, p.MaxDelay)
-	return time.Duration(rnd() * float64(ceiling))
+	f := rnd()
+	if !(f > 0) { // also NaN from a broken source
+		return 0
+	}
+	if f >= 1 {
+		return ceiling
+	}
+	return time.Duration(f * float64(ceiling))
 }
 
 // wait is the pause before retry n: the server's Retry-After when it gave
-// one (capped), else the jittered backoff.
+// one (capped at MaxRetryAfter), else the jittered backoff.
 func (p RetryPolicy) wait(n int, retryAfter time.Duration, rnd func() float64) time.Duration {
 	if retryAfter > 0 {
 		return min(retryAfter, p.MaxRetryAfter)

@@ -1,100 +1,322 @@
 package mpgdpr
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"runtime"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
+	"weak"
+
+	"golang.org/x/time/rate"
 )
 
 // pipeline is the HttpRequestDoer the generated client sends through: every
-// request, the raw client's too, is paced by the rate limiter and retried
-// here, and nowhere else.
+// request, the raw client's too, is paced by the rate limiter, retried where
+// that is safe, and has its body bounded and cleaned of secrets here, and
+// nowhere else.
 type pipeline struct{ c *Client }
 
 // Do sends req, retrying what is safe to retry. On a final 429/5xx it
-// returns that response for the caller to turn into an *Error.
+// returns that response for the caller to turn into an *Error. A create
+// (POST) that may have reached the server and then failed is never re-sent:
+// Do returns an *OutcomeUnknownError instead. That covers a transport failure
+// once a connection was made (reset, timeout, cancellation), a 2xx whose
+// body could not be read, and a 500, 502 or 504 answer (the create may have
+// been carried out before the failure).
+//
+// Each response body Do returns is already in memory: at most 64 KiB of an
+// error body and 8 MiB (+1 byte, to detect more) of a success body are read,
+// and every occurrence of the client's secrets in it is replaced by
+// REDACTED, so no later error text can echo a token a hostile server sent.
 func (p pipeline) Do(req *http.Request) (*http.Response, error) {
 	c := p.c
 	ctx := req.Context()
-	op := opName(req)
+	op := c.redact(opName(req))
 	idempotent := req.Method != http.MethodPost
 	pol := c.retry
+	// A body that cannot be produced again cannot be retried.
+	if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
+		pol.MaxAttempts = 1
+	}
+	hc := c.markRedirects()
+	std := isStdTransport(c.http.Transport)
 	start := time.Now()
 	for attempt := 1; ; attempt++ {
-		if err := c.waitLimiter(ctx); err != nil {
-			return nil, err
-		}
-		r, err := cloneRequest(ctx, req)
+		release, err := c.pace(ctx)
 		if err != nil {
 			return nil, err
 		}
-		resp, err := c.http.Do(r)
+		resp, sent, err := c.attempt(ctx, hc, req, std, release)
 		var retryAfter time.Duration
 		var reason string
+		status := 0
 		switch {
 		case err != nil:
-			if ctx.Err() != nil {
-				return nil, c.scrub(err) // wraps ctx.Err(): errors.Is works
-			}
-			if !idempotent && !neverSent(err) {
+			if !idempotent && sent {
 				return nil, &OutcomeUnknownError{Op: op, Err: c.scrub(err)}
+			}
+			if ctx.Err() != nil || unretryable(err) {
+				return nil, c.scrub(err) // a cancellation keeps its cause: errors.Is works
 			}
 			reason = c.redact(c.scrub(err).Error())
 		case retryableStatus(resp.StatusCode, idempotent):
 			retryAfter, _ = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
-			reason = resp.Status
+			reason = c.redact(resp.Status) // the reason phrase is the server's text
+			status = resp.StatusCode
 		default:
-			if !idempotent && (resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusGatewayTimeout) {
-				// A gateway may have passed the create on before failing.
-				e := newError(op, resp, c.redact)
-				drainClose(resp)
-				return nil, &OutcomeUnknownError{Op: op, Err: e}
-			}
-			return resp, nil
+			return c.final(op, resp, idempotent)
 		}
 		wait := pol.wait(attempt, retryAfter, c.rand)
-		if attempt >= pol.MaxAttempts || time.Since(start)+wait > pol.MaxElapsed {
+		// Subtracting keeps budgets of any size from overflowing.
+		if !pol.attemptsLeft(attempt) || wait > pol.MaxElapsed-time.Since(start) || pastDeadline(ctx, wait) {
 			if err != nil {
-				if !idempotent {
-					return nil, &OutcomeUnknownError{Op: op, Err: c.scrub(err)}
-				}
 				return nil, fmt.Errorf("mpgdpr: %s: giving up after %d attempts: %w", op, attempt, c.scrub(err))
 			}
-			return resp, nil // the final 429/5xx becomes an *Error
+			return c.final(op, resp, idempotent) // the last 429/5xx becomes an *Error
 		}
 		if resp != nil {
 			drainClose(resp)
 		}
-		c.logger.LogAttrs(ctx, slog.LevelWarn, "mpgdpr: retrying",
+		attrs := []slog.Attr{
 			slog.String("op", op),
 			slog.Int("attempt", attempt),
 			slog.Duration("wait", wait),
-			slog.String("reason", reason))
+			slog.String("reason", reason),
+		}
+		if status != 0 {
+			attrs = append(attrs, slog.Int("status", status))
+		}
+		c.logger.LogAttrs(ctx, slog.LevelWarn, "mpgdpr: retrying", attrs...)
 		if err := sleep(ctx, wait); err != nil {
 			return nil, fmt.Errorf("mpgdpr: %s: %w while waiting to retry", op, err)
 		}
 	}
 }
 
-// waitLimiter takes a token from the shared bucket. A deadline too close to
-// wait for one is reported as context.DeadlineExceeded.
-func (c *Client) waitLimiter(ctx context.Context) error {
-	if c.limiter == nil {
-		return ctx.Err()
+// attempt sends req once. sent is false only when the request provably did
+// not reach the server: the dial failed, or (with the standard transport,
+// whose trace hooks are reliable) no connection was obtained at all. release
+// ends the caller's turn at the rate limiter; it is called once the answer's
+// headers have arrived or the attempt failed.
+func (c *Client) attempt(ctx context.Context, hc *http.Client, req *http.Request, std bool, release func()) (resp *http.Response, sent bool, err error) {
+	var connected atomic.Bool
+	trace := &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { connected.Store(true) }}
+	r, err := cloneRequest(httptrace.WithClientTrace(ctx, trace), req)
+	if err != nil {
+		release()
+		return nil, false, err
 	}
-	if err := c.limiter.Wait(ctx); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
+	resp, err = hc.Do(r)
+	release()
+	if err != nil {
+		return nil, !(neverSent(err) || std && !connected.Load()), err
+	}
+	if resp.StatusCode/100 == 2 {
+		// Read a success body here, where a failure can still be retried
+		// (for a check) or reported as an unknown outcome (for a create).
+		if err := c.buffer(resp, maxSuccessBody+1, false); err != nil {
+			return nil, true, err
 		}
-		return fmt.Errorf("mpgdpr: %w: the rate limiter's next slot is past the deadline", context.DeadlineExceeded)
 	}
-	return nil
+	return resp, true, nil
+}
+
+// final prepares the response Do returns: an error body is read (bounded)
+// and cleaned; a 500, 502 or 504 to a create is an unknown outcome.
+func (c *Client) final(op string, resp *http.Response, idempotent bool) (*http.Response, error) {
+	if resp.StatusCode/100 != 2 {
+		_ = c.buffer(resp, maxErrorBody, true) // a partial error body is still worth showing
+	}
+	if !idempotent {
+		switch resp.StatusCode {
+		case http.StatusInternalServerError, http.StatusBadGateway, http.StatusGatewayTimeout:
+			e := newError(op, resp, c.redact)
+			drainClose(resp)
+			return nil, &OutcomeUnknownError{Op: op, Err: e}
+		}
+	}
+	return resp, nil
+}
+
+// buffer replaces resp.Body by at most limit bytes of it, in memory, with
+// every secret redacted, and closes the network body: a hostile server can
+// neither make the client read more nor get a token echoed back into an
+// error. decodeJSON also redacts secrets hidden by JSON escapes (\u0041…),
+// which is worth a decode only for the small error bodies.
+func (c *Client) buffer(resp *http.Response, limit int64, decodeJSON bool) error {
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit))
+	_ = resp.Body.Close()
+	b = c.redactBody(b, decodeJSON)
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	resp.ContentLength = int64(len(b)) // what is left to read now
+	resp.Header.Set("Content-Length", strconv.Itoa(len(b)))
+	return err
+}
+
+// redactBody replaces every secret, raw or query-escaped, by REDACTED.
+func (c *Client) redactBody(b []byte, decodeJSON bool) []byte {
+	for _, s := range []string{c.oauthToken, c.projectToken, c.apiSecret} {
+		if s == "" {
+			continue
+		}
+		b = bytes.ReplaceAll(b, []byte(s), []byte(redacted))
+		if esc := url.QueryEscape(s); esc != s {
+			b = bytes.ReplaceAll(b, []byte(esc), []byte(redacted))
+		}
+	}
+	if !decodeJSON || bytes.IndexByte(b, '\\') < 0 || !json.Valid(b) {
+		return b
+	}
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var v any
+	if d.Decode(&v) != nil {
+		return b
+	}
+	v, changed := c.redactJSON(v)
+	if !changed {
+		return b
+	}
+	var out bytes.Buffer
+	enc := json.NewEncoder(&out)
+	enc.SetEscapeHTML(false)
+	if enc.Encode(v) != nil {
+		return b
+	}
+	return bytes.TrimSuffix(out.Bytes(), []byte("\n"))
+}
+
+// redactJSON redacts every string (keys included) of a decoded JSON value.
+func (c *Client) redactJSON(v any) (any, bool) {
+	switch x := v.(type) {
+	case string:
+		r := c.redact(x)
+		return r, r != x
+	case []any:
+		changed := false
+		for i := range x {
+			var ch bool
+			x[i], ch = c.redactJSON(x[i])
+			changed = changed || ch
+		}
+		return x, changed
+	case map[string]any:
+		changed := false
+		out := make(map[string]any, len(x))
+		for k, val := range x {
+			nv, ch := c.redactJSON(val)
+			nk := c.redact(k)
+			out[nk] = nv
+			changed = changed || ch || nk != k
+		}
+		return out, changed
+	}
+	return v, false
+}
+
+// pace waits for the caller's turn to send: a token from the limiter and,
+// for a limiter with burst 1 (Mixpanel's 1 request/second), one full
+// interval since the answer to the previous request sharing that limiter
+// began to arrive. A token bucket alone schedules tokens at fixed instants:
+// a request whose goroutine woke late is followed too closely by the next
+// one, and a server that counts strictly answers 429. Counting from the
+// previous answer is safe by causality, whatever the network or scheduler
+// does: the server timed that request before it answered. It costs one
+// round trip per request, which is nothing next to one second.
+//
+// The turn is held until release is called, so requests sharing a burst-1
+// limiter are sent one at a time, across every client sharing it. A
+// deadline too close to wait for a token is reported as
+// context.DeadlineExceeded.
+func (c *Client) pace(ctx context.Context) (release func(), err error) {
+	l := c.limiter
+	if l == nil {
+		return func() {}, ctx.Err()
+	}
+	var p *pacer
+	var gap time.Duration
+	if lim := l.Limit(); l.Burst() == 1 && lim > 0 && lim != rate.Inf {
+		p = pacerFor(l)
+		gap = time.Duration(float64(time.Second) / float64(lim))
+		select {
+		case p.turn <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	giveBack := func() {
+		if p != nil {
+			<-p.turn
+		}
+	}
+	if err := l.Wait(ctx); err != nil {
+		giveBack()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("mpgdpr: %w: the rate limiter's next slot is past the deadline", context.DeadlineExceeded)
+	}
+	if p != nil {
+		if err := sleep(ctx, time.Until(p.last.Add(gap))); err != nil {
+			giveBack()
+			return nil, err
+		}
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			if p != nil {
+				p.last = time.Now()
+				giveBack()
+			}
+		})
+	}, nil
+}
+
+// pacer is the send-order state of one burst-1 limiter, shared by every
+// client using that limiter.
+type pacer struct {
+	turn chan struct{} // capacity 1: whoever put a value in may send next
+	last time.Time     // when the previous turn's request went out; guarded by turn
+}
+
+// pacers maps a limiter to its pacer. Keys are weak so that a limiter no
+// client uses any more is collected, and its entry removed.
+var pacers sync.Map // weak.Pointer[rate.Limiter] → *pacer
+
+func pacerFor(l *rate.Limiter) *pacer {
+	k := weak.Make(l)
+	if p, ok := pacers.Load(k); ok {
+		return p.(*pacer)
+	}
+	p, loaded := pacers.LoadOrStore(k, &pacer{turn: make(chan struct{}, 1)})
+	if !loaded {
+		runtime.AddCleanup(l, func(k weak.Pointer[rate.Limiter]) { pacers.Delete(k) }, k)
+	}
+	return p.(*pacer)
+}
+
+// pastDeadline reports whether ctx ends before a wait of d does: then the
+// retry could not happen, and the last failure is more useful than a
+// context error reported d later.
+func pastDeadline(ctx context.Context, d time.Duration) bool {
+	dl, ok := ctx.Deadline()
+	return ok && time.Until(dl) < d
 }
 
 // retryableStatus: 429 and 503 mean the request was not processed; 502 and
@@ -119,6 +341,52 @@ func neverSent(err error) bool {
 	}
 	var dns *net.DNSError
 	return errors.As(err, &dns)
+}
+
+// isStdTransport reports whether rt is net/http's own transport, whose
+// GotConn trace hook tells reliably whether a connection was made.
+func isStdTransport(rt http.RoundTripper) bool {
+	if rt == nil {
+		return true
+	}
+	_, ok := rt.(*http.Transport)
+	return ok
+}
+
+// redirectError marks a redirect the client refused: trying again would
+// only be refused again.
+type redirectError struct{ err error }
+
+func (e *redirectError) Error() string { return e.err.Error() }
+func (e *redirectError) Unwrap() error { return e.err }
+
+// markRedirects returns a copy of the client's http.Client whose redirect
+// refusals are recognisable as such.
+func (c *Client) markRedirects() *http.Client {
+	hc := *c.http
+	check := c.http.CheckRedirect
+	hc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if check == nil {
+			return nil
+		}
+		err := check(req, via)
+		if err == nil || errors.Is(err, http.ErrUseLastResponse) {
+			return err
+		}
+		return &redirectError{err}
+	}
+	return &hc
+}
+
+// unretryable reports transport failures that a retry cannot fix: a
+// refused redirect, and a server certificate that does not verify.
+func unretryable(err error) bool {
+	var re *redirectError
+	var cv *tls.CertificateVerificationError
+	var ua x509.UnknownAuthorityError
+	var he x509.HostnameError
+	var ci x509.CertificateInvalidError
+	return errors.As(err, &re) || errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &he) || errors.As(err, &ci)
 }
 
 func cloneRequest(ctx context.Context, req *http.Request) (*http.Request, error) {

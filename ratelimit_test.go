@@ -1,0 +1,297 @@
+package mpgdpr
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// strictServer answers 429 to any request arriving less than interval after
+// the previous one (whatever that one's answer was), as a server enforcing
+// "1 request per interval" to the letter would. Other requests get
+// reply, or a plausible create/check answer.
+type strictServer struct {
+	*recorder
+	interval time.Duration
+	mu       sync.Mutex
+	last     time.Time
+	arrivals []time.Time
+	n429     int
+	minGap   time.Duration
+}
+
+func newStrictServer(t *testing.T, interval time.Duration, reply func(http.ResponseWriter, *http.Request)) *strictServer {
+	t.Helper()
+	s := &strictServer{interval: interval, minGap: time.Hour}
+	if reply == nil {
+		reply = okReply
+	}
+	s.recorder = newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		now := time.Now()
+		tooSoon := false
+		if !s.last.IsZero() {
+			gap := now.Sub(s.last)
+			s.minGap = min(s.minGap, gap)
+			tooSoon = gap < s.interval
+		}
+		s.last = now
+		s.arrivals = append(s.arrivals, now)
+		if tooSoon {
+			s.n429++
+		}
+		s.mu.Unlock()
+		if tooSoon {
+			jsonReply(http.StatusTooManyRequests, `{"status":"error","error":"rate limit exceeded"}`)(w, r)
+			return
+		}
+		reply(w, r)
+	})
+	return s
+}
+
+func (s *strictServer) counts() (requests, tooMany int, minGap time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.arrivals), s.n429, s.minGap
+}
+
+// okReply answers a create with a task id and anything else with PENDING.
+func okReply(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodPost:
+		jsonReply(200, `{"status":"ok","results":{"task_id":"task-1"}}`)(w, r)
+	case http.MethodDelete:
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		jsonReply(200, `{"status":"ok","results":{"status":"PENDING"}}`)(w, r)
+	}
+}
+
+// hammer makes goroutines×calls calls through the given clients (round
+// robin), alternating checks and creates, and returns how many succeeded
+// and the errors of the others.
+func hammer(clients []*Client, goroutines, calls int) (int, []error) {
+	var ok atomic.Int64
+	var mu sync.Mutex
+	var errs []error
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		c := clients[g%len(clients)]
+		wg.Go(func() {
+			for i := range calls {
+				var err error
+				if (g+i)%2 == 0 {
+					_, err = c.CheckDeletion(context.Background(), "t1")
+				} else {
+					_, err = c.CreateDeletion(context.Background(), DeletionRequest{DistinctIDs: []string{"a"}, ComplianceType: GDPR})
+				}
+				if err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+					continue
+				}
+				ok.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	return int(ok.Load()), errs
+}
+
+// TestRateLimitConcurrentNo429 is the issue's target, sped up: 8 goroutines
+// × 5 calls through one client with burst 1, against a server that answers
+// 429 to any two requests closer than the limit. Retries are off, so a
+// single 429 would also fail a call.
+func TestRateLimitConcurrentNo429(t *testing.T) {
+	const interval = 25 * time.Millisecond
+	srv := newStrictServer(t, interval, nil)
+	c := srv.client(t, WithRateLimit(rate.Every(interval), 1), WithRetryPolicy(NoRetries()))
+	start := time.Now()
+	ok, errs := hammer([]*Client{c}, 8, 5)
+	elapsed := time.Since(start)
+	n, n429, minGap := srv.counts()
+	t.Logf("%d/40 succeeded, %d requests, %d × 429, closest gap %v, %v in all", ok, n, n429, minGap, elapsed)
+	if ok != 40 || n429 != 0 || n != 40 {
+		t.Fatalf("%d/40 succeeded, %d × 429, %d requests; errors: %v", ok, n429, n, errs)
+	}
+	if elapsed < 39*interval {
+		t.Fatalf("40 requests in %v: not paced at %v", elapsed, interval)
+	}
+}
+
+// TestRateLimitSharedLimiter: two clients sharing one limiter together stay
+// within it, as clients of one project must.
+func TestRateLimitSharedLimiter(t *testing.T) {
+	const interval = 25 * time.Millisecond
+	srv := newStrictServer(t, interval, nil)
+	shared := rate.NewLimiter(rate.Every(interval), 1)
+	a := srv.client(t, WithRateLimiter(shared), WithRetryPolicy(NoRetries()))
+	b := srv.client(t, WithRateLimiter(shared), WithRetryPolicy(NoRetries()))
+	ok, errs := hammer([]*Client{a, b}, 8, 5)
+	n, n429, minGap := srv.counts()
+	t.Logf("shared: %d/40 succeeded, %d × 429, closest gap %v", ok, n429, minGap)
+	if ok != 40 || n429 != 0 || n != 40 {
+		t.Fatalf("%d/40 succeeded, %d × 429, %d requests; errors: %v", ok, n429, n, errs)
+	}
+	// Separate limiters, by contrast, overrun the server: the test can fail.
+	srv2 := newStrictServer(t, interval, nil)
+	x := srv2.client(t, WithRateLimit(rate.Every(interval), 1), WithRetryPolicy(NoRetries()))
+	y := srv2.client(t, WithRateLimit(rate.Every(interval), 1), WithRetryPolicy(NoRetries()))
+	hammer([]*Client{x, y}, 4, 3)
+	if _, n429, _ := srv2.counts(); n429 == 0 {
+		t.Errorf("two unshared limiters drew no 429: the strict server is not strict")
+	}
+}
+
+// TestRateLimitDefaultOnePerSecond: the default client, with no rate
+// option, keeps to Mixpanel's real limit: 6 calls from 3 goroutines against
+// a server enforcing one request per second.
+func TestRateLimitDefaultOnePerSecond(t *testing.T) {
+	t.Parallel()
+	srv := newStrictServer(t, time.Second, nil)
+	c, err := New(testOAuth, testProject, WithBaseURL(srv.srv.URL+"/api/app"), WithRetryPolicy(NoRetries()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	ok, errs := hammer([]*Client{c}, 3, 2)
+	elapsed := time.Since(start)
+	n, n429, minGap := srv.counts()
+	t.Logf("1/s: %d/6 succeeded, %d × 429, closest gap %v, %v in all", ok, n429, minGap, elapsed)
+	if ok != 6 || n429 != 0 || n != 6 || minGap < time.Second {
+		t.Fatalf("%d/6 succeeded, %d × 429, %d requests, closest gap %v; errors: %v", ok, n429, n, minGap, errs)
+	}
+	if elapsed < 5*time.Second {
+		t.Fatalf("6 requests in %v at 1/s", elapsed)
+	}
+}
+
+// TestRetry429UnderSharedLimiter: retries take their turn at the shared
+// limiter like any request. The server answers 429 to the first three
+// requests whatever their timing (Retry-After: 0, so only pacing spaces the
+// retries), and times every request strictly as well.
+func TestRetry429UnderSharedLimiter(t *testing.T) {
+	const interval = 25 * time.Millisecond
+	var calls atomic.Int64
+	srv := newStrictServer(t, interval, func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) <= 3 {
+			w.Header().Set("Retry-After", "0")
+			jsonReply(http.StatusTooManyRequests, `{"status":"error","error":"scan cap"}`)(w, r)
+			return
+		}
+		okReply(w, r)
+	})
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	shared := rate.NewLimiter(rate.Every(interval), 1)
+	pol := RetryPolicy{MaxAttempts: 10, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond, MaxElapsed: 10 * time.Second}
+	a := srv.client(t, WithRateLimiter(shared), WithRetryPolicy(pol), WithLogger(logger))
+	b := srv.client(t, WithRateLimiter(shared), WithRetryPolicy(pol), WithLogger(logger))
+	ok, errs := hammer([]*Client{a, b}, 4, 3)
+	n, strict429, minGap := srv.counts()
+	if ok != 12 || len(errs) != 0 {
+		t.Fatalf("%d/12 succeeded: %v", ok, errs)
+	}
+	if strict429 != 0 || minGap < interval {
+		t.Fatalf("retries bypassed the limiter: %d requests closer than %v (closest %v)", strict429, interval, minGap)
+	}
+	if n != 15 || strings.Count(logs.String(), "mpgdpr: retrying") != 3 {
+		t.Fatalf("%d requests (want 12 + 3 retries); log:\n%s", n, logs.String())
+	}
+}
+
+// TestRateLimitBurst: a burst above 1 lets that many requests go at once.
+func TestRateLimitBurst(t *testing.T) {
+	rec := newRecorder(t, okReply)
+	c := rec.client(t, WithRateLimit(rate.Every(time.Minute), 3))
+	start := time.Now()
+	for range 3 {
+		if _, err := c.CheckDeletion(context.Background(), "t"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("a burst of 3 took %v", d)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := c.CheckDeletion(ctx, "t"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a 4th request within the minute: %v, want deadline exceeded", err)
+	}
+	if n := len(rec.requests()); n != 3 {
+		t.Fatalf("%d requests sent, want 3", n)
+	}
+	for _, bad := range [][2]float64{{0, 1}, {-1, 1}, {1, 0}} {
+		if _, err := New(testOAuth, testProject, WithRateLimit(rate.Limit(bad[0]), int(bad[1]))); !errors.Is(err, ErrInvalidInput) {
+			t.Errorf("WithRateLimit(%v, %v) accepted", bad[0], bad[1])
+		}
+	}
+}
+
+// TestRateLimitWaitEndsWithContext: a caller waiting for its turn stops at
+// once when its context ends, and does not keep the turn from others.
+func TestRateLimitWaitEndsWithContext(t *testing.T) {
+	const interval = 300 * time.Millisecond
+	srv := newStrictServer(t, interval, nil)
+	c := srv.client(t, WithRateLimit(rate.Every(interval), 1), WithRetryPolicy(NoRetries()))
+	if _, err := c.CheckDeletion(context.Background(), "t"); err != nil {
+		t.Fatal(err)
+	}
+	// The next slot is ~300ms away: a 20ms deadline fails without waiting.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if _, err := c.CheckDeletion(ctx, "t"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want deadline exceeded", err)
+	}
+	if d := time.Since(start); d > 150*time.Millisecond {
+		t.Fatalf("waited %v for a slot past the deadline", d)
+	}
+	// Cancelled while queued behind another caller's turn.
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	done := make(chan error, 2)
+	go func() { _, err := c.CheckDeletion(context.Background(), "t"); done <- err }()
+	go func() { _, err := c.CheckDeletion(ctx2, "t"); done <- err }()
+	time.Sleep(30 * time.Millisecond)
+	cancel2()
+	var errs []error
+	for range 2 {
+		select {
+		case err := <-done:
+			errs = append(errs, err)
+		case <-time.After(5 * time.Second):
+			t.Fatal("a caller is stuck waiting for its turn")
+		}
+	}
+	nCanceled, nOK := 0, 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			nOK++
+		case errors.Is(err, context.Canceled):
+			nCanceled++
+		}
+	}
+	// Which of the two got the turn first is up to the scheduler; either
+	// way one was cancelled and the other went through.
+	if nOK != 1 || nCanceled != 1 {
+		t.Fatalf("results %v, want one success and one cancellation", errs)
+	}
+	if _, err := c.CheckDeletion(context.Background(), "t"); err != nil {
+		t.Fatalf("after cancellations: %v", err)
+	}
+	if _, n429, _ := srv.counts(); n429 != 0 {
+		t.Fatalf("%d × 429", n429)
+	}
+}
