@@ -101,7 +101,8 @@ func (s *Server) serveDownload(w http.ResponseWriter, r *http.Request) {
 		Bearer: s.bearerState(r), ProjectToken: s.tokenState(r),
 	}
 	defer func() { s.record(rec) }()
-	if f := s.takeFault(OpDownload, r); f != nil {
+	f := s.takeFault(OpDownload, r)
+	if f != nil {
 		rec.Fault = f.kind()
 		if !s.wait(r, f.Latency) {
 			return
@@ -116,10 +117,16 @@ func (s *Server) serveDownload(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	fail := func(code int) {
-		rec.Status = code
-		http.Error(w, http.StatusText(code), code)
-	}
+	c := &capture{header: http.Header{}}
+	s.exportTo(c, r)
+	emit(w, c, f)
+	rec.Status = c.code
+}
+
+// exportTo answers a download: /exports/<tracking id>.zip?sig=… of a
+// finished retrieval. Range requests are served, so clients can resume.
+func (s *Server) exportTo(w *capture, r *http.Request) {
+	fail := func(code int) { http.Error(w, http.StatusText(code), code) }
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		fail(http.StatusMethodNotAllowed)
 		return
@@ -154,12 +161,8 @@ func (s *Server) serveDownload(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	t.Downloads++
-	data := t.archive
+	data, modified := t.archive, t.since
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "application/zip")
-	w.Header().Set("Content-Length", fmt.Sprint(len(data)))
-	rec.Status = http.StatusOK
-	if r.Method == http.MethodGet {
-		_, _ = w.Write(data)
-	}
+	http.ServeContent(w, r, id+".zip", modified, bytes.NewReader(data))
 }

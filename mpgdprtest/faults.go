@@ -3,6 +3,7 @@ package mpgdprtest
 import (
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 )
 
@@ -41,8 +42,10 @@ const (
 // answers are not held to the document and are not recorded as violations.
 //
 // The parts combine: Latency is waited first; then a Reset drops the
-// connection, or Status/Body replace the answer; with neither, the
-// request is served normally after the wait.
+// connection, Status/Body replace the answer, or Truncate cuts it; with
+// none of these, the request is served normally after the wait. A request
+// that breaks the contract is answered 400 all the same, unless a Reset
+// before handling drops it first.
 type Fault struct {
 	// Op limits the fault to one operation (OpCreateRetrieval, …, or
 	// OpDownload for the download host). Empty matches every API request
@@ -65,6 +68,10 @@ type Fault struct {
 	// Body replaces the answer's body, for malformed answers: truncated
 	// JSON, HTML from a proxy, the wrong shape. Sent as application/json.
 	Body string
+	// Truncate, if positive, sends the real answer's status and headers
+	// (its full Content-Length included) but only its first Truncate
+	// bytes, then drops the connection: a transfer cut short.
+	Truncate int
 }
 
 type faultEntry struct {
@@ -88,6 +95,8 @@ func (f *Fault) kind() string {
 		return "body"
 	case f.Status != 0:
 		return "status"
+	case f.Truncate > 0:
+		return "truncate"
 	case f.Latency > 0:
 		return "latency"
 	}
@@ -157,19 +166,51 @@ func (s *Server) wait(r *http.Request, d time.Duration) bool {
 
 // reset drops the client's connection with a TCP RST, so it sees
 // "connection reset by peer" rather than a clean close.
-func reset(w http.ResponseWriter) {
+func reset(w http.ResponseWriter) { hangUp(w, true) }
+
+// hangUp closes the client's connection under the HTTP server: abruptly
+// (RST, which also discards whatever the client has not read yet) or
+// cleanly (FIN, after everything written so far).
+func hangUp(w http.ResponseWriter, abort bool) {
 	hj, ok := w.(http.Hijacker)
 	if !ok {
 		panic(http.ErrAbortHandler) // closes the connection all the same
 	}
-	conn, _, err := hj.Hijack()
+	conn, buf, err := hj.Hijack()
 	if err != nil {
 		panic(http.ErrAbortHandler)
 	}
-	if tc, ok := conn.(*net.TCPConn); ok {
+	if tc, ok := conn.(*net.TCPConn); ok && abort {
 		_ = tc.SetLinger(0)
+	} else if buf != nil {
+		_ = buf.Flush()
 	}
 	_ = conn.Close()
+}
+
+// emit sends a buffered answer, or, under a Truncate fault, its first
+// bytes before dropping the connection.
+func emit(w http.ResponseWriter, c *capture, f *Fault) {
+	for k, v := range c.header {
+		w.Header()[k] = v
+	}
+	if c.code == 0 {
+		c.code = http.StatusOK
+	}
+	body := c.body.Bytes()
+	if f == nil || f.Truncate <= 0 {
+		w.WriteHeader(c.code)
+		_, _ = w.Write(body)
+		return
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(c.code)
+	_, _ = w.Write(body[:min(f.Truncate, len(body))])
+	if fl, ok := w.(http.Flusher); ok {
+		fl.Flush() // Hijack would drop what is still in the response's buffer
+	}
+	// A clean close: the client gets the bytes, then an unexpected EOF.
+	hangUp(w, false)
 }
 
 // writeFault writes a fault's replacement answer.

@@ -249,11 +249,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		reset(w)
 		return
 	}
-	for k, v := range c.header {
-		w.Header()[k] = v
-	}
-	w.WriteHeader(c.code)
-	_, _ = w.Write(c.body.Bytes())
+	emit(w, c, f)
 	rec.Status = c.code
 }
 

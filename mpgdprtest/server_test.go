@@ -461,6 +461,37 @@ func TestFaults(t *testing.T) {
 		// Faults stand for infrastructure: not contract violations.
 		s.AssertNoViolations(t)
 	})
+	t.Run("truncate", func(t *testing.T) {
+		s := newServer(t)
+		c := newClient(t, s)
+		id, _ := c.CreateRetrieval(ctx, mpgdpr.RetrievalRequest{DistinctIDs: []string{"a"}, ComplianceType: mpgdpr.GDPR})
+		for range 4 {
+			_, _ = c.CheckRetrieval(ctx, id)
+		}
+		tk, _ := s.Task(id)
+		s.InjectFault(mpgdprtest.Fault{Op: mpgdprtest.OpDownload, Truncate: 100})
+		resp, err := http.Get(tk.DownloadURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if len(b) != 100 || !errors.Is(err, io.ErrUnexpectedEOF) || resp.ContentLength <= 100 {
+			t.Errorf("cut download: %d of %d bytes, %v", len(b), resp.ContentLength, err)
+		}
+		// The rest, with a Range request.
+		req, _ := http.NewRequest(http.MethodGet, tk.DownloadURL, nil)
+		req.Header.Set("Range", "bytes=100-")
+		resp, err = http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rest, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusPartialContent || int64(100+len(rest)) != resp.ContentLength+100 {
+			t.Errorf("resume: %s, %d bytes", resp.Status, len(rest))
+		}
+	})
 	t.Run("match", func(t *testing.T) {
 		s := newServer(t)
 		c := newClient(t, s)

@@ -96,7 +96,8 @@ type Task struct {
 	Checks int
 	// DownloadURL is a finished retrieval's link; empty before SUCCESS.
 	DownloadURL string
-	// Downloads counts the export downloads served.
+	// Downloads counts the export requests served (a resumed download
+	// counts each Range request).
 	Downloads int
 }
 
