@@ -1,0 +1,286 @@
+package mpgdpr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+)
+
+// BatchTask is one request of a batch that Mixpanel accepted: the task it
+// created and the distinct IDs that task covers.
+type BatchTask struct {
+	// Seq numbers the requests of one batch from 1, in the order they were
+	// sent, resubmissions after a 409 included; BeforeChunk saw the same
+	// number before the request was sent.
+	Seq         int
+	TaskID      string
+	DistinctIDs []string
+}
+
+// Conflict is a part of a request that Mixpanel refused with 409 because
+// those IDs already have a deletion running. Nothing was created for them:
+// follow TaskIDs (Mixpanel does not say which task covers which ID) to know
+// when their data is gone.
+type Conflict struct {
+	Seq         int      // the request that drew the 409
+	DistinctIDs []string // the IDs of that request Mixpanel named as conflicting
+	TaskIDs     []string // the running deletion tasks Mixpanel named
+}
+
+// BatchResult accounts for every distinct ID given to DeleteAll or
+// RetrieveAll: after de-duplication, each ID is in exactly one of
+// Tasks, Conflicts, Unknown and Unsent. Nothing is dropped silently.
+type BatchResult struct {
+	// Tasks are the accepted requests, in the order they were sent.
+	Tasks []BatchTask
+	// Conflicts are IDs a deletion already covers (409 Conflict).
+	Conflicts []Conflict
+	// Unknown are the IDs of the one request whose outcome is unknown
+	// (ErrOutcomeUnknown): Mixpanel may have accepted it. Do not resend them
+	// blindly: for a deletion, resubmitting is safe (an accepted one draws a
+	// 409 naming its task); for a retrieval it may create a second export.
+	Unknown []string
+	// Unsent are the IDs never sent, or sent and certainly refused, when the
+	// batch stopped early; in input order. They can be submitted again.
+	Unsent []string
+	// Duplicates lists each ID that appeared more than once in the input;
+	// it was sent once.
+	Duplicates []string
+}
+
+// BatchOption configures one DeleteAll or RetrieveAll call.
+type BatchOption func(*batchConfig)
+
+type batchConfig struct {
+	chunk      int
+	before     func(seq int, ids []string) error
+	onChunk    func(BatchTask) error
+	onConflict func(Conflict) error
+}
+
+// WithChunkSize sends at most n IDs per request, instead of the client's
+// per-request limit (WithMaxIDsPerRequest). n may not exceed that limit.
+func WithChunkSize(n int) BatchOption {
+	return func(c *batchConfig) { c.chunk = n }
+}
+
+// WithBeforeChunk calls f just before each request is sent, with its
+// sequence number and IDs, so that a caller can record "about to send"
+// durably first. An error from f stops the batch before that request: its
+// IDs and all later ones are Unsent. f must not keep ids.
+func WithBeforeChunk(f func(seq int, ids []string) error) BatchOption {
+	return func(c *batchConfig) { c.before = f }
+}
+
+// WithOnChunk calls f as soon as a request is accepted, so that a caller can
+// record the task id before anything else is sent. An error from f stops
+// the batch: the task stays in Tasks, all later IDs are Unsent.
+func WithOnChunk(f func(BatchTask) error) BatchOption {
+	return func(c *batchConfig) { c.onChunk = f }
+}
+
+// WithOnConflict calls f when a request draws a 409, before the rest of
+// its IDs are resubmitted. An error from f stops the batch there: the
+// conflict stays in Conflicts, the IDs not yet accepted are Unsent.
+func WithOnConflict(f func(Conflict) error) BatchOption {
+	return func(c *batchConfig) { c.onConflict = f }
+}
+
+// DeleteAll asks Mixpanel to erase everything it holds about any number of
+// people. The IDs are de-duplicated and sent in order, in requests of at
+// most the client's deletion limit (or WithChunkSize), one after another
+// under the client's rate limiter and retry policy.
+//
+// Every ID is checked before anything is sent: an empty list, a blank ID or
+// one that is not valid UTF-8 is an *InputError, and nothing is sent.
+//
+// A 409 (some IDs of a request already have a deletion running) is handled:
+// those IDs go to Conflicts with the tasks Mixpanel named, and the other IDs
+// of that request are resubmitted at once (again and again if need be).
+//
+// Any other failure stops the batch: DeleteAll returns the BatchResult so far
+// together with the error. The result accounts for every ID: accepted
+// (Tasks), already covered (Conflicts), perhaps accepted (Unknown, with an
+// error matching ErrOutcomeUnknown), or not sent (Unsent). The result is
+// never nil.
+func (c *Client) DeleteAll(ctx context.Context, ids []string, ct ComplianceType, opts ...BatchOption) (*BatchResult, error) {
+	return c.batch(ctx, "DeleteAll", ids, c.maxDeletion, opts, validateCompliance(ct), func(ctx context.Context, chunk []string) (string, error) {
+		return c.CreateDeletion(ctx, DeletionRequest{DistinctIDs: chunk, ComplianceType: ct})
+	})
+}
+
+// RetrieveAll asks Mixpanel for everything it holds about any number of
+// people, in requests of at most the client's retrieval limit (or
+// WithChunkSize); dt is for CCPA only, empty for the default. It works as
+// DeleteAll does, 409 handling included (Mixpanel documents 409 for
+// deletions; should a retrieval draw one, its IDs are reported the same
+// way). Each task yields its own export.
+func (c *Client) RetrieveAll(ctx context.Context, ids []string, ct ComplianceType, dt DisclosureType, opts ...BatchOption) (*BatchResult, error) {
+	pre := validateCompliance(ct)
+	if pre == nil {
+		pre = validateDisclosure(ct, dt)
+	}
+	return c.batch(ctx, "RetrieveAll", ids, c.maxRetrieval, opts, pre, func(ctx context.Context, chunk []string) (string, error) {
+		return c.CreateRetrieval(ctx, RetrievalRequest{DistinctIDs: chunk, ComplianceType: ct, DisclosureType: dt})
+	})
+}
+
+// batch is DeleteAll and RetrieveAll: pre is the verdict on their other
+// arguments, create sends one request.
+func (c *Client) batch(ctx context.Context, op string, ids []string, limit int, opts []BatchOption, pre error,
+	create func(context.Context, []string) (string, error)) (*BatchResult, error) {
+	cfg := batchConfig{chunk: limit}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	uniq, dups := dedupe(ids)
+	res := &BatchResult{Duplicates: dups}
+	if pre != nil {
+		res.Unsent = uniq
+		return res, pre
+	}
+	if cfg.chunk < 1 || cfg.chunk > limit {
+		res.Unsent = uniq
+		return res, &InputError{Field: "chunk size", Problem: fmt.Sprintf("%d is not between 1 and the per-request limit %d", cfg.chunk, limit)}
+	}
+	if err := checkBatchIDs(ids); err != nil {
+		res.Unsent = uniq
+		return res, err
+	}
+	queue := uniq // IDs not yet accounted for, in order
+	seq := 0
+	stop := func(pending []string, err error) (*BatchResult, error) {
+		res.Unsent = append(slices.Clone(pending), queue...)
+		return res, fmt.Errorf("mpgdpr: %s: stopped with %d of %d ids not sent: %w", op, len(res.Unsent), len(uniq), err)
+	}
+	for len(queue) > 0 {
+		n := min(cfg.chunk, len(queue))
+		pending := slices.Clone(queue[:n])
+		queue = queue[n:]
+		for len(pending) > 0 {
+			if err := ctx.Err(); err != nil {
+				return stop(pending, err)
+			}
+			seq++
+			if cfg.before != nil {
+				if err := cfg.before(seq, slices.Clone(pending)); err != nil {
+					return stop(pending, fmt.Errorf("before request %d: %w", seq, err))
+				}
+			}
+			id, err := create(ctx, pending)
+			var apiErr *Error
+			switch {
+			case err == nil:
+				t := BatchTask{Seq: seq, TaskID: id, DistinctIDs: pending}
+				res.Tasks = append(res.Tasks, t)
+				pending = nil
+				if cfg.onChunk != nil {
+					if err := cfg.onChunk(cloneTask(t)); err != nil {
+						return stop(nil, fmt.Errorf("after request %d: %w", seq, err))
+					}
+				}
+			case errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusConflict:
+				named, rest := splitConflict(pending, apiErr.ConflictingDistinctIDs)
+				if len(named) == 0 {
+					// A 409 naming none of these IDs: nothing to drop,
+					// resubmitting would only draw it again.
+					return stop(pending, err)
+				}
+				cf := Conflict{Seq: seq, DistinctIDs: named, TaskIDs: slices.Clone(apiErr.ConflictingTaskIDs)}
+				res.Conflicts = append(res.Conflicts, cf)
+				pending = rest
+				if cfg.onConflict != nil {
+					if err := cfg.onConflict(cloneConflict(cf)); err != nil {
+						return stop(pending, fmt.Errorf("after request %d: %w", seq, err))
+					}
+				}
+			case errors.Is(err, ErrOutcomeUnknown):
+				res.Unknown = pending
+				res.Unsent = slices.Clone(queue)
+				return res, fmt.Errorf("mpgdpr: %s: request %d (%d ids) may or may not have been accepted, %d ids not sent: %w", op, seq, len(pending), len(queue), err)
+			default:
+				return stop(pending, err)
+			}
+		}
+	}
+	return res, nil
+}
+
+// dedupe returns ids without repeats, first occurrences in order, and each
+// repeated ID once.
+func dedupe(ids []string) (uniq, dups []string) {
+	seen := make(map[string]bool, len(ids))
+	dup := map[string]bool{}
+	uniq = make([]string, 0, len(ids))
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			uniq = append(uniq, id)
+			continue
+		}
+		if !dup[id] {
+			dup[id] = true
+			dups = append(dups, id)
+		}
+	}
+	return uniq, dups
+}
+
+// checkBatchIDs rejects the whole input if any ID is invalid, naming the
+// positions (1-based, as given) of the first few, never their values: an
+// error may be logged, and a distinct ID is personal data.
+func checkBatchIDs(ids []string) error {
+	if len(ids) == 0 {
+		return &InputError{Field: "distinct ids", Problem: "the list is empty"}
+	}
+	var bad []string
+	count := 0
+	for i, id := range ids {
+		if err := validateID(id); err != nil {
+			count++
+			if len(bad) < 10 {
+				bad = append(bad, fmt.Sprintf("#%d %v", i+1, err))
+			}
+		}
+	}
+	if count == 0 {
+		return nil
+	}
+	more := ""
+	if count > len(bad) {
+		more = fmt.Sprintf(", and %d more", count-len(bad))
+	}
+	return &InputError{Field: "distinct ids", Problem: fmt.Sprintf("%d invalid, nothing sent: %s%s", count, strings.Join(bad, "; "), more)}
+}
+
+// splitConflict splits pending into the IDs a 409 named and the others,
+// each in pending's order. IDs the server named that were not in the
+// request are ignored.
+func splitConflict(pending, named []string) (conflicting, rest []string) {
+	set := make(map[string]bool, len(named))
+	for _, id := range named {
+		set[id] = true
+	}
+	for _, id := range pending {
+		if set[id] {
+			conflicting = append(conflicting, id)
+		} else {
+			rest = append(rest, id)
+		}
+	}
+	return conflicting, rest
+}
+
+func cloneTask(t BatchTask) BatchTask {
+	t.DistinctIDs = slices.Clone(t.DistinctIDs)
+	return t
+}
+
+func cloneConflict(c Conflict) Conflict {
+	c.DistinctIDs = slices.Clone(c.DistinctIDs)
+	c.TaskIDs = slices.Clone(c.TaskIDs)
+	return c
+}
