@@ -83,6 +83,9 @@ var ErrViolation = errors.New("contract violation")
 // errors.As to get it back.
 type ViolationError struct {
 	Violations []Violation
+	// Sent reports whether the request reached the wrapped transport: false
+	// for a wrong request (never sent), true for a wrong answer.
+	Sent bool
 }
 
 func (e *ViolationError) Error() string {
@@ -285,7 +288,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			reason = "no operation of the document matches " + req.Method + " " + req.URL.Path + ": " + re.Reason
 		}
 		vs := ex.violations(KindUnmatched, 0, []string{reason}, redact)
-		if err := t.flag(vs); err != nil {
+		if err := t.flag(vs, false); err != nil {
 			return nil, err
 		}
 		return t.next.RoundTrip(out)
@@ -299,7 +302,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	in, err := t.v.ValidateRequest(req.Context(), probe, m)
 	if err != nil {
-		if err := t.flag(ex.violations(KindRequest, 0, specload.Reasons(err), redact)); err != nil {
+		if err := t.flag(ex.violations(KindRequest, 0, specload.Reasons(err), redact), false); err != nil {
 			return nil, err
 		}
 	}
@@ -328,7 +331,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp.Body = io.NopCloser(bytes.NewReader(data))
 	}
 	if err := t.v.ValidateResponse(req.Context(), in, code, resp.Header, data, skipBody); err != nil {
-		if verr := t.flag(ex.violations(KindResponse, code, specload.Reasons(err), redact)); verr != nil {
+		if verr := t.flag(ex.violations(KindResponse, code, specload.Reasons(err), redact), true); verr != nil {
 			_ = resp.Body.Close()
 			return nil, verr
 		}
@@ -337,12 +340,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // flag records vs and returns the error Strict mode reports for them.
-func (t *Transport) flag(vs []Violation) error {
+func (t *Transport) flag(vs []Violation, sent bool) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.violations = append(t.violations, vs...)
 	if len(vs) > 0 && t.strict {
-		return &ViolationError{Violations: vs}
+		return &ViolationError{Violations: vs, Sent: sent}
 	}
 	return nil
 }

@@ -208,8 +208,8 @@ func TestStrictWrongRequest(t *testing.T) {
 			if !errors.As(err, &ve) || !errors.Is(err, contract.ErrViolation) {
 				t.Fatalf("error %v, want a *ViolationError", err)
 			}
-			if len(next.got) != 0 {
-				t.Error("the wrong request was sent")
+			if len(next.got) != 0 || ve.Sent {
+				t.Errorf("the wrong request was sent (Sent=%v)", ve.Sent)
 			}
 			if v := ve.Violations[0]; v.Kind != contract.KindRequest || !strings.Contains(v.Reason, tc.reason) {
 				t.Errorf("violation %v, want a request violation saying %q", v, tc.reason)
@@ -237,8 +237,8 @@ func TestStrictWrongResponse(t *testing.T) {
 	if v.Kind != contract.KindResponse || v.Op != "createDeletion" || v.Status != 409 || !strings.Contains(v.Reason, `property "conflicting_distinct_ids" is missing`) {
 		t.Errorf("violation %v", v)
 	}
-	if len(next.got) != 1 {
-		t.Errorf("the request was sent %d times", len(next.got))
+	if len(next.got) != 1 || !ve.Sent {
+		t.Errorf("the request was sent %d times (Sent=%v)", len(next.got), ve.Sent)
 	}
 	if !strings.Contains(v.URL, "token=REDACTED") {
 		t.Errorf("URL %s: the token should show as REDACTED", v.URL)

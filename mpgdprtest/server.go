@@ -94,9 +94,16 @@ func NewServer(opts ...Option) *Server {
 	s.ops = gen.HandlerWithOptions(operations{s}, gen.StdHTTPServerOptions{
 		BaseURL: BasePath,
 		// Parameters are validated before this runs; a binding error here
-		// means the generated code and the document disagree.
+		// means the generated code and the document disagree, which the
+		// test should hear about.
 		ErrorHandlerFunc: func(w http.ResponseWriter, r *http.Request, err error) {
-			writeError(w, http.StatusBadRequest, err.Error())
+			op := ""
+			if m, ferr := s.v.Find(r.Method, r.URL, BasePath); ferr == nil {
+				op = m.OperationID()
+			}
+			reason := s.redactor(r)("the generated server refused a request the document allows: " + err.Error())
+			s.addViolations([]Violation{{Op: op, Kind: ViolationRequest, Method: r.Method, Path: r.URL.Path, Reason: reason}})
+			writeError(w, http.StatusBadRequest, reason)
 		},
 	})
 	s.dl = httptest.NewUnstartedServer(http.HandlerFunc(s.serveDownload))
