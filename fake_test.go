@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -383,4 +384,57 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// TestFakeBatches: DeleteAll and RetrieveAll split, resubmit around a 409
+// and account for every id, with every request valid.
+func TestFakeBatches(t *testing.T) {
+	fake, c, _ := throughFake(t, []mpgdprtest.Option{mpgdprtest.WithSchedule(mpgdprtest.Manual())})
+	ctx := context.Background()
+	ids := make([]string, 4500)
+	for i := range ids {
+		ids[i] = "user-" + strconv.Itoa(i)
+	}
+	running, err := c.CreateDeletion(ctx, mpgdpr.DeletionRequest{DistinctIDs: []string{"user-7", "user-2100"}, ComplianceType: mpgdpr.GDPR})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.DeleteAll(ctx, append(ids, "user-3"), mpgdpr.GDPR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := 0
+	for _, bt := range res.Tasks {
+		accepted += len(bt.DistinctIDs)
+	}
+	var conflicted []string
+	for _, cf := range res.Conflicts {
+		conflicted = append(conflicted, cf.DistinctIDs...)
+		if !slices.Equal(cf.TaskIDs, []string{running}) {
+			t.Errorf("conflict names tasks %v, want %s", cf.TaskIDs, running)
+		}
+	}
+	if accepted != 4498 || !slices.Equal(conflicted, []string{"user-7", "user-2100"}) || !slices.Equal(res.Duplicates, []string{"user-3"}) || len(res.Unknown)+len(res.Unsent) != 0 {
+		t.Errorf("DeleteAll: %d accepted, conflicts %v, duplicates %v, unknown %d, unsent %d", accepted, conflicted, res.Duplicates, len(res.Unknown), len(res.Unsent))
+	}
+
+	res, err = c.RetrieveAll(ctx, ids[:4001], mpgdpr.CCPA, mpgdpr.DisclosureCategories)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Tasks) != 3 || len(res.Tasks[0].DistinctIDs) != 2000 || len(res.Tasks[2].DistinctIDs) != 1 {
+		t.Errorf("RetrieveAll made %d tasks", len(res.Tasks))
+	}
+	retrievals := 0
+	for _, tk := range fake.Tasks() {
+		if tk.Kind == mpgdprtest.Retrieval {
+			retrievals++
+			if tk.DisclosureType != "Categories" || tk.ComplianceType != "CCPA" {
+				t.Errorf("retrieval task %s: %s/%s", tk.ID, tk.ComplianceType, tk.DisclosureType)
+			}
+		}
+	}
+	if retrievals != 3 {
+		t.Errorf("%d retrieval tasks on the fake", retrievals)
+	}
 }
