@@ -3,7 +3,7 @@
 GO ?= go
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: all generate check-generate test lint fuzz fuzz-short bench ci deps
+.PHONY: all generate check-generate test lint fuzz fuzz-short bench ci deps update-spec
 
 all: check-generate lint test
 
@@ -48,3 +48,9 @@ fuzz:
 			$(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg; \
 		done; \
 	done
+
+## update-spec: take in a new upstream document: merge, regenerate, report, and refuse breaking changes.
+##   make update-spec SOURCE=api/sources/<name>.txt NEW=<file> [ADD=1] [DRY_RUN=1] [ACCEPT_BREAKING=1]
+update-spec:
+	@test -n "$(SOURCE)" && test -n "$(NEW)" || { echo "usage: make update-spec SOURCE=api/sources/<name>.txt NEW=<file> [ADD=1] [DRY_RUN=1] [ACCEPT_BREAKING=1]" >&2; exit 2; }
+	$(GO) run ./internal/tools/updatespec $(if $(ADD),-add,-replace) $(SOURCE) -with $(NEW) $(if $(DRY_RUN),-dry-run) $(if $(ACCEPT_BREAKING),-accept-breaking)

@@ -369,7 +369,7 @@ func TestDrillUnrecordedConflictStopsMerge(t *testing.T) {
 		{ // the two sources disagree on a field's type
 			drill: "type-conflict", source: thirdPartySource,
 			where: []string{"GET /data-deletions/v3.0/{tracking_id} response 200.results.date_requested"},
-			what:  []string{"type is", `"string" is recorded`},
+			what:  []string{"type is", `"string" in the merged document`},
 		},
 		{ // a source contradicts a recorded type (D13: project_id is an integer)
 			drill: "recorded-type-conflict", source: docsSource,

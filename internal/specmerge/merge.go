@@ -7,6 +7,7 @@ package specmerge
 import (
 	"fmt"
 	"net/url"
+	"reflect"
 	"regexp"
 	"sort"
 	"strings"
@@ -36,12 +37,20 @@ func (e *ConflictError) Error() string {
 type Result struct {
 	Doc     map[string]any
 	Repairs []string
+	// Unsourced lists recorded operations that no source mentions (other
+	// than those added by a decision, like D08's cancel): an upstream
+	// document may have dropped them.
+	Unsourced []string
 }
+
+// addedByDecision lists the operations the skeleton adds that no source has.
+var addedByDecision = map[string]bool{"DELETE /data-deletions/v3.0/{tracking_id}": true} // D08
 
 type merger struct {
 	skel   map[string]any
-	src    string         // current source name
-	srcDoc map[string]any // current source document, for $ref resolution
+	src    string          // current source name
+	srcDoc map[string]any  // current source document, for $ref resolution
+	seen   map[string]bool // "METHOD /path" of every source operation
 }
 
 // Merge applies the sources, highest priority first, to the skeleton.
@@ -50,7 +59,7 @@ func Merge(skeleton []byte, sources []Source) (*Result, error) {
 	if err := yaml.Unmarshal(skeleton, &skel); err != nil {
 		return nil, fmt.Errorf("skeleton: %w", err)
 	}
-	m := &merger{skel: skel}
+	m := &merger{skel: skel, seen: map[string]bool{}}
 	res := &Result{Doc: skel}
 	for _, s := range sources {
 		body, err := Extract(s.Raw)
@@ -67,6 +76,15 @@ func Merge(skeleton []byte, sources []Source) (*Result, error) {
 		m.src, m.srcDoc = s.Name, doc
 		if err := m.mergeSource(); err != nil {
 			return nil, err
+		}
+	}
+	skelPaths := mapOf(skel["paths"])
+	for _, p := range sortedKeys(skelPaths) {
+		for _, method := range methods {
+			key := strings.ToUpper(method) + " " + p
+			if _, ok := mapOf(skelPaths[p])[method]; ok && !m.seen[key] && !addedByDecision[key] {
+				res.Unsourced = append(res.Unsourced, key)
+			}
 		}
 	}
 	return res, nil
@@ -162,8 +180,9 @@ func expandServer(s map[string]any) []string {
 }
 
 func (m *merger) checkSecurity() error {
-	for name, v := range mapOf(mapOf(m.srcDoc["components"])["securitySchemes"]) {
-		s := mapOf(v)
+	schemes := mapOf(mapOf(m.srcDoc["components"])["securitySchemes"])
+	for _, name := range sortedKeys(schemes) {
+		s := mapOf(schemes[name])
 		if !securitySchemes[name] {
 			return m.conflict("components.securitySchemes", "security scheme %q is not a recorded name", name)
 		}
@@ -182,7 +201,7 @@ func (m *merger) canonicalPath(p string) (string, error) {
 		name := seg[1 : len(seg)-1]
 		canon, ok := pathParamNames[name]
 		if !ok && err == nil {
-			err = m.conflict("paths."+p, "path parameter %q is not a recorded name (recorded: tracking_id, taskId)", name)
+			err = m.conflict("paths."+p, "path parameter %q is not a recorded name (recorded: %s)", name, strings.Join(sortedNames(pathParamNames), ", "))
 		}
 		return "{" + canon + "}"
 	})
@@ -207,6 +226,7 @@ func (m *merger) mergePath(p string, item map[string]any) error {
 			continue
 		}
 		where := fmt.Sprintf("%s %s", strings.ToUpper(method), canon)
+		m.seen[where] = true
 		srcOp := mapOf(op)
 		params := append(listOf(item["parameters"]), listOf(srcOp["parameters"])...)
 		skelItem := mapOf(skelPaths[canon])
@@ -301,7 +321,12 @@ func (m *merger) mergeParams(where string, dst map[string]any, params []any) err
 				return m.conflict(where, "the token query parameter is optional here; it is recorded as required")
 			}
 		default:
-			if hasParam(m, dst, in, name) {
+			if have := findParam(m, dst, in, name); have != nil {
+				a, b := mapOf(have["schema"]), mapOf(pm["schema"])
+				if schemaType(a) != schemaType(b) || str(a["format"]) != str(b["format"]) || (have["required"] == true) != (pm["required"] == true) {
+					return m.conflict(where, "parameter %s %q is %s/%s required=%v in the source, %s/%s required=%v in the merged document",
+						in, name, schemaType(b), str(b["format"]), pm["required"] == true, schemaType(a), str(a["format"]), have["required"] == true)
+				}
 				continue
 			}
 			cp := normalizeSchema(deepCopy(pm).(map[string]any), false)
@@ -311,14 +336,14 @@ func (m *merger) mergeParams(where string, dst map[string]any, params []any) err
 	return nil
 }
 
-func hasParam(m *merger, op map[string]any, in, name string) bool {
+func findParam(m *merger, op map[string]any, in, name string) map[string]any {
 	for _, p := range listOf(op["parameters"]) {
 		pm := mapOf(m.skelResolve(p))
 		if str(pm["in"]) == in && str(pm["name"]) == name {
-			return true
+			return pm
 		}
 	}
-	return false
+	return nil
 }
 
 // newOperation copies an operation the skeleton does not know, with its
@@ -355,6 +380,16 @@ func (m *merger) newOperation(where string, src map[string]any, params []any) (m
 // skeleton, possibly a $ref into its components, which is then modified).
 func (m *merger) mergeSchema(where string, dst, src map[string]any, request bool) error {
 	dst = mapOf(m.skelResolve(dst))
+	for _, k := range []string{"oneOf", "anyOf", "allOf"} {
+		if _, ok := src[k]; ok {
+			// A composition copied in earlier (a source using the same schema
+			// twice) is fine; any other difference is a conflict.
+			if reflect.DeepEqual(normalizeSchema(mapOf(m.inline(deepCopy(src))), request), dst) {
+				return nil
+			}
+			return m.conflict(where, "the source's %s differs from the merged schema", k)
+		}
+	}
 	if branches := listOf(dst["oneOf"]); len(branches) > 0 {
 		st := schemaType(src)
 		for _, b := range branches {
@@ -366,7 +401,7 @@ func (m *merger) mergeSchema(where string, dst, src map[string]any, request bool
 	}
 	dt, st := schemaType(dst), schemaType(src)
 	if dt != "" && st != "" && dt != st && !typeChanges[where] {
-		return m.conflict(where, "type is %q in the source, %q is recorded", st, dt)
+		return m.conflict(where, "type is %q in the source, %q in the merged document (recorded or from an earlier source; integer and number count as one type)", st, dt)
 	}
 	if dt == "" && st != "" {
 		dst["type"] = st
@@ -578,6 +613,15 @@ func orDefault(s, d string) string {
 		return d
 	}
 	return s
+}
+
+func sortedNames(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func sortedKeys(m map[string]any) []string {

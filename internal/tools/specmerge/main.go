@@ -62,5 +62,9 @@ func run(skeletonPath, sourceDir, out string, quiet bool) error {
 			fmt.Fprintln(os.Stderr, "specmerge: repaired", r)
 		}
 	}
+	// Always shown: an upstream document may have dropped a call the client offers.
+	for _, op := range res.Unsourced {
+		fmt.Fprintln(os.Stderr, "specmerge: warning: no source describes", op, "(kept from api/reconcile.yaml)")
+	}
 	return os.WriteFile(out, data, 0o644)
 }
