@@ -24,7 +24,7 @@ const (
 // Request is what the server saw of one request and how it answered.
 // It holds no credential values and no body.
 type Request struct {
-	Time   time.Time
+	Time   time.Time // by the server's clock (see WithClock)
 	Host   string // the host:port it arrived at: the API's or the download host's
 	Method string
 	Path   string // without the query string

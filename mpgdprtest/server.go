@@ -47,7 +47,7 @@ import (
 
 // BasePath is the path prefix of every API operation, as on Mixpanel's
 // regional hosts.
-const BasePath = specload.BasePath
+const BasePath = "/api/app"
 
 // maxRequestBody bounds what the fake reads of a request: 2000 ids of a few
 // hundred bytes each fit many times over.
@@ -86,6 +86,9 @@ func NewServer(opts ...Option) *Server {
 	v, err := specload.Load()
 	if err != nil {
 		panic(err) // the committed document is broken: nothing can be tested
+	}
+	if BasePath != specload.BasePath {
+		panic("mpgdprtest: BasePath differs from the document's")
 	}
 	s := &Server{cfg: cfg, v: v, closing: make(chan struct{}), tasks: map[string]*task{}}
 	if cfg.rps > 0 {
