@@ -25,7 +25,7 @@ const (
 // It holds no credential values and no body.
 type Request struct {
 	Time   time.Time // by the server's clock (see WithClock)
-	Host   string // the host:port it arrived at: the API's or the download host's
+	Host   string    // the host:port it arrived at: the API's or the download host's
 	Method string
 	Path   string // without the query string
 	// Op is the operation id (OpCreateRetrieval, …, OpDownload), or empty
