@@ -170,13 +170,6 @@ func (w *wireTask) task(raw json.RawMessage) *Task {
 // decodeTaskStatus reads a check response: {"status":"ok","results":{…}},
 // or the task at the top level.
 func decodeTaskStatus(body []byte) (*Task, error) {
-	// Fast path, one pass: the usual {"status":"ok","results":{…}}.
-	var fast struct {
-		Results *wireTask `json:"results"`
-	}
-	if json.Unmarshal(body, &fast) == nil && fast.Results != nil && fast.Results.Status != "" {
-		return fast.Results.task(nil), nil
-	}
 	var env struct {
 		Results json.RawMessage `json:"results"`
 	}

@@ -271,6 +271,9 @@ func TestStatusShapes(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				if len(got.Raw) == 0 || !json.Valid(got.Raw) {
+					t.Fatalf("Raw = %q: the task object as received is lost", got.Raw)
+				}
 				got.Raw = nil
 				if !jsonEqual(*got, tc.want) {
 					g, _ := json.Marshal(got)
