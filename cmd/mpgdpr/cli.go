@@ -1,0 +1,353 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/privacykit/mpgdpr"
+)
+
+// Environment variables read for credentials and the region.
+const (
+	envToken        = "MIXPANEL_GDPR_TOKEN"
+	envProjectToken = "MIXPANEL_PROJECT_TOKEN"
+	envAPISecret    = "MIXPANEL_API_SECRET"
+	envRegion       = "MIXPANEL_REGION"
+)
+
+// cli is one run of the command: its streams and environment.
+type cli struct {
+	stdin     io.Reader
+	stdout    io.Writer // redacting
+	stderr    io.Writer // redacting
+	rawStderr io.Writer // for the terminal check and the progress line
+	env       map[string]string
+	secrets   *secrets
+	// limiter, if set, is shared by every client this cli builds (the
+	// demo's steps), since the server's limit is per project.
+	limiter *rate.Limiter
+}
+
+func newCLI(stdin io.Reader, stdout, stderr io.Writer, environ []string) *cli {
+	env := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	s := &secrets{}
+	// Secrets from the environment are known before anything is printed.
+	for _, k := range []string{envToken, envProjectToken, envAPISecret} {
+		s.add(env[k])
+	}
+	return &cli{
+		stdin:     stdin,
+		stdout:    &redactWriter{w: stdout, s: s},
+		stderr:    &redactWriter{w: stderr, s: s},
+		rawStderr: stderr,
+		env:       env,
+		secrets:   s,
+	}
+}
+
+// secrets are the values no output may show. The library already keeps
+// them out of its errors; this is the last line of defence for anything
+// this command prints (a server could echo a token in an error message,
+// a path could contain one).
+type secrets struct {
+	mu   sync.RWMutex
+	vals [][]byte
+}
+
+// minSecret is the shortest value treated as a secret: real tokens are far
+// longer, and redacting a two-letter value everywhere would garble output.
+const minSecret = 6
+
+func (s *secrets) add(v string) {
+	if len(v) < minSecret {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, x := range [][]byte{[]byte(v), []byte(url.QueryEscape(v))} {
+		dup := false
+		for _, have := range s.vals {
+			dup = dup || bytes.Equal(have, x)
+		}
+		if !dup {
+			s.vals = append(s.vals, x)
+		}
+	}
+}
+
+func (s *secrets) redact(p []byte) []byte {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, v := range s.vals {
+		if bytes.Contains(p, v) {
+			p = bytes.ReplaceAll(p, v, []byte("REDACTED"))
+		}
+	}
+	return p
+}
+
+// redactWriter replaces secrets in every write. Everything this command
+// prints is written a line (or a table) at a time, so a secret is never
+// split across two writes.
+type redactWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+	s  *secrets
+}
+
+func (r *redactWriter) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, err := r.w.Write(r.s.redact(p)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// apiFlags are the flags of every command that talks to Mixpanel.
+type apiFlags struct {
+	token, projectToken, apiSecret string
+	region, baseURL                string
+	rate                           float64
+	retryFor                       time.Duration
+	json                           bool
+	progress                       string
+}
+
+func (cl *cli) addAPIFlags(fs *flag.FlagSet, a *apiFlags) {
+	fs.StringVar(&a.token, "token", "", "GDPR OAuth token (default $"+envToken+"; a flag is visible in ps: prefer the variable)")
+	fs.StringVar(&a.projectToken, "project-token", "", "project token (default $"+envProjectToken+")")
+	fs.StringVar(&a.apiSecret, "api-secret", "", "API secret, the password of export archives, to verify or extract them (default $"+envAPISecret+")")
+	fs.StringVar(&a.region, "region", "", "data-residency region: us, eu or in (default $"+envRegion+", else us)")
+	fs.StringVar(&a.baseURL, "base-url", "", "API base URL instead of the region's, e.g. a proxy (https; http only on loopback)")
+	fs.Float64Var(&a.rate, "rate", 1, "at most this many API requests per second (Mixpanel allows 1)")
+	fs.DurationVar(&a.retryFor, "retry-for", 0, "keep retrying a rate-limited or failing call for up to this long, e.g. 6h (default: the library's 8 attempts within 15m)")
+	fs.BoolVar(&a.json, "json", false, "print one JSON object per line instead of a table")
+	fs.StringVar(&a.progress, "progress", "auto", "progress line on stderr: auto (when stderr is a terminal), always or never")
+}
+
+// client builds the API client from flags and environment. Its errors are
+// usage errors: nothing has been sent.
+func (cl *cli) client(a *apiFlags, extra ...mpgdpr.Option) (*mpgdpr.Client, error) {
+	for _, f := range []struct{ flag, val string }{{"token", a.token}, {"project-token", a.projectToken}, {"api-secret", a.apiSecret}} {
+		if f.val != "" {
+			cl.secrets.add(f.val)
+			fmt.Fprintf(cl.stderr, "note: --%s is visible to other users of this machine (ps); prefer the environment variable\n", f.flag)
+		}
+	}
+	token := firstNonEmpty(a.token, cl.env[envToken])
+	project := firstNonEmpty(a.projectToken, cl.env[envProjectToken])
+	a.apiSecret = firstNonEmpty(a.apiSecret, cl.env[envAPISecret])
+	if strings.TrimSpace(token) == "" {
+		return nil, usagef("missing the GDPR OAuth token: set %s (or pass --token)", envToken)
+	}
+	if strings.TrimSpace(project) == "" {
+		return nil, usagef("missing the project token: set %s (or pass --project-token)", envProjectToken)
+	}
+	regionName := firstNonEmpty(a.region, cl.env[envRegion])
+	region, err := mpgdpr.ParseRegion(regionName)
+	if err != nil {
+		return nil, usagef("unknown region %q: want us, eu or in", regionName)
+	}
+	if !(a.rate > 0) || a.rate > 1000 {
+		return nil, usagef("--rate %v: want a number of requests per second above 0 (Mixpanel allows 1)", a.rate)
+	}
+	switch a.progress {
+	case "auto", "always", "never":
+	default:
+		return nil, usagef("--progress %q: want auto, always or never", a.progress)
+	}
+	opts := []mpgdpr.Option{
+		mpgdpr.WithRegion(region),
+		mpgdpr.WithRateLimit(rate.Limit(a.rate), 1),
+		mpgdpr.WithUserAgent("mpgdpr-cli"),
+	}
+	if cl.limiter != nil {
+		opts = append(opts, mpgdpr.WithRateLimiter(cl.limiter))
+	}
+	if a.apiSecret != "" {
+		opts = append(opts, mpgdpr.WithAPISecret(a.apiSecret))
+	}
+	if a.baseURL != "" {
+		u, err := url.Parse(a.baseURL)
+		if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+			return nil, usagef("--base-url: not an absolute http(s) URL")
+		}
+		if u.User != nil {
+			cl.secrets.add(u.User.String())
+			if p, ok := u.User.Password(); ok {
+				cl.secrets.add(p)
+			}
+		}
+		opts = append(opts, mpgdpr.WithBaseURL(a.baseURL))
+	}
+	if a.retryFor > 0 {
+		opts = append(opts, mpgdpr.WithRetryPolicy(mpgdpr.RetryPolicy{MaxAttempts: -1, MaxElapsed: a.retryFor}))
+	}
+	c, err := mpgdpr.New(token, project, append(opts, extra...)...)
+	if err != nil {
+		return nil, &usageError{strings.TrimPrefix(err.Error(), "mpgdpr: ")}
+	}
+	return c, nil
+}
+
+// apiHost is the host (and port) the client sends to: what a journal
+// records, never the full URL, which could carry credentials.
+func apiHost(c *mpgdpr.Client) string {
+	u, err := url.Parse(c.BaseURL())
+	if err != nil {
+		return ""
+	}
+	return u.Host + strings.TrimSuffix(u.Path, "/")
+}
+
+func firstNonEmpty(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// parseArgs parses flags anywhere among the positional arguments, as users
+// expect ("mpgdpr status deletion ID --json"); "--" ends the flags, for
+// IDs that begin with "-". It returns the positional arguments.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		consumed := args[:len(args)-len(rest)]
+		if len(consumed) > 0 && consumed[len(consumed)-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// newFlagSet returns a flag set whose errors are returned, not printed by
+// exiting, with usage text head before the flags.
+func (cl *cli) newFlagSet(name, head string) *flag.FlagSet {
+	fs := flag.NewFlagSet("mpgdpr "+name, flag.ContinueOnError)
+	fs.SetOutput(cl.stderr)
+	fs.Usage = func() {
+		out := fs.Output()
+		fmt.Fprint(out, head)
+		fmt.Fprintln(out, "\nFlags:")
+		fs.PrintDefaults()
+		fmt.Fprintln(out, "\nExit status: 0 success, 1 local failure, 2 usage or bad input, 3 API or network error,\n4 incomplete (tasks failed, IDs unknown or unsent), 130 interrupted. See 'mpgdpr help'.")
+	}
+	return fs
+}
+
+// parseFlags parses args for a command. It returns done with the exit code
+// when the command should end now: -h (0) or a flag error (2).
+func (cl *cli) parseFlags(fs *flag.FlagSet, args []string) (pos []string, code int, done bool) {
+	// Flag errors go to stderr with the usage; -h prints it to stdout.
+	fs.SetOutput(io.Discard)
+	pos, err := parseArgs(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		fs.SetOutput(cl.stdout)
+		fs.Usage()
+		return nil, exitOK, true
+	}
+	if err != nil {
+		fmt.Fprintf(cl.stderr, "%s: %v\nRun 'mpgdpr help %s' for usage.\n", fs.Name(), err, strings.TrimPrefix(fs.Name(), "mpgdpr "))
+		return nil, exitUsage, true
+	}
+	fs.SetOutput(cl.stderr)
+	return pos, 0, false
+}
+
+// table prints rows under a header, aligned.
+func (cl *cli) table(header []string, rows [][]string) {
+	tw := tabwriter.NewWriter(cl.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	_ = tw.Flush()
+}
+
+// jsonLine prints v as one JSON line on stdout.
+func (cl *cli) jsonLine(v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		fmt.Fprintf(cl.stderr, "mpgdpr: encoding output: %v\n", err)
+		return
+	}
+	_, _ = cl.stdout.Write(append(b, '\n'))
+}
+
+// isTerminal reports whether w is a terminal (a character device), for the
+// progress line: a file or a pipe gets none.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// exitFor maps an API call's error to an exit code.
+func exitFor(err error) int {
+	var ue *usageError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ue), errors.Is(err, mpgdpr.ErrInvalidInput):
+		return exitUsage
+	}
+	return exitAPI
+}
+
+// worse returns the exit code that says more: interrupted, then usage,
+// local, API, incomplete, success.
+func worse(a, b int) int {
+	rank := func(c int) int {
+		switch c {
+		case exitInterrupted:
+			return 6
+		case exitUsage:
+			return 5
+		case exitLocal:
+			return 4
+		case exitAPI:
+			return 3
+		case exitIncomplete:
+			return 2
+		case exitOK:
+			return 0
+		}
+		return 1
+	}
+	if rank(b) > rank(a) {
+		return b
+	}
+	return a
+}

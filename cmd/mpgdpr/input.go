@@ -1,0 +1,251 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// maxLine bounds one line (or CSV record) of an ID list.
+const maxLine = 1 << 20
+
+// maxProblems is how many bad lines an input error names before counting
+// the rest: enough to fix a file in one go, short enough to read.
+const maxProblems = 10
+
+// idInput says where a job's distinct IDs come from.
+type idInput struct {
+	args      []string
+	file      string // "-" is stdin
+	csvColumn string
+	trimSpace bool
+}
+
+// idList is what was read: the distinct IDs in input order, and how many
+// repeats were dropped.
+type idList struct {
+	ids        []string
+	duplicates int
+	source     string
+}
+
+// inputError is an ID list that cannot be used, naming the lines (never the
+// IDs: they are personal data, and this may end up in a log).
+type inputError struct {
+	source   string
+	problems []string
+	more     int
+}
+
+func (e *inputError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: ", e.source)
+	if len(e.problems) == 1 && e.more == 0 {
+		b.WriteString(e.problems[0])
+	} else {
+		fmt.Fprintf(&b, "%d problems, nothing sent:", len(e.problems)+e.more)
+		for _, p := range e.problems {
+			b.WriteString("\n  " + p)
+		}
+		if e.more > 0 {
+			fmt.Fprintf(&b, "\n  and %d more", e.more)
+		}
+	}
+	return b.String()
+}
+
+func (e *inputError) add(format string, a ...any) {
+	if len(e.problems) < maxProblems {
+		e.problems = append(e.problems, fmt.Sprintf(format, a...))
+	} else {
+		e.more++
+	}
+}
+
+// readIDs reads, checks and de-duplicates the IDs. Every error is bad
+// input (exit 2): nothing is sent unless the whole list is good.
+func readIDs(in idInput, stdin io.Reader) (*idList, error) {
+	if len(in.args) > 0 && in.file != "" {
+		return nil, usagef("give IDs as arguments or with --file, not both")
+	}
+	if in.csvColumn != "" && in.file == "" {
+		return nil, usagef("--csv-column needs --file")
+	}
+	var ids []string
+	var err error
+	source := "arguments"
+	switch {
+	case len(in.args) > 0:
+		ids, err = checkIDs(in.args, "argument", in.trimSpace, source)
+	case in.file != "":
+		var r io.Reader
+		source = in.file
+		if in.file == "-" {
+			source, r = "stdin", stdin
+		} else {
+			f, ferr := os.Open(in.file)
+			if ferr != nil {
+				return nil, usagef("cannot read the ID file: %v", ferr)
+			}
+			defer f.Close()
+			if fi, serr := f.Stat(); serr == nil && fi.IsDir() {
+				return nil, usagef("cannot read the ID file: %s is a directory", in.file)
+			}
+			r = f
+		}
+		if in.csvColumn != "" {
+			ids, err = readCSV(r, in.csvColumn, in.trimSpace, source)
+		} else {
+			ids, err = readLines(r, in.trimSpace, source)
+		}
+	default:
+		return nil, usagef("no IDs: give them as arguments, or with --file PATH (--file - reads stdin)")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(ids) == 0 {
+		return nil, usagef("%s: no IDs (the input is empty)", source)
+	}
+	list := &idList{source: source}
+	seen := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		if seen[id] {
+			list.duplicates++
+			continue
+		}
+		seen[id] = true
+		list.ids = append(list.ids, id)
+	}
+	return list, nil
+}
+
+// readLines reads one ID per line. CRLF endings and a UTF-8 byte order
+// mark are accepted (spreadsheets write them); a blank line is an error,
+// never skipped, as it often means a list was cut or pasted wrong.
+func readLines(r io.Reader, trim bool, source string) ([]string, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), maxLine)
+	var lines []string
+	for sc.Scan() {
+		line := sc.Text()
+		if len(lines) == 0 {
+			line = strings.TrimPrefix(line, "\ufeff")
+		}
+		lines = append(lines, line)
+	}
+	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return nil, usagef("%s: line %d is longer than %d bytes: is this an ID list?", source, len(lines)+1, maxLine)
+		}
+		return nil, usagef("cannot read the ID file %s: %v", source, err)
+	}
+	return checkIDs(lines, "line", trim, source)
+}
+
+// readCSV reads the named column of a CSV file with a header row.
+func readCSV(r io.Reader, column string, trim bool, source string) ([]string, error) {
+	br := bufio.NewReader(r)
+	if b, err := br.Peek(3); err == nil && bytes.Equal(b, []byte("\ufeff")) {
+		_, _ = br.Discard(3)
+	}
+	cr := csv.NewReader(br)
+	cr.ReuseRecord = true
+	header, err := cr.Read()
+	if err == io.EOF {
+		return nil, usagef("%s: no IDs (the input is empty)", source)
+	}
+	if err != nil {
+		return nil, csvError(source, err)
+	}
+	col := -1
+	var names []string
+	for i, h := range header {
+		h = strings.TrimSpace(h)
+		names = append(names, fmt.Sprintf("%q", h))
+		if h == column && col < 0 {
+			col = i
+		}
+	}
+	if col < 0 {
+		return nil, usagef("%s: no column %q in the header row (columns: %s)", source, column, strings.Join(names, ", "))
+	}
+	ie := &inputError{source: source}
+	var ids []string
+	for {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, csvError(source, err)
+		}
+		line, _ := cr.FieldPos(col)
+		id, problem := checkID(rec[col], trim)
+		if problem != "" {
+			ie.add("line %d, column %q: %s", line, column, problem)
+			continue
+		}
+		ids = append(ids, id)
+	}
+	if len(ie.problems) > 0 {
+		return nil, &usageError{ie.Error()}
+	}
+	if len(ids) == 0 {
+		return nil, usagef("%s: no IDs (only a header row)", source)
+	}
+	return ids, nil
+}
+
+func csvError(source string, err error) error {
+	var pe *csv.ParseError
+	if errors.As(err, &pe) {
+		return usagef("%s: malformed CSV at line %d, column %d: %v", source, pe.Line, pe.Column, pe.Err)
+	}
+	return usagef("cannot read the ID file %s: %v", source, err)
+}
+
+// checkIDs checks every ID, naming each bad one by its position.
+func checkIDs(raw []string, what string, trim bool, source string) ([]string, error) {
+	ie := &inputError{source: source}
+	ids := make([]string, 0, len(raw))
+	for i, r := range raw {
+		id, problem := checkID(r, trim)
+		if problem != "" {
+			ie.add("%s %d: %s", what, i+1, problem)
+			continue
+		}
+		ids = append(ids, id)
+	}
+	if len(ie.problems) > 0 {
+		return nil, &usageError{ie.Error()}
+	}
+	return ids, nil
+}
+
+// checkID checks one ID. IDs are matched exactly by Mixpanel: an ID with
+// stray spaces names someone else (or no one), and that person's data would
+// stay, so spaces around an ID are an error unless trimming was asked for.
+func checkID(id string, trim bool) (string, string) {
+	if trim {
+		id = strings.TrimSpace(id)
+	}
+	switch {
+	case strings.TrimSpace(id) == "":
+		return "", "blank (IDs must be one per line, with no blank lines)"
+	case !utf8.ValidString(id):
+		return "", "not valid UTF-8"
+	case strings.TrimSpace(id) != id:
+		return "", "leading or trailing whitespace (IDs are matched exactly; fix the input or pass --trim-space)"
+	case strings.IndexFunc(id, unicode.IsControl) >= 0:
+		return "", "contains a tab or another control character (a TSV file? use a CSV file with --csv-column)"
+	}
+	return id, ""
+}

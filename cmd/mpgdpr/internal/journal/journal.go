@@ -1,0 +1,343 @@
+// Package journal is the durable record of one bulk job of the mpgdpr
+// command: which distinct IDs were about to be sent in which request, what
+// became of each request, and what became of each task. It is what lets a
+// job that was interrupted (Ctrl-C, a crash, SIGKILL, a reboot) be resumed
+// without losing an ID and without filing one twice.
+//
+// A journal is a file of JSON lines. The first line is a Header that names
+// the job (command, compliance and disclosure types, API host, a digest of
+// the ID list) and holds no credential. Every later line is a Record. Each
+// line is written with a single write and synced to stable storage before
+// Append returns, and a request is sent only after its "sending" record has
+// been synced, so whatever the journal says about a request is true:
+//
+//   - sending with no later outcome: the process stopped while the request
+//     may have been on its way. Mixpanel may or may not have filed it.
+//   - accepted: Mixpanel filed it as TaskID.
+//   - conflict: Mixpanel refused it with 409 because IDs already have a
+//     deletion running; IDs lists them, TaskIDs the running tasks. The
+//     request's other IDs were not filed and are sent again.
+//   - unknown: the request may or may not have been filed.
+//   - unsent: the request was certainly not filed (refused, or never sent).
+//
+// Only the final line can be torn by a crash (it lacks its newline or does
+// not parse); Open drops it, which is safe by the ordering above: a lost
+// "sending" line belongs to a request that was never sent, and a lost
+// outcome leaves its request "sending", that is, unknown.
+//
+// The file holds distinct IDs, which are personal data: it is created
+// with mode 0600.
+package journal
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Version is the format version written in every header.
+const Version = 1
+
+// Record states.
+const (
+	Sending    = "sending"    // a request is about to be sent: Chunk, IDs
+	Accepted   = "accepted"   // Chunk was filed as TaskID
+	Conflict   = "conflict"   // Chunk drew a 409: IDs are covered by TaskIDs
+	Unknown    = "unknown"    // Chunk may or may not have been filed: Error
+	Unsent     = "unsent"     // Chunk was certainly not filed: Error
+	Finished   = "finished"   // TaskID reached the terminal Status
+	Downloaded = "downloaded" // TaskID's export was saved at Path (Bytes, Files)
+	Resumed    = "resumed"    // a later run took the job up again (informational)
+)
+
+// Header is the first line of a journal: what the job is. It holds no
+// credential and no distinct ID, only a digest of the list.
+type Header struct {
+	Type       string    `json:"type"` // always "header"
+	Version    int       `json:"v"`
+	Command    string    `json:"command"` // delete or retrieve
+	Compliance string    `json:"compliance"`
+	Disclosure string    `json:"disclosure,omitempty"`
+	API        string    `json:"api"` // the API host (and port), never a full URL: it could hold credentials
+	IDs        int       `json:"ids"` // distinct IDs in the job
+	IDsSHA256  string    `json:"ids_sha256"`
+	ChunkSize  int       `json:"chunk_size"` // informational: a resumed run may use another
+	Created    time.Time `json:"created"`
+}
+
+// Key is a short digest of what makes two headers the same job, suitable
+// for a default file name.
+func (h Header) Key() string {
+	sum := sha256.Sum256([]byte(strings.Join([]string{
+		fmt.Sprint(Version), h.Command, h.Compliance, h.Disclosure, h.API, h.IDsSHA256,
+	}, "\x00")))
+	return hex.EncodeToString(sum[:8])
+}
+
+// differences lists how h (the journal's) differs from want (this run's).
+func (h Header) differences(want Header) []string {
+	var d []string
+	diff := func(what, have, want string) {
+		if have != want {
+			d = append(d, fmt.Sprintf("%s is %q in the journal, %q now", what, have, want))
+		}
+	}
+	diff("format version", fmt.Sprint(h.Version), fmt.Sprint(want.Version))
+	diff("command", h.Command, want.Command)
+	diff("compliance type", h.Compliance, want.Compliance)
+	diff("disclosure type", h.Disclosure, want.Disclosure)
+	diff("API host", h.API, want.API)
+	if h.IDs != want.IDs || h.IDsSHA256 != want.IDsSHA256 {
+		d = append(d, fmt.Sprintf("the ID list differs (%d distinct IDs in the journal, %d now)", h.IDs, want.IDs))
+	}
+	return d
+}
+
+// DigestIDs is the digest recorded in Header.IDsSHA256: SHA-256 over the
+// distinct IDs in sorted order, each prefixed by its length, so that the
+// same set of people gives the same digest whatever the order of the input.
+func DigestIDs(ids []string) string {
+	s := slices.Clone(ids)
+	slices.Sort(s)
+	s = slices.Compact(s)
+	h := sha256.New()
+	var n [binary.MaxVarintLen64]byte
+	for _, id := range s {
+		h.Write(n[:binary.PutUvarint(n[:], uint64(len(id)))])
+		h.Write([]byte(id))
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Record is one event of the job.
+type Record struct {
+	State   string    `json:"state"`
+	Chunk   int       `json:"chunk,omitempty"`
+	TaskID  string    `json:"task_id,omitempty"`
+	Status  string    `json:"status,omitempty"`
+	TaskIDs []string  `json:"task_ids,omitempty"`
+	Path    string    `json:"path,omitempty"`
+	Bytes   int64     `json:"bytes,omitempty"`
+	Files   int       `json:"files,omitempty"`
+	Error   string    `json:"error,omitempty"`
+	Time    time.Time `json:"time"`
+	IDs     []string  `json:"ids,omitempty"`
+}
+
+// Errors Open returns, for errors.Is.
+var (
+	// ErrMismatch: the journal belongs to another job (see *MismatchError).
+	ErrMismatch = errors.New("journal belongs to another job")
+	// ErrLocked: another process has the journal open.
+	ErrLocked = errors.New("journal is in use by another process")
+	// ErrCorrupt: a line other than the last does not make sense.
+	ErrCorrupt = errors.New("journal is corrupt")
+	// ErrBroken: an earlier write failed; nothing more is written.
+	ErrBroken = errors.New("journal write failed earlier")
+)
+
+// MismatchError says how a journal's header differs from the job being run.
+type MismatchError struct {
+	Path        string
+	Differences []string
+}
+
+func (e *MismatchError) Error() string {
+	return fmt.Sprintf("journal %s belongs to another job: %s", e.Path, strings.Join(e.Differences, "; "))
+}
+
+// Is matches ErrMismatch.
+func (e *MismatchError) Is(target error) bool { return target == ErrMismatch }
+
+// Journal is an open journal. Its methods are safe for concurrent use.
+type Journal struct {
+	mu     sync.Mutex // serialises writes
+	f      *os.File
+	path   string
+	now    func() time.Time
+	broken error
+	st     *State
+}
+
+// Opened tells what Open found.
+type Opened struct {
+	// Resumed: the journal existed and its records were replayed.
+	Resumed bool
+	// DroppedTail: the last line was torn by a crash and was removed.
+	DroppedTail bool
+}
+
+// Open opens the journal at path for the job h, creating it (with h as its
+// header) if it does not exist, and replays it otherwise. It fails with a
+// *MismatchError if the existing journal is for another job, ErrLocked if
+// another process has it open, and ErrCorrupt if it cannot be read.
+// The journal stays locked until Close.
+func Open(path string, h Header) (*Journal, Opened, error) {
+	h.Type, h.Version = "header", Version
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, Opened{}, err
+	}
+	if err := lock(f); err != nil {
+		_ = f.Close()
+		if errors.Is(err, errWouldBlock) {
+			return nil, Opened{}, fmt.Errorf("%s: %w", path, ErrLocked)
+		}
+		return nil, Opened{}, fmt.Errorf("locking %s: %w", path, err)
+	}
+	j := &Journal{f: f, path: path, now: time.Now, st: newState()}
+	op, err := j.load(h)
+	if err != nil {
+		_ = f.Close()
+		return nil, Opened{}, err
+	}
+	return j, op, nil
+}
+
+func (j *Journal) load(h Header) (Opened, error) {
+	data, err := os.ReadFile(j.path)
+	if err != nil {
+		return Opened{}, err
+	}
+	if len(data) == 0 {
+		return Opened{}, j.create(h)
+	}
+	var op Opened
+	// Only complete lines count; a final fragment without its newline is
+	// the write a crash cut short.
+	good := bytes.LastIndexByte(data, '\n') + 1
+	lines := bytes.SplitAfter(data[:good], []byte("\n"))
+	if len(lines) > 0 && len(lines[len(lines)-1]) == 0 {
+		lines = lines[:len(lines)-1]
+	}
+	if good < len(data) {
+		op.DroppedTail = true
+	}
+	if len(lines) == 0 {
+		// Not even the header survived: nothing was ever sent.
+		if err := j.truncate(0); err != nil {
+			return Opened{}, err
+		}
+		return op, j.create(h)
+	}
+	var have Header
+	if err := json.Unmarshal(lines[0], &have); err != nil || have.Type != "header" {
+		return Opened{}, fmt.Errorf("%s: %w: the first line is not a journal header", j.path, ErrCorrupt)
+	}
+	if d := have.differences(h); len(d) > 0 {
+		return Opened{}, &MismatchError{Path: j.path, Differences: d}
+	}
+	j.st.Header = have
+	for i, line := range lines[1:] {
+		last := i == len(lines)-2
+		var r Record
+		if err := json.Unmarshal(line, &r); err != nil {
+			if last {
+				// A final line that does not parse is a torn write too
+				// (a crash can leave a block of zeros): drop it.
+				good -= len(line)
+				op.DroppedTail = true
+				break
+			}
+			return Opened{}, fmt.Errorf("%s: %w at line %d: %v", j.path, ErrCorrupt, i+2, err)
+		}
+		if err := j.st.apply(r, false); err != nil {
+			return Opened{}, fmt.Errorf("%s: %w at line %d: %v", j.path, ErrCorrupt, i+2, err)
+		}
+	}
+	if op.DroppedTail {
+		if err := j.truncate(int64(good)); err != nil {
+			return Opened{}, err
+		}
+	}
+	if _, err := j.f.Seek(0, 2); err != nil {
+		return Opened{}, err
+	}
+	op.Resumed = true
+	return op, nil
+}
+
+func (j *Journal) truncate(n int64) error {
+	if err := j.f.Truncate(n); err != nil {
+		return fmt.Errorf("%s: dropping a torn last line: %w", j.path, err)
+	}
+	return j.f.Sync()
+}
+
+func (j *Journal) create(h Header) error {
+	if h.Created.IsZero() {
+		h.Created = j.now().UTC()
+	}
+	if err := j.writeLine(h); err != nil {
+		return err
+	}
+	// Make the new file's directory entry durable too.
+	if d, err := os.Open(filepath.Dir(j.path)); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+	j.st.Header = h
+	return nil
+}
+
+// writeLine writes v as one line with a single write, then syncs.
+func (j *Journal) writeLine(v any) error {
+	if j.broken != nil {
+		return fmt.Errorf("%w: %v", ErrBroken, j.broken)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b = append(b, '\n')
+	if _, err := j.f.Write(b); err != nil {
+		j.broken = err
+		return fmt.Errorf("writing journal %s: %w", j.path, err)
+	}
+	if err := j.f.Sync(); err != nil {
+		j.broken = err
+		return fmt.Errorf("syncing journal %s: %w", j.path, err)
+	}
+	return nil
+}
+
+// Append checks r against the journal so far, writes it durably and
+// applies it. An error means r is not in the journal (or, after a write
+// error, that the journal may be unusable: every later Append fails).
+func (j *Journal) Append(r Record) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if r.Time.IsZero() {
+		r.Time = j.now().UTC()
+	}
+	if err := j.st.apply(r, true); err != nil {
+		return fmt.Errorf("journal %s: refusing record: %w", j.path, err)
+	}
+	if err := j.writeLine(r); err != nil {
+		return err
+	}
+	return j.st.apply(r, false)
+}
+
+// State is the journal's content so far.
+func (j *Journal) State() *State { return j.st }
+
+// Path is the journal's file name.
+func (j *Journal) Path() string { return j.path }
+
+// Close releases the lock and the file.
+func (j *Journal) Close() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.f.Close()
+}
