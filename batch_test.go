@@ -413,6 +413,7 @@ func TestBatchCallbacksAbort(t *testing.T) {
 // every ID ends up in exactly one place, and Tasks match what the server
 // accepted.
 func TestBatchPartitionProperty(t *testing.T) {
+	t.Parallel()
 	rng := rand.New(rand.NewPCG(1, 2))
 	var mu sync.Mutex
 	srv := newBatchServer(t, func(_ int, ids []string) (int, string) {

@@ -617,6 +617,7 @@ func (b *countingBody) Read(p []byte) (int, error) {
 // retried ones at most 4 KiB each; a success body over 8 MiB is refused
 // after reading just past the limit.
 func TestHugeBodies(t *testing.T) {
+	t.Parallel()
 	huge := strings.Repeat("x", 10<<20)
 	for _, tc := range []struct {
 		name  string

@@ -114,6 +114,7 @@ func hammer(clients []*Client, goroutines, calls int) (int, []error) {
 // 429 to any two requests closer than the limit. Retries are off, so a
 // single 429 would also fail a call.
 func TestRateLimitConcurrentNo429(t *testing.T) {
+	t.Parallel()
 	const interval = 25 * time.Millisecond
 	srv := newStrictServer(t, interval, nil)
 	c := srv.client(t, WithRateLimit(rate.Every(interval), 1), WithRetryPolicy(NoRetries()))
@@ -133,6 +134,7 @@ func TestRateLimitConcurrentNo429(t *testing.T) {
 // TestRateLimitSharedLimiter: two clients sharing one limiter together stay
 // within it, as clients of one project must.
 func TestRateLimitSharedLimiter(t *testing.T) {
+	t.Parallel()
 	const interval = 25 * time.Millisecond
 	srv := newStrictServer(t, interval, nil)
 	shared := rate.NewLimiter(rate.Every(interval), 1)
