@@ -299,8 +299,7 @@ func (cl *cli) runJob(ctx context.Context, j *job) *jobResult {
 	}
 	res.tasks = j.followed(st)
 	res.counts = j.count(st)
-	code = worse(code, cl.report(j, st, res))
-	res.code = code
+	res.code = cl.report(j, res, code)
 	return res
 }
 
@@ -604,9 +603,8 @@ func (cl *cli) waitTask(ctx context.Context, c *mpgdpr.Client, deletion bool, id
 }
 
 // report prints the job's tasks and what became of every ID, and returns
-// the exit code the outcome calls for.
-func (cl *cli) report(j *job, st *journal.State, res *jobResult) int {
-	code := exitOK
+// the exit code: code (how the run went) or worse, as the outcome calls for.
+func (cl *cli) report(j *job, res *jobResult, code int) int {
 	c := res.counts
 	statuses := map[string]int{}
 	var rows [][]string

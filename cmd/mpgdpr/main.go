@@ -169,7 +169,9 @@ func usagef(format string, a ...any) error {
 
 // fail reports err for command cmd on stderr and returns its exit code.
 func (cl *cli) fail(cmd string, code int, err error) int {
-	msg := err.Error()
+	// The library prefixes its errors with "mpgdpr: "; the command says
+	// so once, in front.
+	msg := strings.ReplaceAll(err.Error(), ": mpgdpr: ", ": ")
 	msg = strings.TrimPrefix(msg, "mpgdpr: ")
 	fmt.Fprintf(cl.stderr, "mpgdpr %s: %s\n", cmd, msg)
 	var ue *usageError
