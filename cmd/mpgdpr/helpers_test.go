@@ -126,7 +126,7 @@ func genIDs(t *testing.T, dir, prefix string, n int) ([]string, string) {
 
 // jsonOut is the --json output parsed back, strictly.
 type jsonOut struct {
-	tasks   []taskLine
+	tasks     []taskLine
 	other     []taskLine // error, cancel and download lines
 	summary   *summaryLine
 	summaries []summaryLine // the demo prints one per job
