@@ -1,0 +1,104 @@
+package main
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestReadIDs(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, s string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	cases := []struct {
+		name  string
+		in    idInput
+		stdin string
+		want  []string
+		dups  int
+		err   string
+	}{
+		{"args", idInput{args: []string{"a", "b", "a"}}, "", []string{"a", "b"}, 1, ""},
+		{"lines with CRLF and a BOM", idInput{file: write("crlf.txt", "\ufeffa\r\nb\r\nc")}, "", []string{"a", "b", "c"}, 0, ""},
+		{"stdin", idInput{file: "-"}, "x\ny\nx\n", []string{"x", "y"}, 1, ""},
+		{"IDs are exact", idInput{file: "-"}, "a \n", nil, 0, "line 1: leading or trailing whitespace"},
+		{"unless trimmed", idInput{file: "-", trimSpace: true}, " a \n\tb\n", []string{"a", "b"}, 0, ""},
+		{"trimmed to nothing is blank", idInput{file: "-", trimSpace: true}, "a\n  \n", nil, 0, "line 2: blank"},
+		{"a final blank line", idInput{file: "-"}, "a\n\n", nil, 0, "line 2: blank"},
+		{"not UTF-8", idInput{file: "-"}, "a\n\xff\xfe\n", nil, 0, "line 2: not valid UTF-8"},
+		{"unicode is fine", idInput{file: "-"}, "Zoë\n用户\n", []string{"Zoë", "用户"}, 0, ""},
+		{"CSV", idInput{file: write("a.csv", "id,x\n\"u,1\",2\nu2,3\n"), csvColumn: "id"}, "", []string{"u,1", "u2"}, 0, ""},
+		{"CSV header spaces", idInput{file: write("b.csv", " id ,x\nu1,2\n"), csvColumn: "id"}, "", []string{"u1"}, 0, ""},
+		{"CSV newline in a cell", idInput{file: write("c.csv", "id\n\"u\n1\"\n"), csvColumn: "id"}, "", nil, 0, "control character"},
+		{"CSV bare quote", idInput{file: write("d.csv", "id\nu\"1\n"), csvColumn: "id"}, "", nil, 0, "malformed CSV at line 2"},
+		{"too long a line", idInput{file: "-"}, strings.Repeat("x", maxLine+1), nil, 0, "longer than"},
+		{"ten problems and more", idInput{file: "-"}, strings.Repeat(" a\n", 13), nil, 0, "13 problems, nothing sent"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := readIDs(c.in, strings.NewReader(c.stdin))
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) {
+					t.Fatalf("err = %v, want %q", err, c.err)
+				}
+				if exitFor(err) != exitUsage {
+					t.Errorf("exit %d for %v", exitFor(err), err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got.ids, c.want) || got.duplicates != c.dups {
+				t.Errorf("got %q (%d repeats), want %q (%d)", got.ids, got.duplicates, c.want, c.dups)
+			}
+		})
+	}
+}
+
+func TestParseArgsIntersperses(t *testing.T) {
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	j := fs.Bool("json", false, "")
+	n := fs.Int("n", 0, "")
+	pos, err := parseArgs(fs, []string{"deletion", "--json", "t1", "-n", "3", "t2", "--", "-t3", "--json"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !*j || *n != 3 || !slices.Equal(pos, []string{"deletion", "t1", "t2", "-t3", "--json"}) {
+		t.Errorf("json %v n %d pos %q", *j, *n, pos)
+	}
+}
+
+func TestSafeName(t *testing.T) {
+	for id, want := range map[string]bool{
+		"ret-0001-ab12": true, "a.b_c-D9": true, "../etc": false, ".hidden": false, "a/b": false, "": false, `a\b`: false,
+		strings.Repeat("x", 129): false,
+	} {
+		got := safeName(id)
+		if (got == id) != want || strings.ContainsAny(got, `/\`) || strings.HasPrefix(got, ".") {
+			t.Errorf("safeName(%q) = %q", id, got)
+		}
+	}
+	if safeName("../x") == safeName("../y") {
+		t.Error("two unsafe ids share a name")
+	}
+}
+
+func TestWorse(t *testing.T) {
+	order := []int{exitOK, exitIncomplete, exitAPI, exitLocal, exitUsage, exitInterrupted}
+	for i, a := range order {
+		for j, b := range order {
+			if got, want := worse(a, b), order[max(i, j)]; got != want {
+				t.Errorf("worse(%d, %d) = %d, want %d", a, b, got, want)
+			}
+		}
+	}
+}
