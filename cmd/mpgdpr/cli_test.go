@@ -448,6 +448,19 @@ func TestJournalOfAnotherJob(t *testing.T) {
 	if r.code != exitUsage || !strings.Contains(r.stderr, "compliance type") {
 		t.Fatalf("%v", r)
 	}
+	// A journal that cannot be written or read is a local failure, exit 1.
+	r = runCmd(t, credEnv(), "", append([]string{"delete", "--compliance", "GDPR", "--journal", filepath.Join(jp, "nodir", "j"), "a"}, fast(srv)...)...)
+	if r.code != exitLocal {
+		t.Fatalf("unwritable journal: %v", r)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.jsonl")
+	if err := os.WriteFile(bad, []byte("not a journal\n{}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r = runCmd(t, credEnv(), "", append([]string{"delete", "--compliance", "GDPR", "--journal", bad, "a"}, fast(srv)...)...)
+	if r.code != exitLocal || !strings.Contains(r.stderr, "corrupt") {
+		t.Fatalf("corrupt journal: %v", r)
+	}
 	// The same people in another order is the same job.
 	r = runCmd(t, credEnv(), "", append([]string{"delete", "--compliance", "GDPR", "--journal", jp, "b", "a"}, fast(srv)...)...)
 	if r.code != 0 || len(srv.Tasks()) != 1 {

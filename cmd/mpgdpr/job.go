@@ -283,6 +283,17 @@ func (cl *cli) runJob(ctx context.Context, j *job) *jobResult {
 	defer prog.finish()
 
 	code, stopErr := cl.resume(jr, opened)
+	if c := j.count(st); stopErr == nil && c.unknown > 0 {
+		if j.deletion || j.resubmit {
+			how := "if Mixpanel had filed them, its 409 names the task"
+			if !j.deletion {
+				how = "--resubmit-unknown: a second export may result"
+			}
+			fmt.Fprintf(cl.stderr, "note: %d IDs of requests %s have an unknown outcome: filing them again (%s)\n", c.unknown, joinInts(c.unknownChunks), how)
+		} else {
+			fmt.Fprintf(cl.stderr, "note: %d IDs of requests %s have an unknown outcome: not filed again without --resubmit-unknown\n", c.unknown, joinInts(c.unknownChunks))
+		}
+	}
 	if stopErr == nil {
 		code, stopErr = cl.submitAll(ctx, j, jr, prog)
 	}
@@ -360,8 +371,14 @@ const maxUnknownInARow = 3
 func (cl *cli) submitAll(ctx context.Context, j *job, jr *journal.Journal, prog *progress) (int, error) {
 	st := jr.State()
 	unknownRun := 0
+	left := -1
 	for round := 0; ; round++ {
 		pending := j.pending(st)
+		if left >= 0 && len(pending) >= left {
+			// A batch that ended without error accounts for every ID it
+			// was given; sending the same IDs again would loop.
+			return exitAPI, fmt.Errorf("%d IDs are still unfiled after a complete batch; stopping", len(pending))
+		}
 		done := 0
 		for _, c := range st.Chunks() {
 			if c.State == journal.Accepted {
@@ -378,8 +395,10 @@ func (cl *cli) submitAll(ctx context.Context, j *job, jr *journal.Journal, prog 
 		}
 		res, err := cl.submit(ctx, j, jr, pending, prog)
 		var je *journalError
+		left = -1
 		switch {
 		case err == nil:
+			left = len(pending)
 			continue
 		case errors.As(err, &je):
 			return exitLocal, fmt.Errorf("%w\nStopped: the journal must be written before anything else is sent. Requests filed so far are in it", je.err)
