@@ -527,6 +527,7 @@ func TestProgressLine(t *testing.T) {
 }
 
 func TestDemo(t *testing.T) {
+	t.Parallel() // the longest test: let it overlap the binary tests
 	start := time.Now()
 	r := runCmd(t, nil, "", "demo", "--progress", "never")
 	if r.code != 0 {

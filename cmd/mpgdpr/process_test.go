@@ -164,6 +164,7 @@ func holdingProxy(t *testing.T, srv *mpgdprtest.Server, kind string, hold int32)
 // filed is unanswered, resume with the same command, and check that every
 // ID was filed exactly once and every task followed to its end.
 func TestKillAndResume(t *testing.T) {
+	t.Parallel()
 	srv := newFake(t)
 	base, held := holdingProxy(t, srv, "data-deletions", 4)
 	dir := t.TempDir()
@@ -243,6 +244,7 @@ func TestKillAndResume(t *testing.T) {
 // Its IDs are reported as unknown (exit 4) and filed again only with
 // --resubmit-unknown.
 func TestKillAndResumeRetrieval(t *testing.T) {
+	t.Parallel()
 	srv := newFake(t)
 	base, held := holdingProxy(t, srv, "data-retrievals", 2)
 	dir := t.TempDir()
@@ -275,6 +277,7 @@ func TestKillAndResumeRetrieval(t *testing.T) {
 // SIGKILL at whatever point the job has reached, several times over: the
 // resumed job still files every ID exactly once.
 func TestKillAnywhereThenResume(t *testing.T) {
+	t.Parallel()
 	for _, after := range []int{1, 4, 7} {
 		srv := newFake(t)
 		dir := t.TempDir()
