@@ -128,7 +128,7 @@ func (cl *cli) cmdDemo(ctx context.Context, args []string) int {
 	step := func(n int, title, cmd string, args ...string) *jobResult {
 		say("")
 		say("[%d/3] %s", n, title)
-		say("$ mpgdpr %s %s", cmd, strings.Join(args, " "))
+		say("$ mpgdpr %s %s %s", cmd, strings.Join(args, " "), strings.Join(common[:4], " "))
 		j, c := sub.parseJob(cmd, append(args, common...))
 		if j == nil {
 			code = worse(code, c)
@@ -176,7 +176,7 @@ func (cl *cli) cmdDemo(ctx context.Context, args []string) int {
 		"delete", append([]string{"--compliance", "GDPR", "--journal", filepath.Join(work, "mistake.journal.jsonl")}, extra...)...)
 	if mistake != nil && len(mistake.tasks) == 1 {
 		id := mistake.tasks[0].ID
-		say("$ mpgdpr cancel %s", id)
+		say("$ mpgdpr cancel %s %s", id, strings.Join(common[:4], " "))
 		args := append([]string{id}, common...)
 		code = worse(code, sub.cmdCancel(ctx, args))
 	} else {
