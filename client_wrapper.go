@@ -112,7 +112,9 @@ func (c *Client) BaseURL() string { return c.base.String() }
 
 // Raw returns the generated client, sending through the same auth, rate
 // limiter and retries, for calls the wrapper does not cover. Leave the
-// `token` parameter empty: the client sets it.
+// `token` parameter empty: the client sets it. Response bodies arrive
+// bounded (64 KiB of an error, 8 MiB of a success) and with every secret
+// the client holds replaced by REDACTED.
 func (c *Client) Raw() *gen.ClientWithResponses { return c.raw }
 
 // MaxIDsPerRequest reports the per-request limits in force.
@@ -203,7 +205,15 @@ func (c *Client) CancelDeletion(ctx context.Context, trackingID string) error {
 	}
 	defer drainClose(resp)
 	if resp.StatusCode/100 != 2 {
-		return newError("CancelDeletion", resp, c.redact)
+		e := newError("CancelDeletion", resp, c.redact)
+		if e.StatusCode == http.StatusMethodNotAllowed {
+			// A cancel retried after its answer was lost meets 405 though it
+			// worked: the task is REVOKED then, and that is success.
+			if t, cerr := c.CheckDeletion(ctx, trackingID); cerr == nil && t.Status == StatusRevoked {
+				return nil
+			}
+		}
+		return e
 	}
 	return nil
 }

@@ -204,7 +204,7 @@ func (c *Client) download(ctx context.Context, link *url.URL, s *sink, cfg downl
 			return fmt.Errorf("mpgdpr: download %s: %w", shown, err)
 		}
 		wait := pol.backoff(attempt, c.rand)
-		if attempt >= pol.MaxAttempts || time.Since(start)+wait > pol.MaxElapsed {
+		if !pol.attemptsLeft(attempt) || wait > pol.MaxElapsed-time.Since(start) {
 			return fmt.Errorf("mpgdpr: download %s: %w after %d attempts (%d bytes received): %v", shown, ErrDownloadFailed, attempt, s.n, err)
 		}
 		c.logger.Warn("mpgdpr: retrying download", "attempt", attempt, "wait", wait, "received", s.n, "reason", c.redact(err.Error()))

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Sentinels for errors.Is. An *Error matches the one for its status code.
@@ -147,11 +148,34 @@ func newError(op string, resp *http.Response, redact func(string) string) *Error
 	} else if len(raw) > 0 && !looksBinary(raw) {
 		e.Message = strings.TrimSpace(string(raw))
 	}
-	if len(e.Message) > 512 { // a message, not a page
-		e.Message = e.Message[:512] + "…"
-	}
-	e.Message = redact(e.Message)
+	// Redact before cutting, so a cut never leaves part of a secret, and cut
+	// on a character boundary: a message, not a page.
+	e.Message = truncate(redact(e.Message), 512)
+	e.ConflictingDistinctIDs = redactAll(e.ConflictingDistinctIDs, redact)
+	e.ConflictingTaskIDs = redactAll(e.ConflictingTaskIDs, redact)
 	return e
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+// redactAll cleans ids a server sent back, and bounds how many are kept:
+// a 409 names at most one request's worth.
+func redactAll(ids []string, redact func(string) string) []string {
+	if len(ids) > DefaultMaxRetrievalIDs {
+		ids = ids[:DefaultMaxRetrievalIDs]
+	}
+	for i, id := range ids {
+		ids[i] = truncate(redact(id), 512)
+	}
+	return ids
 }
 
 func looksBinary(b []byte) bool {
@@ -179,10 +203,8 @@ func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 		return time.Duration(s) * time.Second, true
 	}
 	if t, err := http.ParseTime(v); err == nil {
-		if d := t.Sub(now); d > 0 {
-			return d, true
-		}
-		return 0, true
+		d := t.Sub(now)
+		return min(max(d, 0), 365*24*time.Hour), true // the same year cap as the seconds form
 	}
 	return 0, false
 }

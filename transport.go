@@ -67,6 +67,9 @@ func (p pipeline) Do(req *http.Request) (*http.Response, error) {
 		status := 0
 		switch {
 		case err != nil:
+			if refusedUnsent(err) {
+				return nil, c.scrub(err) // refused before sending: neither unknown nor worth a retry
+			}
 			if !idempotent && sent {
 				return nil, &OutcomeUnknownError{Op: op, Err: c.scrub(err)}
 			}
@@ -330,6 +333,15 @@ func retryableStatus(code int, idempotent bool) bool {
 		return idempotent
 	}
 	return false
+}
+
+// refusedUnsent reports an error from a wrapping transport that refused to
+// send the request at all, such as contract.Transport in strict mode
+// rejecting a request the spec forbids. Sending it again would fail again,
+// and since it was never sent, a create's outcome is known: not filed.
+func refusedUnsent(err error) bool {
+	var rs interface{ RequestSent() bool }
+	return errors.As(err, &rs) && !rs.RequestSent()
 }
 
 // neverSent reports failures that prove the request never reached the

@@ -88,6 +88,12 @@ type ViolationError struct {
 	Sent bool
 }
 
+// RequestSent reports whether the request reached the wrapped transport. An
+// HTTP client that sees false knows the call had no effect and that sending
+// it again would be refused again (the mpgdpr client neither retries it nor
+// reports a create's outcome as unknown).
+func (e *ViolationError) RequestSent() bool { return e.Sent }
+
 func (e *ViolationError) Error() string {
 	var b strings.Builder
 	b.WriteString("contract: ")
