@@ -26,9 +26,12 @@ func (c *Client) authorize(_ context.Context, req *http.Request) error {
 		q.Set("token", c.projectToken)
 		req.URL.RawQuery = q.Encode()
 	}
-	req.Header["Authorization"] = []string{c.bearer}
+	// One allocation for both values; each header gets a slice of its own
+	// (capacity 1, so an Add by a later editor cannot touch the other).
+	vals := &[2]string{c.bearer, c.userAgent}
+	req.Header["Authorization"] = vals[0:1:1]
 	if c.userAgent != "" {
-		req.Header.Set("User-Agent", c.userAgent)
+		req.Header["User-Agent"] = vals[1:2:2]
 	}
 	return nil
 }

@@ -25,6 +25,8 @@ type Client struct {
 	bearer       string // "Bearer <OAuth token>", built once
 	base         *url.URL
 	http         *http.Client
+	send         *http.Client // http with recognisable redirect refusals (markRedirects), built once
+	stdTransport bool         // http's transport is net/http's own (isStdTransport)
 	userAgent    string
 	limiter      *rate.Limiter
 	retry        RetryPolicy
@@ -78,6 +80,8 @@ func New(oauthToken, projectToken string, opts ...Option) (*Client, error) {
 		rand:         cfg.rand,
 	}
 	c.http = c.guardRedirects(cfg.httpClient)
+	c.send = c.markRedirects()
+	c.stdTransport = isStdTransport(c.http.Transport)
 	c.raw, err = gen.NewClientWithResponses(u.String(),
 		gen.WithHTTPClient(pipeline{c}),
 		gen.WithRequestEditorFn(c.authorize))
@@ -272,6 +276,15 @@ func (c *Client) callError(op string, err error) error {
 }
 
 func readBody(resp *http.Response) ([]byte, error) {
+	if mb, ok := resp.Body.(*memBody); ok {
+		// Already read, bounded and redacted by the pipeline: take the
+		// bytes as they are instead of copying them again.
+		b := mb.take()
+		if len(b) > maxSuccessBody {
+			return nil, fmt.Errorf("%w: answer larger than %d bytes", ErrMalformedResponse, maxSuccessBody)
+		}
+		return b, nil
+	}
 	if n := resp.ContentLength; n >= 0 && n <= maxSuccessBody {
 		// The usual case: one allocation of the right size.
 		b := make([]byte, n)

@@ -151,8 +151,11 @@ func (w *wireTask) task(raw json.RawMessage) *Task {
 	if t.TrackingID == "" {
 		t.TrackingID = string(w.TaskID)
 	}
-	for _, id := range w.DistinctIDs {
-		t.DistinctIDs = append(t.DistinctIDs, string(id))
+	if len(w.DistinctIDs) > 0 {
+		t.DistinctIDs = make([]string, len(w.DistinctIDs))
+		for i, id := range w.DistinctIDs {
+			t.DistinctIDs[i] = string(id)
+		}
 	}
 	t.DateRequested = parseMixpanelTime(t.DateRequestedRaw)
 	// The link has been documented as download_url, result and results.
@@ -314,10 +317,25 @@ var mixpanelTimeLayouts = []string{
 // (taken as UTC). It returns the zero time when neither fits.
 func parseMixpanelTime(s string) time.Time {
 	s = strings.TrimSpace(s)
-	for _, l := range mixpanelTimeLayouts {
+	layouts := mixpanelTimeLayouts
+	if !hasZone(s) {
+		// The layouts accept disjoint sets of strings, so the order only
+		// saves a failed attempt (and its error's allocations).
+		layouts = mixpanelZonelessFirst
+	}
+	for _, l := range layouts {
 		if t, err := time.Parse(l, s); err == nil {
 			return t.UTC()
 		}
 	}
 	return time.Time{}
+}
+
+// mixpanelZonelessFirst is mixpanelTimeLayouts with RFC 3339 last.
+var mixpanelZonelessFirst = append(mixpanelTimeLayouts[1:len(mixpanelTimeLayouts):len(mixpanelTimeLayouts)], mixpanelTimeLayouts[0])
+
+// hasZone reports whether s ends like an RFC 3339 time: Z or ±hh:mm.
+func hasZone(s string) bool {
+	n := len(s)
+	return n > 0 && (s[n-1] == 'Z' || s[n-1] == 'z') || n >= 6 && (s[n-6] == '+' || s[n-6] == '-') && s[n-3] == ':'
 }

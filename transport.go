@@ -53,15 +53,13 @@ func (p pipeline) Do(req *http.Request) (*http.Response, error) {
 	if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
 		pol.MaxAttempts = 1
 	}
-	hc := c.markRedirects()
-	std := isStdTransport(c.http.Transport)
 	start := time.Now()
 	for attempt := 1; ; attempt++ {
 		release, err := c.pace(ctx)
 		if err != nil {
 			return nil, err
 		}
-		resp, sent, err := c.attempt(ctx, hc, req, std, release)
+		resp, sent, err := c.attempt(ctx, req, attempt, idempotent, release)
 		var retryAfter time.Duration
 		var reason string
 		status := 0
@@ -113,21 +111,39 @@ func (p pipeline) Do(req *http.Request) (*http.Response, error) {
 
 // attempt sends req once. sent is false only when the request provably did
 // not reach the server: the dial failed, or (with the standard transport,
-// whose trace hooks are reliable) no connection was obtained at all. release
-// ends the caller's turn at the rate limiter; it is called once the answer's
-// headers have arrived or the attempt failed.
-func (c *Client) attempt(ctx context.Context, hc *http.Client, req *http.Request, std bool, release func()) (resp *http.Response, sent bool, err error) {
-	var connected atomic.Bool
-	trace := &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { connected.Store(true) }}
-	r, err := cloneRequest(httptrace.WithClientTrace(ctx, trace), req)
-	if err != nil {
-		release()
-		return nil, false, err
+// whose trace hooks are reliable) no connection was obtained at all. Only a
+// create (not idempotent) needs sent, so only a create carries the trace.
+// release ends the caller's turn at the rate limiter; it is called once the
+// answer's headers have arrived or the attempt failed.
+//
+// The first attempt sends req itself (a create: a shallow copy carrying the
+// trace): net/http does not modify a request it is given, and the body is
+// read only once. A retry sends a clone with a fresh body from GetBody, since
+// the transport may still hold the previous attempt's body.
+func (c *Client) attempt(ctx context.Context, req *http.Request, n int, idempotent bool, release func()) (resp *http.Response, sent bool, err error) {
+	var st *attemptTrace
+	if !idempotent {
+		st = &attemptTrace{}
+		st.trace.GotConn = st.gotConn
+		ctx = httptrace.WithClientTrace(ctx, &st.trace)
 	}
-	resp, err = hc.Do(r)
+	r := req
+	switch {
+	case n > 1:
+		if r, err = cloneRequest(ctx, req); err != nil {
+			release()
+			return nil, false, err
+		}
+	case st != nil:
+		r = req.WithContext(ctx)
+	}
+	resp, err = c.send.Do(r)
 	release()
 	if err != nil {
-		return nil, !(neverSent(err) || std && !connected.Load()), err
+		if neverSent(err) {
+			return nil, false, err
+		}
+		return nil, !(c.stdTransport && st != nil && !st.connected.Load()), err
 	}
 	if resp.StatusCode/100 == 2 {
 		// Read a success body here, where a failure can still be retried
@@ -138,6 +154,14 @@ func (c *Client) attempt(ctx context.Context, hc *http.Client, req *http.Request
 	}
 	return resp, true, nil
 }
+
+// attemptTrace records whether an attempt obtained a connection.
+type attemptTrace struct {
+	connected atomic.Bool
+	trace     httptrace.ClientTrace
+}
+
+func (a *attemptTrace) gotConn(httptrace.GotConnInfo) { a.connected.Store(true) }
 
 // final prepares the response Do returns: an error body is read (bounded)
 // and cleaned; a 500, 502 or 504 to a create is an unknown outcome.
@@ -162,23 +186,76 @@ func (c *Client) final(op string, resp *http.Response, idempotent bool) (*http.R
 // error. decodeJSON also redacts secrets hidden by JSON escapes (\u0041…),
 // which is worth a decode only for the small error bodies.
 func (c *Client) buffer(resp *http.Response, limit int64, decodeJSON bool) error {
-	b, err := io.ReadAll(io.LimitReader(resp.Body, limit))
+	b, err := readAtMost(resp.Body, limit, resp.ContentLength)
 	_ = resp.Body.Close()
 	b = c.redactBody(b, decodeJSON)
-	resp.Body = io.NopCloser(bytes.NewReader(b))
+	mb := &memBody{b: b}
+	mb.r.Reset(b)
+	resp.Body = mb
 	resp.ContentLength = int64(len(b)) // what is left to read now
-	resp.Header.Set("Content-Length", strconv.Itoa(len(b)))
+	// Set Content-Length only when it changes: formatting it and replacing
+	// the header costs two allocations per call.
+	var num [20]byte
+	if v := resp.Header["Content-Length"]; len(v) != 1 || v[0] != string(strconv.AppendInt(num[:0], int64(len(b)), 10)) {
+		resp.Header.Set("Content-Length", strconv.Itoa(len(b)))
+	}
 	return err
 }
 
+// readAtMost reads r up to EOF or limit bytes, like
+// io.ReadAll(io.LimitReader(r, limit)), into one buffer sized from the
+// announced length (hint, -1 if unknown) when there is one.
+func readAtMost(r io.Reader, limit, hint int64) ([]byte, error) {
+	size := int64(512)
+	if hint >= 0 {
+		size = hint + 1 // room to see EOF without growing
+	}
+	b := make([]byte, 0, min(size, limit))
+	for int64(len(b)) < limit {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // let append pick the growth
+		}
+		room := b[len(b):min(int64(cap(b)), limit)]
+		n, err := r.Read(room)
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
+	return b, nil
+}
+
+// memBody is a response body the pipeline has already read into memory.
+type memBody struct {
+	r bytes.Reader
+	b []byte
+}
+
+func (m *memBody) Read(p []byte) (int, error) { return m.r.Read(p) }
+func (m *memBody) Close() error               { return nil }
+
+// take returns what is left unread and marks it read, without a copy.
+func (m *memBody) take() []byte {
+	rest := m.b[len(m.b)-m.r.Len():]
+	m.r.Reset(nil)
+	return rest
+}
+
 // redactBody replaces every secret, raw or query-escaped, by REDACTED.
+// bytes.ReplaceAll copies even when nothing matches, so it runs only on a
+// body that holds the secret.
 func (c *Client) redactBody(b []byte, decodeJSON bool) []byte {
 	for _, s := range []string{c.oauthToken, c.projectToken, c.apiSecret} {
 		if s == "" {
 			continue
 		}
-		b = bytes.ReplaceAll(b, []byte(s), []byte(redacted))
-		if esc := url.QueryEscape(s); esc != s {
+		if bytes.Contains(b, []byte(s)) {
+			b = bytes.ReplaceAll(b, []byte(s), []byte(redacted))
+		}
+		if esc := url.QueryEscape(s); esc != s && bytes.Contains(b, []byte(esc)) {
 			b = bytes.ReplaceAll(b, []byte(esc), []byte(redacted))
 		}
 	}
@@ -416,6 +493,9 @@ func cloneRequest(ctx context.Context, req *http.Request) (*http.Request, error)
 // drainClose reads a little of an unwanted body so the connection can be
 // reused, then closes it.
 func drainClose(resp *http.Response) {
+	if _, ok := resp.Body.(*memBody); ok {
+		return // in memory already: nothing to drain, nothing to close
+	}
 	_, _ = io.CopyN(io.Discard, resp.Body, 4<<10)
 	_ = resp.Body.Close()
 }
