@@ -401,30 +401,7 @@ func (e exchange) violations(kind string, status int, reasons []string, redact f
 // redactor removes from a text the credentials this request carries and
 // any configured secret.
 func (t *Transport) redactor(req *http.Request) func(string) string {
-	secrets := slices.Clone(t.secrets)
-	secrets = append(secrets, req.URL.Query()["token"]...)
-	for _, h := range req.Header.Values("Authorization") {
-		_, tok, _ := strings.Cut(h, " ")
-		secrets = append(secrets, h, tok)
-	}
-	if pw, ok := req.URL.User.Password(); ok {
-		secrets = append(secrets, pw)
-	}
-	return func(s string) string {
-		for _, x := range secrets {
-			if len(x) < 4 { // too short to be a credential; replacing would garble the text
-				continue
-			}
-			s = strings.ReplaceAll(s, x, "REDACTED")
-			if e := url.QueryEscape(x); e != x {
-				s = strings.ReplaceAll(s, e, "REDACTED")
-			}
-			if e := url.PathEscape(x); e != x {
-				s = strings.ReplaceAll(s, e, "REDACTED")
-			}
-		}
-		return s
-	}
+	return specload.Redactor(req, t.secrets...)
 }
 
 // redactURL shows u without user info and with the token parameter's value

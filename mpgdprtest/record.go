@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/privacykit/mpgdpr/internal/specload"
 )
 
 // Credential says what arrived of one credential, never its value.
@@ -158,22 +160,5 @@ func carries(r *http.Request, secret string) bool {
 // redactor returns a function removing from a reason every credential the
 // server knows and every one this request carried.
 func (s *Server) redactor(r *http.Request) func(string) string {
-	secrets := []string{s.cfg.oauth, s.cfg.project, s.cfg.secret}
-	secrets = append(secrets, r.URL.Query()["token"]...)
-	for _, h := range r.Header.Values("Authorization") {
-		_, tok, _ := strings.Cut(h, " ")
-		secrets = append(secrets, h, tok)
-	}
-	return func(msg string) string {
-		for _, x := range secrets {
-			if len(x) < 4 { // too short to be a credential; replacing would garble the text
-				continue
-			}
-			msg = strings.ReplaceAll(msg, x, "REDACTED")
-			if e := url.QueryEscape(x); e != x {
-				msg = strings.ReplaceAll(msg, e, "REDACTED")
-			}
-		}
-		return msg
-	}
+	return specload.Redactor(r, s.cfg.oauth, s.cfg.project, s.cfg.secret)
 }
