@@ -66,6 +66,7 @@ type Error struct {
 	ConflictingTaskIDs     []string
 }
 
+// Error renders the status, Mixpanel's message and, on a 409, the covering tasks.
 func (e *Error) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "mpgdpr: %s: HTTP %d", e.Op, e.StatusCode)
@@ -216,6 +217,7 @@ type OutcomeUnknownError struct {
 	Err error
 }
 
+// Error says the outcome is unknown and what to do, with the cause.
 func (e *OutcomeUnknownError) Error() string {
 	return fmt.Sprintf("mpgdpr: %s: outcome unknown, the request may have been accepted; check before resubmitting: %v", e.Op, e.Err)
 }
@@ -233,6 +235,7 @@ type InputError struct {
 	Problem string // what is wrong with it
 }
 
+// Error names the argument and what is wrong with it.
 func (e *InputError) Error() string {
 	return fmt.Sprintf("mpgdpr: invalid %s: %s", e.Field, e.Problem)
 }

@@ -62,6 +62,7 @@ type Violation struct {
 	Reason string // kin-openapi's reason, without credentials or values
 }
 
+// String renders the violation on one line, credentials redacted.
 func (v Violation) String() string {
 	op := v.Op
 	if op == "" {
@@ -94,6 +95,7 @@ type ViolationError struct {
 // reports a create's outcome as unknown).
 func (e *ViolationError) RequestSent() bool { return e.Sent }
 
+// Error lists the violations, credentials redacted.
 func (e *ViolationError) Error() string {
 	var b strings.Builder
 	b.WriteString("contract: ")

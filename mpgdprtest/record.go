@@ -70,6 +70,7 @@ type Violation struct {
 	Reason string // kin-openapi's reason, with credentials and values left out
 }
 
+// String renders the violation on one line.
 func (v Violation) String() string {
 	op := v.Op
 	if op == "" {

@@ -40,6 +40,7 @@ func (f Finding) LevelName() string {
 	return fmt.Sprintf("level %d", f.Level)
 }
 
+// String renders the finding on one line.
 func (f Finding) String() string {
 	where := strings.TrimSpace(f.Operation + " " + f.Path)
 	if where == "" {

@@ -54,6 +54,7 @@ type Change struct {
 	Detail string
 }
 
+// String renders the change on one line.
 func (c Change) String() string {
 	s := fmt.Sprintf("%-7s %-9s %s", c.Kind, c.Category, c.Where)
 	if c.Detail != "" {

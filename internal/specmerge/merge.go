@@ -29,6 +29,7 @@ type ConflictError struct {
 	What   string // what disagrees
 }
 
+// Error names the source, the place and the disagreement.
 func (e *ConflictError) Error() string {
 	return fmt.Sprintf("unrecorded conflict in %s at %s: %s (record a decision in api/RECONCILIATION.md and api/reconcile.yaml or internal/specmerge/decisions.go)", e.Source, e.Where, e.What)
 }

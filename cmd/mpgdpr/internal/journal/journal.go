@@ -152,6 +152,7 @@ type MismatchError struct {
 	Differences []string
 }
 
+// Error describes the mismatch between the journal and this run.
 func (e *MismatchError) Error() string {
 	return fmt.Sprintf("journal %s belongs to another job: %s", e.Path, strings.Join(e.Differences, "; "))
 }

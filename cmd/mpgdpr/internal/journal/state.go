@@ -26,6 +26,7 @@ const (
 	IDConflict
 )
 
+// String names the state as the journal records it.
 func (s IDState) String() string {
 	switch s {
 	case IDUnsent:
