@@ -41,13 +41,9 @@ const redacted = "REDACTED"
 // redact removes every secret the client holds from s. It is applied to
 // everything that leaves the client as text: errors and log attributes.
 func (c *Client) redact(s string) string {
-	for _, secret := range []string{c.oauthToken, c.projectToken, c.apiSecret} {
-		if secret != "" && strings.Contains(s, secret) {
+	for _, secret := range c.secrets { // each secret, then its query-escaped form
+		if strings.Contains(s, secret) {
 			s = strings.ReplaceAll(s, secret, redacted)
-		}
-		// The same secret as it appears in a query string.
-		if esc := url.QueryEscape(secret); esc != secret && esc != "" && strings.Contains(s, esc) {
-			s = strings.ReplaceAll(s, esc, redacted)
 		}
 	}
 	return s

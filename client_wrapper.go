@@ -21,8 +21,10 @@ type Client struct {
 	oauthToken   string
 	projectToken string
 	apiSecret    string
-	tokenQuery   string // "token=<escaped project token>", built once
-	bearer       string // "Bearer <OAuth token>", built once
+	tokenQuery   string   // "token=<escaped project token>", built once
+	secrets      []string // every secret, each followed by its query-escaped form if different; built once
+	secretBytes  [][]byte // secrets as bytes, for redacting bodies
+	bearer       string   // "Bearer <OAuth token>", built once
 	base         *url.URL
 	http         *http.Client
 	send         *http.Client // http with recognisable redirect refusals (markRedirects), built once
@@ -36,6 +38,17 @@ type Client struct {
 	rand         func() float64
 	raw          *gen.ClientWithResponses
 }
+
+// The generated calls take their (empty: authorize sets the token) query
+// parameters by pointer; shared zero values save an allocation per call.
+// The generated code only reads them.
+var (
+	noCreateRetrievalParams gen.CreateRetrievalParams
+	noCreateDeletionParams  gen.CreateDeletionParams
+	noCheckRetrievalParams  gen.CheckRetrievalParams
+	noCheckDeletionParams   gen.CheckDeletionParams
+	noCancelDeletionParams  gen.CancelDeletionParams
+)
 
 // maxSuccessBody bounds a success body: a task object is a few KiB, and one
 // listing 2000 ids well under a MiB.
@@ -78,6 +91,18 @@ func New(oauthToken, projectToken string, opts ...Option) (*Client, error) {
 		maxRetrieval: cfg.maxRetrieval,
 		maxDeletion:  cfg.maxDeletion,
 		rand:         cfg.rand,
+	}
+	for _, secret := range []string{c.oauthToken, c.projectToken, c.apiSecret} {
+		if secret == "" {
+			continue
+		}
+		c.secrets = append(c.secrets, secret)
+		if esc := url.QueryEscape(secret); esc != secret {
+			c.secrets = append(c.secrets, esc) // the secret as it appears in a query string
+		}
+	}
+	for _, secret := range c.secrets {
+		c.secretBytes = append(c.secretBytes, []byte(secret))
 	}
 	c.http = c.guardRedirects(cfg.httpClient)
 	c.send = c.markRedirects()
@@ -158,7 +183,7 @@ func (c *Client) CreateRetrieval(ctx context.Context, r RetrievalRequest) (strin
 		dt := gen.DisclosureType(r.DisclosureType)
 		body.DisclosureType = &dt
 	}
-	resp, err := c.raw.ClientInterface.CreateRetrieval(ctx, &gen.CreateRetrievalParams{}, body)
+	resp, err := c.raw.ClientInterface.CreateRetrieval(ctx, &noCreateRetrievalParams, body)
 	return c.created("CreateRetrieval", resp, err)
 }
 
@@ -174,7 +199,7 @@ func (c *Client) CreateDeletion(ctx context.Context, r DeletionRequest) (string,
 		return "", err
 	}
 	body := gen.CreateDeletionRequest{DistinctIds: r.DistinctIDs, ComplianceType: gen.ComplianceType(r.ComplianceType)}
-	resp, err := c.raw.ClientInterface.CreateDeletion(ctx, &gen.CreateDeletionParams{}, body)
+	resp, err := c.raw.ClientInterface.CreateDeletion(ctx, &noCreateDeletionParams, body)
 	return c.created("CreateDeletion", resp, err)
 }
 
@@ -184,7 +209,7 @@ func (c *Client) CheckRetrieval(ctx context.Context, trackingID string) (*Task, 
 	if err := validateTrackingID(trackingID); err != nil {
 		return nil, err
 	}
-	resp, err := c.raw.ClientInterface.CheckRetrieval(ctx, trackingID, &gen.CheckRetrievalParams{})
+	resp, err := c.raw.ClientInterface.CheckRetrieval(ctx, trackingID, &noCheckRetrievalParams)
 	return c.status("CheckRetrieval", resp, err)
 }
 
@@ -193,7 +218,7 @@ func (c *Client) CheckDeletion(ctx context.Context, trackingID string) (*Task, e
 	if err := validateTrackingID(trackingID); err != nil {
 		return nil, err
 	}
-	resp, err := c.raw.ClientInterface.CheckDeletion(ctx, trackingID, &gen.CheckDeletionParams{})
+	resp, err := c.raw.ClientInterface.CheckDeletion(ctx, trackingID, &noCheckDeletionParams)
 	return c.status("CheckDeletion", resp, err)
 }
 
@@ -203,7 +228,7 @@ func (c *Client) CancelDeletion(ctx context.Context, trackingID string) error {
 	if err := validateTrackingID(trackingID); err != nil {
 		return err
 	}
-	resp, err := c.raw.ClientInterface.CancelDeletion(ctx, trackingID, &gen.CancelDeletionParams{})
+	resp, err := c.raw.ClientInterface.CancelDeletion(ctx, trackingID, &noCancelDeletionParams)
 	if err != nil {
 		return c.callError("CancelDeletion", err)
 	}

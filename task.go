@@ -170,13 +170,39 @@ func (w *wireTask) task(raw json.RawMessage) *Task {
 	return t
 }
 
+// taskScratch holds a decode's envelope and task in one allocation.
+type taskScratch struct {
+	env struct {
+		Results rawView `json:"results"`
+	}
+	w wireTask
+}
+
+// rawView is json.RawMessage without the copy: a view into the input of
+// json.Unmarshal. The input is an answer body read into a buffer of its
+// own, which nothing modifies, so Task.Raw may be a view into it (as it
+// already was for a task at the top level).
+type rawView []byte
+
+func (r *rawView) UnmarshalJSON(b []byte) error {
+	*r = b
+	return nil
+}
+
+// id is task(nil).TrackingID without building the Task.
+func (w *wireTask) id() string {
+	if w.TrackingID != "" {
+		return string(w.TrackingID)
+	}
+	return string(w.TaskID)
+}
+
 // decodeTaskStatus reads a check response: {"status":"ok","results":{…}},
 // or the task at the top level.
 func decodeTaskStatus(body []byte) (*Task, error) {
-	var env struct {
-		Results json.RawMessage `json:"results"`
-	}
-	if err := json.Unmarshal(body, &env); err != nil {
+	d := new(taskScratch)
+	env, w := &d.env, &d.w
+	if err := json.Unmarshal(body, env); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformedResponse, err)
 	}
 	raw, topLevel := json.RawMessage(body), true
@@ -188,8 +214,7 @@ func decodeTaskStatus(body []byte) (*Task, error) {
 			raw, topLevel = list[0], false
 		}
 	}
-	var w wireTask
-	if err := json.Unmarshal(raw, &w); err != nil {
+	if err := json.Unmarshal(raw, w); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformedResponse, err)
 	}
 	t := w.task(raw)
@@ -205,28 +230,27 @@ func decodeTaskStatus(body []byte) (*Task, error) {
 // decodeCreate reads a create response in either documented shape and
 // returns the task id.
 func decodeCreate(body []byte) (string, error) {
-	var env struct {
-		Results json.RawMessage `json:"results"`
-	}
-	if err := json.Unmarshal(body, &env); err != nil {
+	d := new(taskScratch)
+	env := &d.env
+	if err := json.Unmarshal(body, env); err != nil {
 		return "", fmt.Errorf("%w: %v", ErrMalformedResponse, err)
 	}
 	r := bytes.TrimSpace(env.Results)
 	var ids []string
 	switch {
 	case len(r) > 0 && r[0] == '{':
-		var w wireTask
-		if err := json.Unmarshal(r, &w); err != nil {
+		w := &d.w
+		if err := json.Unmarshal(r, w); err != nil {
 			return "", fmt.Errorf("%w: %v", ErrMalformedResponse, err)
 		}
-		ids = append(ids, w.task(nil).TrackingID)
+		ids = append(ids, w.id())
 	case len(r) > 0 && r[0] == '[':
 		var list []wireTask
 		if err := json.Unmarshal(r, &list); err != nil {
 			return "", fmt.Errorf("%w: %v", ErrMalformedResponse, err)
 		}
 		for i := range list {
-			ids = append(ids, list[i].task(nil).TrackingID)
+			ids = append(ids, list[i].id())
 		}
 	}
 	if len(ids) == 0 || ids[0] == "" {

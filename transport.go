@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
-	"net/url"
 	"runtime"
 	"strconv"
 	"strings"
@@ -248,15 +247,9 @@ func (m *memBody) take() []byte {
 // bytes.ReplaceAll copies even when nothing matches, so it runs only on a
 // body that holds the secret.
 func (c *Client) redactBody(b []byte, decodeJSON bool) []byte {
-	for _, s := range []string{c.oauthToken, c.projectToken, c.apiSecret} {
-		if s == "" {
-			continue
-		}
-		if bytes.Contains(b, []byte(s)) {
-			b = bytes.ReplaceAll(b, []byte(s), []byte(redacted))
-		}
-		if esc := url.QueryEscape(s); esc != s && bytes.Contains(b, []byte(esc)) {
-			b = bytes.ReplaceAll(b, []byte(esc), []byte(redacted))
+	for _, s := range c.secretBytes { // each secret, then its query-escaped form
+		if bytes.Contains(b, s) {
+			b = bytes.ReplaceAll(b, s, []byte(redacted))
 		}
 	}
 	if !decodeJSON || bytes.IndexByte(b, '\\') < 0 || !json.Valid(b) {
