@@ -49,6 +49,38 @@ fuzz:
 		done; \
 	done
 
+## bench: the benchmarks of BENCHMARKS.md (not part of `test`), ~1 minute;
+##   raw output and the machine in bench/results.txt, ratios on stdout too.
+BENCH_OUT ?= bench/results.txt
+bench:
+	@mkdir -p $(dir $(BENCH_OUT))
+	@set -e; { \
+		echo "# make bench, $$(date -u +%Y-%m-%dT%H:%M:%SZ)"; \
+		echo "# $$($(GO) version); nproc $$(nproc); $$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')"; \
+		echo "# $(GO) test -run '^$$' -bench BenchmarkCall -benchmem -benchtime=5000x -count=6 ."; \
+		$(GO) test -run '^$$' -bench BenchmarkCall -benchmem -benchtime=5000x -count=6 .; \
+		echo "# $(GO) test -run '^$$' -bench 'BenchmarkBulkPacing|BenchmarkWaitPolls' -benchtime=1x ."; \
+		$(GO) test -run '^$$' -bench 'BenchmarkBulkPacing|BenchmarkWaitPolls' -benchtime=1x .; \
+		echo "# $(GO) test -run '^$$' -bench BenchmarkDownload -benchtime=3x ."; \
+		$(GO) test -run '^$$' -bench BenchmarkDownload -benchtime=3x .; \
+		echo "# make generate, warm cache (one run to warm, then 5 timed)"; \
+		$(MAKE) --no-print-directory generate >/dev/null; \
+		for i in 1 2 3 4 5; do \
+			s=$$(date +%s%N); $(MAKE) --no-print-directory generate >/dev/null; e=$$(date +%s%N); \
+			echo "BenchmarkMakeGenerate 1 $$(( (e - s) / 1000000 )) ms/op"; \
+		done; \
+	} 2>&1 | tee $(BENCH_OUT)
+	@echo "# summary (medians)" | tee -a $(BENCH_OUT)
+	@awk '/^Benchmark/ { n = $$1; sub(/-[0-9]+$$/, "", n); for (i = 3; i < NF; i += 2) v[n, $$(i+1)] = v[n, $$(i+1)] " " $$i; names[n] = 1 } \
+	function med(s,   a, k, i, j, t) { k = split(s, a, " "); for (i = 2; i <= k; i++) for (j = i; j > 1 && a[j-1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t } return k ? a[int((k + 1) / 2)] : 0 } \
+	END { \
+		split("CreateDeletion CheckDeletion", cs, " "); \
+		for (j = 1; j <= 2; j++) { w = "BenchmarkCall/" cs[j] "/wrapper"; r = "BenchmarkCall/" cs[j] "/raw"; \
+			printf "%s: wrapper %d ns/op %d B/op %d allocs/op; raw %d ns/op %d B/op %d allocs/op; ratio %.3f; allocs +%d\n", cs[j], \
+				med(v[w, "ns/op"]), med(v[w, "B/op"]), med(v[w, "allocs/op"]), med(v[r, "ns/op"]), med(v[r, "B/op"]), med(v[r, "allocs/op"]), \
+				med(v[w, "ns/op"]) / med(v[r, "ns/op"]), med(v[w, "allocs/op"]) - med(v[r, "allocs/op"]) } \
+		printf "make generate (warm): median %d ms\n", med(v["BenchmarkMakeGenerate", "ms/op"]) }' $(BENCH_OUT) | tee -a $(BENCH_OUT)
+
 ## update-spec: take in a new upstream document: merge, regenerate, report, and refuse breaking changes.
 ##   make update-spec SOURCE=api/sources/<name>.txt NEW=<file> [ADD=1] [DRY_RUN=1] [ACCEPT_BREAKING=1]
 update-spec:
