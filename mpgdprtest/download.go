@@ -100,7 +100,17 @@ func (s *Server) serveDownload(w http.ResponseWriter, r *http.Request) {
 		Time: s.cfg.now(), Host: r.Host, Method: r.Method, Path: r.URL.Path, Op: OpDownload,
 		Bearer: s.bearerState(r), ProjectToken: s.tokenState(r),
 	}
-	defer func() { s.record(rec) }()
+	// Recorded once: before a hang-up (the client may look as soon as its
+	// connection drops), otherwise when the handler returns, which is before
+	// net/http flushes the answer.
+	recorded := false
+	recordNow := func() {
+		if !recorded {
+			recorded = true
+			s.record(rec)
+		}
+	}
+	defer recordNow()
 	f := s.takeFault(OpDownload, r)
 	if f != nil {
 		rec.Fault = f.kind()
@@ -108,6 +118,7 @@ func (s *Server) serveDownload(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if f.Reset != NoReset {
+			recordNow()
 			reset(w)
 			return
 		}

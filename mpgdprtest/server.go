@@ -172,7 +172,17 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		Time: s.cfg.now(), Host: r.Host, Method: r.Method, Path: r.URL.Path,
 		Bearer: s.bearerState(r), ProjectToken: s.tokenState(r),
 	}
-	defer func() { s.record(rec) }()
+	// Recorded once: before a hang-up (the client may look as soon as its
+	// connection drops), otherwise when the handler returns, which is before
+	// net/http flushes the answer.
+	recorded := false
+	recordNow := func() {
+		if !recorded {
+			recorded = true
+			s.record(rec)
+		}
+	}
+	defer recordNow()
 	redact := s.redactor(r)
 	violation := func(kind string, reasons []string) []Violation {
 		vs := make([]Violation, len(reasons))
@@ -204,10 +214,12 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		}
 		switch f.Reset {
 		case ResetBeforeBody:
+			recordNow()
 			reset(w)
 			return
 		case ResetAfterBody:
 			_, _ = io.Copy(io.Discard, r.Body)
+			recordNow()
 			reset(w)
 			return
 		}
@@ -256,6 +268,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if f != nil && f.Reset == ResetAfterHandling {
+		recordNow()
 		reset(w)
 		return
 	}
