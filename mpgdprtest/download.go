@@ -130,8 +130,14 @@ func (s *Server) serveDownload(w http.ResponseWriter, r *http.Request) {
 	}
 	c := &capture{header: http.Header{}}
 	s.exportTo(c, r)
-	emit(w, c, f)
+	if c.code == 0 {
+		c.code = http.StatusOK
+	}
 	rec.Status = c.code
+	// Before emitting: a large answer (an export) or a cut one reaches the
+	// client before this handler returns.
+	recordNow()
+	emit(w, c, f)
 }
 
 // exportTo answers a download: /exports/<tracking id>.zip?sig=… of a

@@ -272,8 +272,14 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		reset(w)
 		return
 	}
-	emit(w, c, f)
+	if c.code == 0 {
+		c.code = http.StatusOK
+	}
 	rec.Status = c.code
+	// Before emitting: a large answer (an export) or a cut one reaches the
+	// client before this handler returns.
+	recordNow()
+	emit(w, c, f)
 }
 
 // allow takes a token from the rate limiter, or writes a 429 to w.
