@@ -35,8 +35,9 @@ var (
 	// ErrServer: Mixpanel answered 5xx.
 	ErrServer = errors.New("server error")
 	// ErrOutcomeUnknown: a create may or may not have been accepted (the
-	// connection failed after the request may have reached Mixpanel, or the
-	// answer could not be read). It is not re-sent automatically: check
+	// connection failed, or the context ended, after the request may have
+	// reached Mixpanel; the answer was 500, 502 or 504; or a 2xx answer
+	// could not be read). It is not re-sent automatically: check
 	// before resubmitting. A resubmitted deletion answered with 409 names the
 	// task that already covers those IDs.
 	ErrOutcomeUnknown = errors.New("outcome unknown")
