@@ -135,8 +135,9 @@ type wireTask struct {
 	DestinationURL  flexString   `json:"destination_url"`
 }
 
-func (w *wireTask) task(raw json.RawMessage) *Task {
-	t := &Task{
+// task fills t from w and returns it; raw is the task object as sent.
+func (w *wireTask) task(t *Task, raw json.RawMessage) *Task {
+	*t = Task{
 		TrackingID:       string(w.TrackingID),
 		Status:           Status(strings.ToUpper(strings.TrimSpace(string(w.Status)))),
 		DistinctIDCount:  int(w.DistinctIDCount),
@@ -170,12 +171,15 @@ func (w *wireTask) task(raw json.RawMessage) *Task {
 	return t
 }
 
-// taskScratch holds a decode's envelope and task in one allocation.
+// taskScratch holds a decode's envelope, wire task and result in one
+// allocation. A returned *Task points into it and keeps the rest alive,
+// a few hundred bytes whose strings the Task shares anyway.
 type taskScratch struct {
 	env struct {
 		Results rawView `json:"results"`
 	}
 	w wireTask
+	t Task
 }
 
 // rawView is json.RawMessage without the copy: a view into the input of
@@ -217,7 +221,7 @@ func decodeTaskStatus(body []byte) (*Task, error) {
 	if err := json.Unmarshal(raw, w); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformedResponse, err)
 	}
-	t := w.task(raw)
+	t := w.task(&d.t, raw)
 	if topLevel && (t.Status == "OK" || t.Status == "ERROR") {
 		t.Status = "" // the envelope's status, not a task state
 	}
