@@ -88,9 +88,10 @@ func WithAPISecret(secret string) Option {
 // WithRateLimit gives the client a limiter of its own: at most r requests
 // per second, in bursts of at most burst (default 1/s, burst 1, as Mixpanel
 // allows). Every attempt, retries included, waits for it. With burst 1 the
-// client also sends one request at a time and starts the next interval only
-// once the previous answer has begun to arrive, so that even a server that
-// times requests strictly never sees two closer than 1/r (see
+// client also sends one request at a time, each 1/r after the previous
+// answer began to arrive less half the fastest round trip seen, so that a
+// server that times requests strictly does not see two closer than 1/r; the
+// first 429 turns that credit off for good (see pace in ratelimit.go, and
 // WithRateLimiter).
 func WithRateLimit(r rate.Limit, burst int) Option {
 	return func(c *config) error {

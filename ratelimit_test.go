@@ -31,11 +31,22 @@ type strictServer struct {
 
 func newStrictServer(t *testing.T, interval time.Duration, reply func(http.ResponseWriter, *http.Request)) *strictServer {
 	t.Helper()
+	return newStrictServerAfter(t, interval, nil, reply)
+}
+
+// newStrictServerAfter is newStrictServer whose handler first runs before,
+// if not nil: time spent there is on the request's way in, before the
+// server times it.
+func newStrictServerAfter(t *testing.T, interval time.Duration, before func(), reply func(http.ResponseWriter, *http.Request)) *strictServer {
+	t.Helper()
 	s := &strictServer{interval: interval, minGap: time.Hour}
 	if reply == nil {
 		reply = okReply
 	}
 	s.recorder = newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
+		if before != nil {
+			before()
+		}
 		s.mu.Lock()
 		now := time.Now()
 		tooSoon := false
@@ -297,3 +308,151 @@ func TestRateLimitWaitEndsWithContext(t *testing.T) {
 		t.Fatalf("%d × 429", n429)
 	}
 }
+
+// meanGap is the mean time between consecutive arrivals from index from on.
+func (s *strictServer) meanGap(from int) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.arrivals[from:]
+	return a[len(a)-1].Sub(a[0]) / time.Duration(len(a)-1)
+}
+
+// TestPacingCreditSavesRoundTrip: against a server that answers 20 ms after
+// timing a request, pure causality would space requests by the interval
+// plus those 20 ms. Once creditAfter answers are in, the pacer sends half a
+// round trip earlier, and the server still sees every gap at or above the
+// interval.
+func TestPacingCreditSavesRoundTrip(t *testing.T) {
+	t.Parallel()
+	const interval, slow = 50 * time.Millisecond, 20 * time.Millisecond
+	srv := newStrictServer(t, interval, func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(slow)
+		okReply(w, r)
+	})
+	c := srv.client(t, WithRateLimit(rate.Every(interval), 1), WithRetryPolicy(NoRetries()))
+	const calls = 12
+	for i := range calls {
+		if _, err := c.CheckDeletion(context.Background(), "t"); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	n, n429, minGap := srv.counts()
+	mean := srv.meanGap(creditAfter)
+	t.Logf("%d requests, %d × 429, closest gap %v, mean gap with credit %v", n, n429, minGap, mean)
+	if n != calls || n429 != 0 || minGap < interval {
+		t.Fatalf("%d requests, %d × 429, closest gap %v (interval %v)", n, n429, minGap, interval)
+	}
+	// Causality alone: ≥ interval + slow = 70 ms. With a credit of about
+	// slow/2: about 60 ms.
+	if mean > interval+slow-slow/4 {
+		t.Fatalf("mean gap %v: no credit given (causality alone is ≥ %v)", mean, interval+slow)
+	}
+}
+
+// TestPacingOneStrike: the credit rests on two legs (the previous answer's
+// way back, the next request's way in) not being faster together than half
+// the best round trip. A server slow to take in its first requests and then
+// fast breaks that: its answers come back at once after a slow way in, so
+// the first fast request arrives early. The pacer draws one 429 (retried: a
+// 429 was not processed), then never gives credit again, and no other
+// request is refused.
+func TestPacingOneStrike(t *testing.T) {
+	t.Parallel()
+	const interval, slow = 50 * time.Millisecond, 40 * time.Millisecond
+	var calls atomic.Int64
+	srv := newStrictServerAfter(t, interval, func() {
+		if calls.Add(1) <= creditAfter+1 {
+			time.Sleep(slow) // best round trip ≥ 40 ms: credit 20 ms
+		}
+	}, nil)
+	c := srv.client(t, WithRateLimit(rate.Every(interval), 1), WithRetryPolicy(fastRetries(3)))
+	for i := range 10 {
+		if _, err := c.CheckDeletion(context.Background(), "t"); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	n, n429, minGap := srv.counts()
+	t.Logf("%d requests, %d × 429, closest gap %v", n, n429, minGap)
+	if n429 != 1 || n != 11 {
+		t.Fatalf("%d × 429 in %d requests, want exactly 1 (then no credit) in 11", n429, n)
+	}
+	if p := pacerFor(c.limiter); !p.strict || p.credit(interval) != 0 {
+		t.Fatalf("after a 429 the pacer still gives credit %v", p.credit(interval))
+	}
+}
+
+// TestPacingNoHooksNoCredit: a transport that never calls the trace hooks
+// yields no round trip, so the pacer stays with pure causality.
+func TestPacingNoHooksNoCredit(t *testing.T) {
+	t.Parallel()
+	srv := newStrictServer(t, 10*time.Millisecond, nil)
+	hookless := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		// A fresh context drops the trace, as a transport of its own would.
+		return http.DefaultTransport.RoundTrip(r.Clone(context.Background()))
+	})
+	c := srv.client(t, WithRateLimit(rate.Every(10*time.Millisecond), 1), WithHTTPClient(&http.Client{Transport: hookless}))
+	for range creditAfter + 2 {
+		if _, err := c.CheckDeletion(context.Background(), "t"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p := pacerFor(c.limiter); p.samples != 0 || p.credit(time.Second) != 0 {
+		t.Fatalf("%d round trips measured without hooks, credit %v", p.samples, p.credit(time.Second))
+	}
+}
+
+// TestPacerCredit: the credit's rule, without a network.
+func TestPacerCredit(t *testing.T) {
+	const gap = 100 * time.Millisecond
+	p := &pacer{}
+	for i, rtt := range []time.Duration{30 * time.Millisecond, 0, 12 * time.Millisecond, 20 * time.Millisecond} {
+		if got := p.credit(gap); got != 0 {
+			t.Fatalf("credit %v after %d answers", got, i)
+		}
+		p.observe(http.StatusOK, rtt)
+	}
+	p.observe(0, time.Millisecond) // no answer: not a round trip
+	if got := p.credit(gap); got != 6*time.Millisecond {
+		t.Fatalf("credit %v, want half the best round trip (6ms)", got)
+	}
+	p.observe(http.StatusOK, time.Second)
+	if got := p.credit(gap); got != 6*time.Millisecond {
+		t.Fatalf("a slow answer changed the credit to %v", got)
+	}
+	q := &pacer{bestRTT: time.Second, samples: creditAfter}
+	if got := q.credit(gap); got != gap/2 {
+		t.Fatalf("credit %v, want at most half the interval", got)
+	}
+	p.observe(http.StatusTooManyRequests, time.Millisecond)
+	p.observe(http.StatusOK, time.Millisecond)
+	if got := p.credit(gap); got != 0 {
+		t.Fatalf("credit %v after a 429", got)
+	}
+}
+
+// TestSleepUntil: never early, and a cancelled wait returns at once.
+func TestSleepUntil(t *testing.T) {
+	t.Parallel()
+	for _, d := range []time.Duration{0, 300 * time.Microsecond, 3 * time.Millisecond} {
+		at := time.Now().Add(d)
+		if err := sleepUntil(context.Background(), at); err != nil {
+			t.Fatal(err)
+		}
+		if now := time.Now(); now.Before(at) {
+			t.Fatalf("returned %v early", at.Sub(now))
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := sleepUntil(ctx, start.Add(time.Minute)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("a cancelled wait took %v", d)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

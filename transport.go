@@ -13,15 +13,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
-	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
-	"weak"
-
-	"golang.org/x/time/rate"
 )
 
 // pipeline is the HttpRequestDoer the generated client sends through: every
@@ -54,11 +49,11 @@ func (p pipeline) Do(req *http.Request) (*http.Response, error) {
 	}
 	start := time.Now()
 	for attempt := 1; ; attempt++ {
-		release, err := c.pace(ctx)
+		turn, err := c.pace(ctx)
 		if err != nil {
 			return nil, err
 		}
-		resp, sent, err := c.attempt(ctx, req, attempt, idempotent, release)
+		resp, sent, err := c.attempt(ctx, req, attempt, idempotent, turn)
 		var retryAfter time.Duration
 		var reason string
 		status := 0
@@ -111,38 +106,45 @@ func (p pipeline) Do(req *http.Request) (*http.Response, error) {
 // attempt sends req once. sent is false only when the request provably did
 // not reach the server: the dial failed, or (with the standard transport,
 // whose trace hooks are reliable) no connection was obtained at all. Only a
-// create (not idempotent) needs sent, so only a create carries the trace.
-// release ends the caller's turn at the rate limiter; it is called once the
-// answer's headers have arrived or the attempt failed.
+// create (not idempotent) needs sent, and only a paced request (turn not
+// nil) needs its round trip, so only those carry the trace. The turn at the
+// rate limiter ends once the answer's headers have arrived or the attempt
+// failed.
 //
 // The first attempt sends req itself (a create: a shallow copy carrying the
 // trace): net/http does not modify a request it is given, and the body is
 // read only once. A retry sends a clone with a fresh body from GetBody, since
 // the transport may still hold the previous attempt's body.
-func (c *Client) attempt(ctx context.Context, req *http.Request, n int, idempotent bool, release func()) (resp *http.Response, sent bool, err error) {
+func (c *Client) attempt(ctx context.Context, req *http.Request, n int, idempotent bool, turn *turn) (resp *http.Response, sent bool, err error) {
 	var st *attemptTrace
-	if !idempotent {
-		st = &attemptTrace{}
-		st.trace.GotConn = st.gotConn
+	if !idempotent || turn != nil {
+		st = newAttemptTrace()
 		ctx = httptrace.WithClientTrace(ctx, &st.trace)
 	}
 	r := req
 	switch {
 	case n > 1:
 		if r, err = cloneRequest(ctx, req); err != nil {
-			release()
+			turn.end(0, time.Time{}, 0)
 			return nil, false, err
 		}
 	case st != nil:
 		r = req.WithContext(ctx)
 	}
 	resp, err = c.send.Do(r)
-	release()
+	if turn != nil {
+		status := 0
+		if err == nil {
+			status = resp.StatusCode
+		}
+		firstByte, rtt := st.answered()
+		turn.end(status, firstByte, rtt)
+	}
 	if err != nil {
 		if neverSent(err) {
 			return nil, false, err
 		}
-		return nil, !(c.stdTransport && st != nil && !st.connected.Load()), err
+		return nil, !(c.stdTransport && st != nil && !st.connected()), err
 	}
 	if resp.StatusCode/100 == 2 {
 		// Read a success body here, where a failure can still be retried
@@ -154,13 +156,41 @@ func (c *Client) attempt(ctx context.Context, req *http.Request, n int, idempote
 	return resp, true, nil
 }
 
-// attemptTrace records whether an attempt obtained a connection.
+// attemptTrace records when an attempt obtained a connection and when the
+// answer's first byte came, in nanoseconds since start (0: not yet). The
+// hooks may run on the transport's goroutines, even after Do returned.
 type attemptTrace struct {
-	connected atomic.Bool
-	trace     httptrace.ClientTrace
+	start           time.Time
+	conn, firstByte atomic.Int64
+	trace           httptrace.ClientTrace
 }
 
-func (a *attemptTrace) gotConn(httptrace.GotConnInfo) { a.connected.Store(true) }
+func newAttemptTrace() *attemptTrace {
+	a := &attemptTrace{start: time.Now()}
+	a.trace.GotConn = a.gotConn
+	a.trace.GotFirstResponseByte = a.gotFirstByte
+	return a
+}
+
+func (a *attemptTrace) since() int64 { return max(1, int64(time.Since(a.start))) }
+
+func (a *attemptTrace) gotConn(httptrace.GotConnInfo) { a.conn.Store(a.since()) }
+
+func (a *attemptTrace) gotFirstByte() { a.firstByte.Store(a.since()) }
+
+func (a *attemptTrace) connected() bool { return a.conn.Load() != 0 }
+
+// answered reports when the answer's first byte came and the round trip
+// from obtaining the connection to then: the network both ways plus the
+// server's time, without dialling. Both are zero if a hook did not run (a
+// transport other than net/http's may never call them).
+func (a *attemptTrace) answered() (firstByte time.Time, rtt time.Duration) {
+	c, f := a.conn.Load(), a.firstByte.Load()
+	if c == 0 || f <= c {
+		return time.Time{}, 0
+	}
+	return a.start.Add(time.Duration(f)), time.Duration(f - c)
+}
 
 // final prepares the response Do returns: an error body is read (bounded)
 // and cleaned; a 500, 502 or 504 to a create is an unknown outcome.
@@ -300,88 +330,6 @@ func (c *Client) redactJSON(v any) (any, bool) {
 		return out, changed
 	}
 	return v, false
-}
-
-// pace waits for the caller's turn to send: a token from the limiter and,
-// for a limiter with burst 1 (Mixpanel's 1 request/second), one full
-// interval since the answer to the previous request sharing that limiter
-// began to arrive. A token bucket alone schedules tokens at fixed instants:
-// a request whose goroutine woke late is followed too closely by the next
-// one, and a server that counts strictly answers 429. Counting from the
-// previous answer is safe by causality, whatever the network or scheduler
-// does: the server timed that request before it answered. It costs one
-// round trip per request, which is nothing next to one second.
-//
-// The turn is held until release is called, so requests sharing a burst-1
-// limiter are sent one at a time, across every client sharing it. A
-// deadline too close to wait for a token is reported as
-// context.DeadlineExceeded.
-func (c *Client) pace(ctx context.Context) (release func(), err error) {
-	l := c.limiter
-	if l == nil {
-		return func() {}, ctx.Err()
-	}
-	var p *pacer
-	var gap time.Duration
-	if lim := l.Limit(); l.Burst() == 1 && lim > 0 && lim != rate.Inf {
-		p = pacerFor(l)
-		gap = time.Duration(float64(time.Second) / float64(lim))
-		select {
-		case p.turn <- struct{}{}:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-	giveBack := func() {
-		if p != nil {
-			<-p.turn
-		}
-	}
-	if err := l.Wait(ctx); err != nil {
-		giveBack()
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, fmt.Errorf("mpgdpr: %w: the rate limiter's next slot is past the deadline", context.DeadlineExceeded)
-	}
-	if p != nil {
-		if err := sleep(ctx, time.Until(p.last.Add(gap))); err != nil {
-			giveBack()
-			return nil, err
-		}
-	}
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			if p != nil {
-				p.last = time.Now()
-				giveBack()
-			}
-		})
-	}, nil
-}
-
-// pacer is the send-order state of one burst-1 limiter, shared by every
-// client using that limiter.
-type pacer struct {
-	turn chan struct{} // capacity 1: whoever put a value in may send next
-	last time.Time     // when the previous turn's request went out; guarded by turn
-}
-
-// pacers maps a limiter to its pacer. Keys are weak so that a limiter no
-// client uses any more is collected, and its entry removed.
-var pacers sync.Map // weak.Pointer[rate.Limiter] → *pacer
-
-func pacerFor(l *rate.Limiter) *pacer {
-	k := weak.Make(l)
-	if p, ok := pacers.Load(k); ok {
-		return p.(*pacer)
-	}
-	p, loaded := pacers.LoadOrStore(k, &pacer{turn: make(chan struct{}, 1)})
-	if !loaded {
-		runtime.AddCleanup(l, func(k weak.Pointer[rate.Limiter]) { pacers.Delete(k) }, k)
-	}
-	return p.(*pacer)
 }
 
 // pastDeadline reports whether ctx ends before a wait of d does: then the
