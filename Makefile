@@ -49,7 +49,7 @@ fuzz:
 		done; \
 	done
 
-## bench: the benchmarks of BENCHMARKS.md (not part of `test`), ~1 minute;
+## bench: the benchmarks of BENCHMARKS.md (not part of `test`), ~2 minutes;
 ##   raw output and the machine in bench/results.txt, ratios on stdout too.
 BENCH_OUT ?= bench/results.txt
 bench:
@@ -59,8 +59,10 @@ bench:
 		echo "# $$($(GO) version); nproc $$(nproc); $$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')"; \
 		echo "# $(GO) test -run '^$$' -bench BenchmarkCall -benchmem -benchtime=5000x -count=6 ."; \
 		$(GO) test -run '^$$' -bench BenchmarkCall -benchmem -benchtime=5000x -count=6 .; \
-		echo "# $(GO) test -run '^$$' -bench 'BenchmarkBulkPacing|BenchmarkWaitPolls' -benchtime=1x ."; \
-		$(GO) test -run '^$$' -bench 'BenchmarkBulkPacing|BenchmarkWaitPolls' -benchtime=1x .; \
+		echo "# $(GO) test -run '^$$' -bench 'BenchmarkBulkPacing/limit=50/' -benchtime=1x -count=3 ."; \
+		$(GO) test -run '^$$' -bench 'BenchmarkBulkPacing/limit=50/' -benchtime=1x -count=3 .; \
+		echo "# $(GO) test -run '^$$' -bench 'BenchmarkBulkPacing/limit=(10|1)/|BenchmarkWaitPolls' -benchtime=1x ."; \
+		$(GO) test -run '^$$' -bench 'BenchmarkBulkPacing/limit=(10|1)/|BenchmarkWaitPolls' -benchtime=1x .; \
 		echo "# $(GO) test -run '^$$' -bench BenchmarkDownload -benchtime=3x ."; \
 		$(GO) test -run '^$$' -bench BenchmarkDownload -benchtime=3x .; \
 		echo "# make generate, warm cache (one run to warm, then 5 timed)"; \
@@ -79,6 +81,7 @@ bench:
 			printf "%s: wrapper %d ns/op %d B/op %d allocs/op; raw %d ns/op %d B/op %d allocs/op; ratio %.3f; allocs +%d\n", cs[j], \
 				med(v[w, "ns/op"]), med(v[w, "B/op"]), med(v[w, "allocs/op"]), med(v[r, "ns/op"]), med(v[r, "B/op"]), med(v[r, "allocs/op"]), \
 				med(v[w, "ns/op"]) / med(v[r, "ns/op"]), med(v[w, "allocs/op"]) - med(v[r, "allocs/op"]) } \
+		for (n in names) if (n ~ /BulkPacing/) printf "%s: rate/limit median %s (runs:%s); 429s:%s\n", n, med(v[n, "rate/limit"]), v[n, "rate/limit"], v[n, "429s"]; \
 		printf "make generate (warm): median %d ms\n", med(v["BenchmarkMakeGenerate", "ms/op"]) }' $(BENCH_OUT) | tee -a $(BENCH_OUT)
 
 ## update-spec: take in a new upstream document: merge, regenerate, report, and refuse breaking changes.
