@@ -2,8 +2,12 @@
 # proxy, and `test` installs the Debian tools the interop tests need.
 GO ?= go
 STATICCHECK_VERSION ?= v0.8.2
+# The Go modules of this repository. The root module is the client library;
+# the others hold what would make a library user's build heavier (the CLI and
+# its command tree, later the worker). tools/ is the generator's own module.
+MODULES ?= . cmd/mpgdpr
 
-.PHONY: all generate check-generate test lint fuzz fuzz-short bench ci deps update-spec
+.PHONY: all generate check-generate test lint tidy-check fuzz fuzz-short bench ci deps update-spec demo
 
 all: check-generate lint test
 
@@ -24,18 +28,25 @@ deps:
 		else echo "deps: zip/unzip missing and apt-get unavailable; their interop tests will skip" >&2; fi; \
 	fi
 
-## test: the whole suite under the race detector.
+## demo: the main job: a whole bulk run against the embedded fake Mixpanel (no account).
+demo:
+	cd cmd/mpgdpr && $(GO) run . demo
+
+## test: the whole suite of every module under the race detector.
 test: deps
-	$(GO) test -race -count=1 ./...
+	@set -e; for m in $(MODULES); do echo "== go test -race ./... in $$m"; (cd $$m && $(GO) test -race -count=1 ./...); done
 
 ## lint: gofmt, go vet and staticcheck.
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); test -z "$$out" || { echo "gofmt would change: $$out" >&2; exit 1; }
-	$(GO) vet ./...
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+	@set -e; for m in $(MODULES); do echo "== vet, staticcheck in $$m"; (cd $$m && $(GO) vet ./... && $(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...); done
+
+## tidy-check: fail if any module's go.mod or go.sum is not tidy.
+tidy-check:
+	@set -e; for m in $(MODULES) tools; do (cd $$m && $(GO) mod tidy -diff) || { echo "tidy-check: $$m is not tidy; run go mod tidy there" >&2; exit 1; }; done
 
 ## ci: what .ci/run runs.
-ci: check-generate lint test
+ci: check-generate lint tidy-check test
 
 ## fuzz-short: a few seconds of each fuzz target (CI); `make fuzz FUZZTIME=5m` for longer.
 FUZZTIME ?= 10s
