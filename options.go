@@ -179,7 +179,7 @@ func defaultConfig() config {
 	return config{
 		region:       RegionUS,
 		httpClient:   &http.Client{Timeout: 60 * time.Second},
-		userAgent:    "mpgdpr-go",
+		userAgent:    "mpgdpr-go/" + Version,
 		limiter:      rate.NewLimiter(DefaultRateLimit, 1),
 		retry:        DefaultRetryPolicy(),
 		logger:       slog.New(slog.DiscardHandler),
