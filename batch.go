@@ -57,6 +57,7 @@ type BatchOption func(*batchConfig)
 type batchConfig struct {
 	chunk      int
 	before     func(seq int, ids []string) error
+	beforeSend func(seq int, ids []string) error
 	onChunk    func(BatchTask) error
 	onConflict func(Conflict) error
 }
@@ -73,6 +74,21 @@ func WithChunkSize(n int) BatchOption {
 // IDs and all later ones are Unsent. f must not keep ids.
 func WithBeforeChunk(f func(seq int, ids []string) error) BatchOption {
 	return func(c *batchConfig) { c.before = f }
+}
+
+// WithBeforeSend calls f once per request, after the request's turn at the
+// rate limiter and right before its first attempt goes on the wire (retries
+// of that attempt do not call it again), with its sequence number and IDs.
+// Unlike WithBeforeChunk, which runs before the possibly long wait for the
+// limiter, a job killed while waiting for its turn has not yet called f: a
+// journal that marks IDs as "sending" in f marks only IDs that may really
+// have been sent. An error from f stops the batch: that request is not sent
+// and its IDs and all later ones are Unsent (the limiter's token is spent
+// all the same). DeleteAll calls f again before it resubmits a deletion whose
+// outcome was unknown, with the resubmission's new sequence number. f must
+// not keep ids.
+func WithBeforeSend(f func(seq int, ids []string) error) BatchOption {
+	return func(c *batchConfig) { c.beforeSend = f }
 }
 
 // WithOnChunk calls f as soon as a request is accepted, so that a caller can
@@ -170,9 +186,17 @@ func (c *Client) batch(ctx context.Context, op string, ids []string, limit int, 
 					return stop(pending, fmt.Errorf("before request %d: %w", seq, err))
 				}
 			}
-			id, err := create(ctx, pending)
+			cctx := ctx
+			if cfg.beforeSend != nil {
+				s, ids := seq, slices.Clone(pending)
+				cctx = withBeforeSend(ctx, func() error { return cfg.beforeSend(s, ids) })
+			}
+			id, err := create(cctx, pending)
 			var apiErr *Error
+			var notSent *beforeSendError
 			switch {
+			case errors.As(err, &notSent):
+				return stop(pending, fmt.Errorf("before sending request %d: %w", seq, notSent.err))
 			case err == nil:
 				t := BatchTask{Seq: seq, TaskID: id, DistinctIDs: pending}
 				res.Tasks = append(res.Tasks, t)
@@ -208,6 +232,28 @@ func (c *Client) batch(ctx context.Context, op string, ids []string, limit int, 
 	}
 	return res, nil
 }
+
+// beforeSendKey carries a create's before-send hook (WithBeforeSend) in
+// its context to the pipeline, which calls it after the limiter's turn.
+type beforeSendKey struct{}
+
+func withBeforeSend(ctx context.Context, f func() error) context.Context {
+	return context.WithValue(ctx, beforeSendKey{}, f)
+}
+
+// beforeSendHook returns the hook ctx carries, or nil.
+func beforeSendHook(ctx context.Context) func() error {
+	f, _ := ctx.Value(beforeSendKey{}).(func() error)
+	return f
+}
+
+// beforeSendError is a before-send hook's refusal: the request was not
+// sent. RequestSent makes the pipeline treat it as refused unsent.
+type beforeSendError struct{ err error }
+
+func (e *beforeSendError) Error() string     { return "refused before sending: " + e.err.Error() }
+func (e *beforeSendError) Unwrap() error     { return e.err }
+func (e *beforeSendError) RequestSent() bool { return false }
 
 // dedupe returns ids without repeats, first occurrences in order, and each
 // repeated ID once.

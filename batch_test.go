@@ -11,6 +11,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // batchServer answers each create with script(n, ids): n counts creates
@@ -466,4 +469,56 @@ func TestBatchPartitionProperty(t *testing.T) {
 		}
 		srv.mu.Unlock()
 	}
+}
+
+// TestBatchBeforeSendAfterTurn: WithBeforeSend runs after the request's
+// turn at the rate limiter. A batch cancelled while its second request
+// waits for its turn has called the hook for the first request only, and
+// the second request's IDs are Unsent. (Before WithBeforeSend existed a
+// journal could only use WithBeforeChunk, which runs before the wait.)
+func TestBatchBeforeSendAfterTurn(t *testing.T) {
+	srv := newBatchServer(t, accept)
+	// One token, then one an hour later: the second request waits until
+	// the context is cancelled, however loaded the machine is.
+	c := srv.client(t, WithMaxIDsPerRequest(2000, 2), WithRateLimiter(rate.NewLimiter(rate.Every(time.Hour), 1)))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	input := idList("w", 4)
+	var sending []int
+	res, err := c.DeleteAll(ctx, input, GDPR,
+		WithBeforeChunk(func(seq int, _ []string) error {
+			if seq == 2 {
+				time.AfterFunc(20*time.Millisecond, cancel) // while it waits for its turn
+			}
+			return nil
+		}),
+		WithBeforeSend(func(seq int, ids []string) error {
+			sending = append(sending, seq)
+			if len(srv.sent()) != seq-1 {
+				t.Errorf("before-send %d called after the request was sent", seq)
+			}
+			return nil
+		}))
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v", err)
+	}
+	checkPartition(t, input, res)
+	if !slices.Equal(sending, []int{1}) || !slices.Equal(res.Unsent, input[2:]) || len(srv.sent()) != 1 {
+		t.Fatalf("before-send calls %v, %s, %d sent", sending, summary(res), len(srv.sent()))
+	}
+}
+
+// TestBatchBeforeSendRefuses: an error from the WithBeforeSend hook stops
+// the batch before the request is sent: its IDs and the later ones are
+// Unsent, and the caller's error is kept.
+func TestBatchBeforeSendRefuses(t *testing.T) {
+	journalFull := errors.New("journal full")
+	srv := newBatchServer(t, accept)
+	c := srv.client(t, WithMaxIDsPerRequest(2000, 2), WithRateLimiter(rate.NewLimiter(rate.Every(time.Hour), 1)))
+	input := idList("r", 4)
+	res, err := c.DeleteAll(context.Background(), input, GDPR, WithBeforeSend(func(int, []string) error { return journalFull }))
+	if !errors.Is(err, journalFull) || len(res.Tasks) != 0 || !slices.Equal(res.Unsent, input) || len(srv.sent()) != 0 {
+		t.Fatalf("%v, %s, %d sent", err, summary(res), len(srv.sent()))
+	}
+	checkPartition(t, input, res)
 }

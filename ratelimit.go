@@ -89,6 +89,18 @@ type turn struct {
 	ended bool
 }
 
+// cancel gives the turn back unused: nothing was sent, so the next
+// request's wait does not count from now (the limiter's token is spent
+// all the same: x/time/rate cannot return a token already acted on). It is
+// a no-op on a nil or ended turn.
+func (t *turn) cancel() {
+	if t == nil || t.ended {
+		return
+	}
+	t.ended = true
+	<-t.p.turn
+}
+
 // end records the attempt's outcome, the answer's status (0 if none came),
 // when its first byte came and its round trip (zero if not measured), and
 // lets the next request have its turn. It is a no-op on a nil or ended turn.

@@ -53,6 +53,14 @@ func (p pipeline) Do(req *http.Request) (*http.Response, error) {
 		if err != nil {
 			return nil, err
 		}
+		if attempt == 1 {
+			if f := beforeSendHook(ctx); f != nil {
+				if err := f(); err != nil {
+					turn.cancel() // nothing was sent: the next request need not wait for this one
+					return nil, &beforeSendError{err}
+				}
+			}
+		}
 		resp, sent, err := c.attempt(ctx, req, attempt, idempotent, turn)
 		var retryAfter time.Duration
 		var reason string
