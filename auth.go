@@ -3,6 +3,7 @@ package mpgdpr
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -35,6 +36,45 @@ func (c *Client) authorize(_ context.Context, req *http.Request) error {
 	}
 	return nil
 }
+
+// checkOutgoing is the last check before a request leaves the pipeline,
+// after every request editor ran (a per-call RequestEditorFn given to a
+// Raw() call runs after authorize): a request bound anywhere but the
+// configured API is refused, since it carries the credentials, and so is a
+// header net/http would refuse to send (a permanent error: sending it
+// again would fail again). Neither is sent, so neither is retried nor an
+// unknown outcome.
+func (c *Client) checkOutgoing(req *http.Request) error {
+	u := req.URL
+	if u == nil || u.Scheme != c.base.Scheme || u.Host != c.base.Host || u.User != nil || (req.Host != "" && req.Host != c.base.Host) {
+		dest := "an unnamed host"
+		if u != nil {
+			dest = u.Scheme + "://" + u.Host
+		}
+		if req.Host != "" && u != nil && req.Host != u.Host {
+			dest += " (Host " + req.Host + ")"
+		}
+		return &unsentError{msg: "mpgdpr: refusing to send credentials to " + c.redact(dest) + ", not the configured API"}
+	}
+	for name, vals := range req.Header {
+		if !validHeaderName(name) {
+			return &unsentError{msg: fmt.Sprintf("mpgdpr: refusing to send an invalid header name %.40q", c.redact(name))}
+		}
+		for _, v := range vals {
+			if err := validHeaderValue(v); err != nil {
+				return &unsentError{msg: fmt.Sprintf("mpgdpr: refusing to send header %s: invalid value (%v)", name, err)}
+			}
+		}
+	}
+	return nil
+}
+
+// unsentError is a request the client refused to send: it is neither
+// retried nor an unknown outcome.
+type unsentError struct{ msg string }
+
+func (e *unsentError) Error() string     { return e.msg }
+func (e *unsentError) RequestSent() bool { return false }
 
 const redacted = "REDACTED"
 

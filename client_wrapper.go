@@ -50,19 +50,29 @@ type Client struct {
 const maxSuccessBody = 8 << 20
 
 // New returns a client for the project whose token is projectToken, acting
-// with the user's GDPR OAuth token. Both are required.
+// with the user's GDPR OAuth token. Both are required, and taken exactly as
+// given: a token (or WithAPISecret's secret) with leading or trailing
+// whitespace, such as the newline os.ReadFile keeps, or with a control
+// character inside is refused with an *InputError naming which credential
+// is wrong (never its value). Trim what you read from a file.
 func New(oauthToken, projectToken string, opts ...Option) (*Client, error) {
-	if strings.TrimSpace(oauthToken) == "" {
-		return nil, &InputError{Field: "OAuth token", Problem: "empty"}
+	if err := validateSecret("OAuth token", oauthToken, true); err != nil {
+		return nil, err
 	}
-	if strings.TrimSpace(projectToken) == "" {
-		return nil, &InputError{Field: "project token", Problem: "empty"}
+	if err := validateSecret("project token", projectToken, true); err != nil {
+		return nil, err
 	}
 	cfg := defaultConfig()
 	for _, o := range opts {
 		if err := o(&cfg); err != nil {
 			return nil, err
 		}
+	}
+	if err := validateSecret("API secret", cfg.apiSecret, false); err != nil {
+		return nil, err
+	}
+	if err := validHeaderValue(cfg.userAgent); err != nil {
+		return nil, &InputError{Field: "user agent", Problem: err.Error()}
 	}
 	base := cfg.baseURL
 	if base == "" {

@@ -5,11 +5,14 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/privacykit/mpgdpr/gen"
 )
 
 // TestCancelRetriedAfterSuccess: a cancel whose first answer was lost meets
@@ -109,5 +112,158 @@ func TestErrorMessageRedactedThenCut(t *testing.T) {
 	got, ok := parseRetryAfter("Wed, 21 Oct 2099 07:28:00 GMT", time.Now())
 	if !ok || got > 366*24*time.Hour {
 		t.Fatalf("Retry-After date gives %v", got)
+	}
+}
+
+// TestValidateDistinctIDInvisible: an ID with a character that is invisible
+// or means nothing on its own names no one in Mixpanel. ValidateDistinctID
+// and every call that sends IDs refuse it before anything is sent, naming
+// the character and its position, never the ID.
+func TestValidateDistinctIDInvisible(t *testing.T) {
+	cases := map[string]string{
+		"abc\u200bdef":     "U+200B ZERO WIDTH SPACE (an invisible format character) at rune 4",
+		"\ufeffuser-1":     "U+FEFF ZERO WIDTH NO-BREAK SPACE (an invisible format character) at rune 1",
+		"user\u200c":       "U+200C ZERO WIDTH NON-JOINER",
+		"us\u200der":       "U+200D ZERO WIDTH JOINER",
+		"u\u2060ser":       "U+2060 WORD JOINER",
+		"user\u202e1":      "U+202E RIGHT-TO-LEFT OVERRIDE",
+		"\u2066user\u2069": "U+2066 LEFT-TO-RIGHT ISOLATE",
+		"us\u00adr":        "U+00AD SOFT HYPHEN",
+		"user\r":           "U+000D (a control character) at rune 5",
+		"a\u2028b":         "U+2028 LINE SEPARATOR",
+		"a\ue000b":         "U+E000 (a private-use character)",
+		"a\uffffb":         "U+FFFF (a noncharacter)",
+		"a\U000e0001b":     "U+E0001 LANGUAGE TAG",
+		"a\u0378b":         "U+0378 (a code point unassigned in Unicode",
+	}
+	for id, want := range cases {
+		err := ValidateDistinctID(id)
+		var ie *InputError
+		if !errors.As(err, &ie) || !errors.Is(err, ErrInvalidInput) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%+q: %v, want %q", id, err, want)
+			continue
+		}
+		// The error never carries the ID, nor any visible part of it.
+		if strings.Contains(err.Error(), id) || strings.Contains(err.Error(), "user") || strings.Contains(err.Error(), "abc") {
+			t.Errorf("%+q: the error shows the id: %v", id, err)
+		}
+	}
+	for _, ok := range []string{"alice", "user@example.com", "ü/ñ", "日本語", "a b", "emoji 😀", "$device:18f3c2", "e\u0301"} {
+		if err := ValidateDistinctID(ok); err != nil {
+			t.Errorf("%q refused: %v", ok, err)
+		}
+	}
+
+	rec := newRecorder(t, okReply)
+	c := rec.client(t)
+	ctx := context.Background()
+	bad := []string{"alice", "bob\u200b"}
+	if _, err := c.CreateDeletion(ctx, DeletionRequest{DistinctIDs: bad, ComplianceType: GDPR}); !errors.Is(err, ErrInvalidInput) || !strings.Contains(err.Error(), "#2") || !strings.Contains(err.Error(), "U+200B") {
+		t.Errorf("CreateDeletion: %v", err)
+	}
+	if _, err := c.CreateRetrieval(ctx, RetrievalRequest{DistinctIDs: bad, ComplianceType: GDPR}); !errors.Is(err, ErrInvalidInput) {
+		t.Errorf("CreateRetrieval: %v", err)
+	}
+	res, err := c.DeleteAll(ctx, bad, GDPR)
+	if !errors.Is(err, ErrInvalidInput) || !strings.Contains(err.Error(), "#2") || strings.Contains(err.Error(), "bob") || len(res.Unsent) != 2 {
+		t.Errorf("DeleteAll: %v", err)
+	}
+	if _, err := c.CheckDeletion(ctx, "task\u200b1"); !errors.Is(err, ErrInvalidInput) {
+		t.Errorf("CheckDeletion with an invisible character: %v", err)
+	}
+	if n := len(rec.requests()); n != 0 {
+		t.Fatalf("%d requests sent for invisible IDs", n)
+	}
+}
+
+// TestNewRefusesUntrimmedTokens: a token read from a file keeps its
+// newline; net/http would refuse it as a header value on every call,
+// which looked like a network failure and was retried for minutes. New
+// refuses it, naming which credential and never its value.
+func TestNewRefusesUntrimmedTokens(t *testing.T) {
+	for _, tc := range []struct {
+		oauth, project, secret, field string
+	}{
+		{testOAuth + "\n", testProject, "", "OAuth token"},
+		{" " + testOAuth, testProject, "", "OAuth token"},
+		{testOAuth, testProject + "\r\n", "", "project token"},
+		{testOAuth, "\t" + testProject, "", "project token"},
+		{testOAuth, testProject, testSecret + "\n", "API secret"},
+		{"oauth\x00token", testProject, "", "OAuth token"},
+	} {
+		_, err := New(tc.oauth, tc.project, WithAPISecret(tc.secret))
+		if !errors.Is(err, ErrInvalidInput) || !strings.Contains(err.Error(), tc.field) {
+			t.Errorf("New(%q, %q, secret %q) = %v, want an error naming the %s", tc.oauth, tc.project, tc.secret, err, tc.field)
+			continue
+		}
+		assertNoSecret(t, err.Error())
+		if strings.Contains(err.Error(), "oauth") && !strings.Contains(err.Error(), "OAuth") {
+			t.Errorf("error shows the token: %v", err)
+		}
+	}
+	if _, err := New(testOAuth, testProject, WithUserAgent("agent\n")); !errors.Is(err, ErrInvalidInput) {
+		t.Errorf("a User-Agent with a newline accepted: %v", err)
+	}
+}
+
+// TestInvalidHeaderIsPermanent: a header net/http cannot send (set by a
+// per-call editor) fails at once: never sent, never retried, not an
+// unknown outcome, and the value is not shown.
+func TestInvalidHeaderIsPermanent(t *testing.T) {
+	rec := newRecorder(t, okReply)
+	c, logs := faultClient(t, rec, fastRetries(5))
+	badHeader := func(_ context.Context, req *http.Request) error {
+		req.Header["X-Note"] = []string{"line1\nSENTINEL-value"}
+		return nil
+	}
+	_, err := c.Raw().CheckDeletion(context.Background(), "t1", nil, badHeader)
+	if err == nil || strings.Contains(err.Error(), "SENTINEL-value") || !strings.Contains(err.Error(), "X-Note") {
+		t.Fatalf("check: %v", err)
+	}
+	_, err = c.Raw().CreateDeletion(context.Background(), nil, gen.CreateDeletionRequest{DistinctIds: []string{"a"}, ComplianceType: "GDPR"}, badHeader)
+	if err == nil || errors.Is(err, ErrOutcomeUnknown) {
+		t.Fatalf("create: %v", err)
+	}
+	if n := len(logs.retries(t)); n != 0 {
+		t.Errorf("%d retries of a request that cannot be sent", n)
+	}
+	if n := len(rec.requests()); n != 0 {
+		t.Errorf("%d requests reached the server", n)
+	}
+}
+
+// TestRawEditorCannotRedirectCredentials: a per-call RequestEditorFn runs
+// after the client put its credentials on the request; one that points the
+// request at another host must not take them along. The pipeline checks
+// the destination right before sending.
+func TestRawEditorCannotRedirectCredentials(t *testing.T) {
+	rec := newRecorder(t, okReply)
+	evil := newRecorder(t, okReply)
+	c := rec.client(t)
+	evilURL, _ := url.Parse(evil.srv.URL)
+	for name, edit := range map[string]gen.RequestEditorFn{
+		"host": func(_ context.Context, req *http.Request) error { req.URL.Host = evilURL.Host; return nil },
+		"url": func(_ context.Context, req *http.Request) error {
+			u := *evilURL
+			u.Path, u.RawQuery = req.URL.Path, req.URL.RawQuery
+			req.URL = &u
+			return nil
+		},
+		"userinfo": func(_ context.Context, req *http.Request) error {
+			req.URL.User = url.UserPassword("u", "p")
+			return nil
+		},
+		"Host": func(_ context.Context, req *http.Request) error { req.Host = evilURL.Host; return nil },
+	} {
+		_, err := c.Raw().CheckDeletion(context.Background(), "t1", nil, edit)
+		if err == nil || !strings.Contains(err.Error(), "refusing to send credentials") {
+			t.Errorf("%s: %v", name, err)
+		}
+		if err != nil {
+			assertNoSecret(t, err.Error())
+		}
+	}
+	if n := len(evil.requests()) + len(rec.requests()); n != 0 {
+		t.Fatalf("%d requests sent", n)
 	}
 }

@@ -41,6 +41,9 @@ func (p pipeline) Do(req *http.Request) (*http.Response, error) {
 	c := p.c
 	ctx := req.Context()
 	op := c.redact(opName(req))
+	if err := c.checkOutgoing(req); err != nil {
+		return nil, err
+	}
 	idempotent := req.Method != http.MethodPost
 	pol := c.retry
 	// A body that cannot be produced again cannot be retried.
