@@ -2,6 +2,9 @@ package export
 
 import (
 	"errors"
+	"fmt"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -28,6 +31,12 @@ var (
 	// ErrInvalidArchive means the input is not a readable zip archive, for
 	// example because it is truncated.
 	ErrInvalidArchive = errors.New("export: not a valid zip archive")
+
+	// ErrOverlappingEntries means two entries share or overlap their data,
+	// or an entry's data runs into the central directory: the shape of a
+	// zip bomb that makes a small archive expand without bound. It also
+	// matches ErrInvalidArchive.
+	ErrOverlappingEntries = fmt.Errorf("%w: entries overlap", ErrInvalidArchive)
 
 	// ErrUnsupportedMethod means an entry uses a compression method other
 	// than Store (0) or Deflate (8).
@@ -61,8 +70,9 @@ var (
 	// total than allowed.
 	ErrArchiveTooLarge = &limitError{"total uncompressed size too large"}
 
-	// ErrRatioTooHigh means an entry expands more than the allowed
-	// compression ratio, the mark of a decompression bomb.
+	// ErrRatioTooHigh means an entry, or the archive as a whole, expands
+	// more than the allowed compression ratio, the mark of a decompression
+	// bomb.
 	ErrRatioTooHigh = &limitError{"compression ratio too high"}
 )
 
@@ -76,14 +86,46 @@ func (e *limitError) Is(target error) bool { return target == ErrLimit }
 // EntryError records which archive entry an error is about. It wraps one of
 // the sentinel errors, or an I/O error.
 type EntryError struct {
-	Name string // entry name as stored in the archive
+	// Name is the entry name as stored in the archive, except that the
+	// secret, should the name contain it, is replaced by REDACTED.
+	Name string
 	Err  error
+
+	secrets []string // forms of the secret to keep out of Error
 }
 
 // Error formats the error with the entry name quoted, since names come from
-// the archive and may hold anything.
+// the archive and may hold anything. The secret never appears in it, in
+// the name or in the underlying error, raw, quoted or URL-escaped.
 func (e *EntryError) Error() string {
-	return "export: entry " + strconv.Quote(e.Name) + ": " + strings.TrimPrefix(e.Err.Error(), "export: ")
+	return redactAll(e.secrets, "export: entry "+strconv.Quote(e.Name)+": "+strings.TrimPrefix(e.Err.Error(), "export: "))
+}
+
+const redacted = "REDACTED"
+
+// secretForms lists the ways secret can appear in a message: as is, escaped
+// by strconv.Quote (as %q prints a name), and URL-escaped.
+func secretForms(secret string) []string {
+	if secret == "" {
+		return nil
+	}
+	forms := []string{secret}
+	for _, f := range []string{strconv.Quote(secret), url.PathEscape(secret), url.QueryEscape(secret)} {
+		if f[0] == '"' {
+			f = f[1 : len(f)-1]
+		}
+		if f != "" && !slices.Contains(forms, f) {
+			forms = append(forms, f)
+		}
+	}
+	return forms
+}
+
+func redactAll(forms []string, s string) string {
+	for _, f := range forms {
+		s = strings.ReplaceAll(s, f, redacted)
+	}
+	return s
 }
 
 // Unwrap returns the underlying error.

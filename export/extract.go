@@ -63,7 +63,7 @@ func (a *Archive) ExtractTo(dir string) error {
 	defer root.Close()
 	for _, it := range plan {
 		if it.dir {
-			err = ensureDir(root, it.f.Name, it.rel)
+			err = a.ensureDir(root, it.f.Name, it.rel)
 		} else {
 			err = a.extractFile(root, it)
 		}
@@ -82,15 +82,15 @@ func (a *Archive) plan() ([]extractItem, error) {
 	for _, f := range a.files {
 		rel, err := localPath(f.Name)
 		if err != nil {
-			return nil, &EntryError{Name: f.Name, Err: err}
+			return nil, a.entryErr(f.Name, err)
 		}
 		mode := f.Mode()
 		isDir := mode.IsDir() || strings.HasSuffix(f.Name, "/")
 		switch {
 		case mode&fs.ModeSymlink != 0:
-			return nil, &EntryError{Name: f.Name, Err: fmt.Errorf("%w: entry is a symbolic link", ErrUnsafePath)}
+			return nil, a.entryErr(f.Name, fmt.Errorf("%w: entry is a symbolic link", ErrUnsafePath))
 		case !isDir && !mode.IsRegular():
-			return nil, &EntryError{Name: f.Name, Err: fmt.Errorf("%w: entry is not a regular file (%v)", ErrUnsafePath, mode.Type())}
+			return nil, a.entryErr(f.Name, fmt.Errorf("%w: entry is not a regular file (%v)", ErrUnsafePath, mode.Type()))
 		}
 		if !isDir {
 			if err := a.checkEntry(f); err != nil {
@@ -104,21 +104,21 @@ func (a *Archive) plan() ([]extractItem, error) {
 		key := strings.ToLower(filepath.ToSlash(rel))
 		if isDir {
 			if other, ok := files[key]; ok {
-				return nil, conflict(f.Name, other)
+				return nil, a.conflict(f.Name, other)
 			}
 			dirs[key] = f.Name
 		} else {
 			if other, ok := files[key]; ok {
-				return nil, conflict(f.Name, other)
+				return nil, a.conflict(f.Name, other)
 			}
 			if other, ok := dirs[key]; ok {
-				return nil, conflict(f.Name, other)
+				return nil, a.conflict(f.Name, other)
 			}
 			files[key] = f.Name
 		}
 		for p := path.Dir(key); p != "."; p = path.Dir(p) {
 			if other, ok := files[p]; ok {
-				return nil, conflict(f.Name, other)
+				return nil, a.conflict(f.Name, other)
 			}
 			dirs[p] = f.Name
 		}
@@ -127,8 +127,8 @@ func (a *Archive) plan() ([]extractItem, error) {
 	return plan, nil
 }
 
-func conflict(name, other string) error {
-	return &EntryError{Name: name, Err: fmt.Errorf("%w: collides with %q", ErrDuplicateEntry, other)}
+func (a *Archive) conflict(name, other string) error {
+	return a.entryErr(name, fmt.Errorf("%w: collides with %q", ErrDuplicateEntry, a.redact(other)))
 }
 
 // localPath turns an entry name into a path relative to the target
@@ -164,7 +164,7 @@ func localPath(name string) (string, error) {
 
 // ensureDir creates rel and its parents inside root, refusing to pass
 // through anything that is not a real directory.
-func ensureDir(root *os.Root, entry, rel string) error {
+func (a *Archive) ensureDir(root *os.Root, entry, rel string) error {
 	cur := ""
 	for _, part := range strings.Split(rel, string(filepath.Separator)) {
 		cur = filepath.Join(cur, part)
@@ -172,14 +172,14 @@ func ensureDir(root *os.Root, entry, rel string) error {
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			if err := root.Mkdir(cur, dirMode); err != nil {
-				return &EntryError{Name: entry, Err: err}
+				return a.entryErr(entry, err)
 			}
 		case err != nil:
-			return &EntryError{Name: entry, Err: err}
+			return a.entryErr(entry, err)
 		case fi.Mode()&fs.ModeSymlink != 0:
-			return &EntryError{Name: entry, Err: fmt.Errorf("%w: %q in the target directory is a symbolic link", ErrUnsafePath, cur)}
+			return a.entryErr(entry, fmt.Errorf("%w: %q in the target directory is a symbolic link", ErrUnsafePath, cur))
 		case !fi.IsDir():
-			return &EntryError{Name: entry, Err: fmt.Errorf("%w: %q in the target directory is not a directory", ErrUnsafePath, cur)}
+			return a.entryErr(entry, fmt.Errorf("%w: %q in the target directory is not a directory", ErrUnsafePath, cur))
 		}
 	}
 	return nil
@@ -191,19 +191,19 @@ func (a *Archive) extractFile(root *os.Root, it extractItem) (err error) {
 	name := it.f.Name
 	parent := filepath.Dir(it.rel)
 	if parent != "." {
-		if err := ensureDir(root, name, parent); err != nil {
+		if err := a.ensureDir(root, name, parent); err != nil {
 			return err
 		}
 	}
 	if fi, err := root.Lstat(it.rel); err == nil {
 		if fi.Mode()&fs.ModeSymlink != 0 {
-			return &EntryError{Name: name, Err: fmt.Errorf("%w: %q in the target directory is a symbolic link", ErrUnsafePath, it.rel)}
+			return a.entryErr(name, fmt.Errorf("%w: %q in the target directory is a symbolic link", ErrUnsafePath, it.rel))
 		}
 		if !fi.Mode().IsRegular() {
-			return &EntryError{Name: name, Err: fmt.Errorf("%w: %q in the target directory is not a regular file", ErrUnsafePath, it.rel)}
+			return a.entryErr(name, fmt.Errorf("%w: %q in the target directory is not a regular file", ErrUnsafePath, it.rel))
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		return &EntryError{Name: name, Err: err}
+		return a.entryErr(name, err)
 	}
 
 	r, err := a.openEntry(it.f)
@@ -215,7 +215,7 @@ func (a *Archive) extractFile(root *os.Root, it extractItem) (err error) {
 	tmp := filepath.Join(parent, ".export-"+rand.Text()+".tmp")
 	out, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fileMode)
 	if err != nil {
-		return &EntryError{Name: name, Err: err}
+		return a.entryErr(name, err)
 	}
 	defer func() {
 		if err != nil {
@@ -224,17 +224,17 @@ func (a *Archive) extractFile(root *os.Root, it extractItem) (err error) {
 	}()
 	_, err = io.Copy(out, r)
 	if cerr := out.Close(); err == nil && cerr != nil {
-		err = &EntryError{Name: name, Err: cerr}
+		err = a.entryErr(name, cerr)
 	}
 	if err != nil {
 		var ee *EntryError
 		if !errors.As(err, &ee) {
-			err = &EntryError{Name: name, Err: err}
+			err = a.entryErr(name, err)
 		}
 		return err
 	}
 	if err = root.Rename(tmp, it.rel); err != nil {
-		return &EntryError{Name: name, Err: err}
+		return a.entryErr(name, err)
 	}
 	if !it.f.Modified.IsZero() {
 		// Best effort: a wrong timestamp is not worth failing over.

@@ -18,6 +18,7 @@ type config struct {
 	maxRatio   int64
 	maxEntries int
 	err        error // first invalid option, reported by Open
+	skipLayout bool  // tests only: reach the streaming limits with overlapping entries
 }
 
 func defaultConfig() config {
@@ -48,7 +49,10 @@ func WithMaxEntryBytes(n int64) Option {
 }
 
 // WithMaxRatio bounds how many bytes an entry may produce per compressed
-// byte consumed, measured while streaming. Default [DefaultMaxRatio].
+// byte consumed, measured while streaming, and how many bytes the Archive
+// may produce in all per byte of its size (declared sizes are checked up
+// front by Walk and ExtractTo, produced bytes while streaming).
+// Default [DefaultMaxRatio].
 func WithMaxRatio(n int64) Option {
 	return func(c *config) { c.maxRatio = n; c.check("WithMaxRatio", n) }
 }

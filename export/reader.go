@@ -26,7 +26,19 @@ type Archive struct {
 	cfg    config
 	closer io.Closer    // the file opened by OpenFile; nil otherwise
 	total  atomic.Int64 // bytes produced so far, checked against cfg.maxTotal
+	size   int64        // the archive's size, for the archive-wide ratio
+	// secrets are the forms of the secret that errors must not show.
+	secrets []string
 }
+
+// entryErr makes an *EntryError about the named entry, with the secret kept
+// out of its name and message.
+func (a *Archive) entryErr(name string, err error) *EntryError {
+	return &EntryError{Name: a.redact(name), Err: err, secrets: a.secrets}
+}
+
+// redact replaces the secret in s.
+func (a *Archive) redact(s string) string { return redactAll(a.secrets, s) }
 
 // FileInfo describes one archive entry as its central directory header
 // declares it. The sizes are not trusted when reading.
@@ -60,9 +72,15 @@ func infoOf(f *zip.File) FileInfo {
 // encrypted. The entries themselves are read lazily. Closing the returned
 // Archive does not close r.
 //
-// Open fails with ErrInvalidArchive if r is not a zip archive,
-// ErrTooManyEntries, ErrDuplicateEntry if two entries share a name, and
-// ErrSecretRequired if an entry is encrypted and secret is empty.
+// Open fails with ErrInvalidArchive if r is not a complete zip archive (its
+// end record must end r, and its central directory end where the end record
+// begins), ErrOverlappingEntries if entries share or overlap their data,
+// ErrTooManyEntries, ErrDuplicateEntry if two entries share a name,
+// ErrSecretRequired if an entry is encrypted and secret is empty, and
+// ErrWrongSecret if the first encrypted entry's 12-byte encryption header
+// does not check with secret. That check is cheap and catches 255 wrong
+// secrets in 256; the rest are caught when an entry's data fails to verify
+// (see ErrWrongSecret). Errors never contain the secret.
 func Open(r io.ReaderAt, size int64, secret string, opts ...Option) (*Archive, error) {
 	cfg := defaultConfig()
 	for _, o := range opts {
@@ -81,25 +99,70 @@ func Open(r io.ReaderAt, size int64, secret string, opts ...Option) (*Archive, e
 		return nil, fmt.Errorf("%w: %d entries, limit %d", ErrTooManyEntries, len(zr.File), cfg.maxEntries)
 	}
 	a := &Archive{
-		files:  zr.File,
-		byName: make(map[string]*zip.File, len(zr.File)),
-		secret: []byte(secret),
-		cfg:    cfg,
+		files:   zr.File,
+		byName:  make(map[string]*zip.File, len(zr.File)),
+		secret:  []byte(secret),
+		cfg:     cfg,
+		size:    size,
+		secrets: secretForms(secret),
 	}
 	// "a", "a/" and "./a" would all land on the same path.
 	cleaned := make(map[string]bool, len(zr.File))
 	for _, f := range zr.File {
 		key := path.Clean(strings.TrimSuffix(f.Name, "/"))
 		if a.byName[f.Name] != nil || cleaned[key] {
-			return nil, &EntryError{Name: f.Name, Err: ErrDuplicateEntry}
+			return nil, a.entryErr(f.Name, ErrDuplicateEntry)
 		}
 		a.byName[f.Name] = f
 		cleaned[key] = true
 		if f.Flags&flagEncrypted != 0 && secret == "" {
-			return nil, &EntryError{Name: f.Name, Err: ErrSecretRequired}
+			return nil, a.entryErr(f.Name, ErrSecretRequired)
 		}
 	}
+	if !cfg.skipLayout {
+		if err := a.checkLayout(r, size); err != nil {
+			return nil, err
+		}
+	}
+	if err := a.checkSecret(); err != nil {
+		return nil, err
+	}
 	return a, nil
+}
+
+// checkSecret tries the secret on the first entry with traditional
+// encryption: its 12-byte header decrypts to a known last byte.
+func (a *Archive) checkSecret() error {
+	for _, f := range a.files {
+		if f.Flags&flagEncrypted == 0 || f.Flags&flagStrongEncryption != 0 || f.Method == methodAES {
+			continue
+		}
+		raw, err := f.OpenRaw()
+		if err != nil {
+			return a.entryErr(f.Name, fmt.Errorf("%w: %w", ErrCorrupt, err))
+		}
+		_, err = a.decryptHeader(f, raw)
+		return err
+	}
+	return nil
+}
+
+// decryptHeader reads and checks an entry's encryption header from raw,
+// and returns the cipher, ready for the data that follows.
+func (a *Archive) decryptHeader(f *zip.File, raw io.Reader) (*zipCrypto, error) {
+	var hdr [encHeaderLen]byte
+	if _, err := io.ReadFull(raw, hdr[:]); err != nil {
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			err = fmt.Errorf("%w: encryption header truncated", ErrCorrupt)
+		}
+		return nil, a.entryErr(f.Name, err)
+	}
+	z := newZipCrypto(a.secret)
+	z.decrypt(hdr[:])
+	if hdr[encHeaderLen-1] != checkByte(&f.FileHeader) {
+		return nil, a.entryErr(f.Name, ErrWrongSecret)
+	}
+	return z, nil
 }
 
 // OpenFile opens the archive stored at the named file; see Open. The caller
@@ -153,7 +216,7 @@ func (a *Archive) Files() []FileInfo {
 func (a *Archive) Open(name string) (io.ReadCloser, error) {
 	f := a.byName[name]
 	if f == nil {
-		return nil, &EntryError{Name: name, Err: fs.ErrNotExist}
+		return nil, a.entryErr(name, fs.ErrNotExist)
 	}
 	return a.openEntry(f)
 }
@@ -165,7 +228,7 @@ func (a *Archive) Open(name string) (io.ReadCloser, error) {
 // stops at the first error, from fn or from an entry, and returns it.
 //
 // Before reading anything, Walk refuses an archive whose declared sizes
-// exceed the total limit.
+// exceed the total limit, or the ratio limit applied to the archive's size.
 func (a *Archive) Walk(fn func(FileInfo, io.Reader) error) error {
 	if err := a.checkDeclaredTotal(); err != nil {
 		return err
@@ -202,6 +265,9 @@ func (a *Archive) checkDeclaredTotal() error {
 	if remaining < 0 || sum > uint64(remaining) {
 		return fmt.Errorf("%w: entries declare %d bytes, limit %d", ErrArchiveTooLarge, sum, a.cfg.maxTotal)
 	}
+	if ratioExceeded(sum, uint64(max(a.size, 1)), a.cfg.maxRatio) {
+		return fmt.Errorf("%w: entries declare %d bytes from a %d-byte archive, limit %d:1", ErrRatioTooHigh, sum, a.size, a.cfg.maxRatio)
+	}
 	return nil
 }
 
@@ -221,7 +287,7 @@ func (a *Archive) checkEntry(f *zip.File) error {
 			f.UncompressedSize64, f.CompressedSize64, a.cfg.maxRatio)
 	}
 	if err != nil {
-		return &EntryError{Name: f.Name, Err: err}
+		return a.entryErr(f.Name, err)
 	}
 	return nil
 }
@@ -236,7 +302,7 @@ func (a *Archive) openEntry(f *zip.File) (*entryReader, error) {
 	if err := a.checkEntry(f); err != nil {
 		return nil, err
 	}
-	fail := func(err error) error { return &EntryError{Name: f.Name, Err: err} }
+	fail := func(err error) error { return a.entryErr(f.Name, err) }
 	raw, err := f.OpenRaw()
 	if err != nil {
 		return nil, fail(fmt.Errorf("%w: %w", ErrCorrupt, err))
@@ -248,17 +314,9 @@ func (a *Archive) openEntry(f *zip.File) (*entryReader, error) {
 		if len(a.secret) == 0 {
 			return nil, fail(ErrSecretRequired)
 		}
-		var hdr [encHeaderLen]byte
-		if _, err := io.ReadFull(comp, hdr[:]); err != nil {
-			if err == io.EOF || err == io.ErrUnexpectedEOF {
-				err = fmt.Errorf("%w: encryption header truncated", ErrCorrupt)
-			}
-			return nil, fail(err)
-		}
-		z := newZipCrypto(a.secret)
-		z.decrypt(hdr[:])
-		if hdr[encHeaderLen-1] != checkByte(&f.FileHeader) {
-			return nil, fail(ErrWrongSecret)
+		z, err := a.decryptHeader(f, comp)
+		if err != nil {
+			return nil, err
 		}
 		comp.n = 0 // the ratio is about the data, not the header
 		src = &decryptReader{r: comp, z: z}
@@ -326,6 +384,11 @@ func (r *entryReader) Read(p []byte) (int, error) {
 			return 0, r.fail(fmt.Errorf("%w: produced more than %d bytes", ErrEntryTooLarge, cfg.maxEntry))
 		case total > cfg.maxTotal:
 			return 0, r.fail(fmt.Errorf("%w: archive produced more than %d bytes", ErrArchiveTooLarge, cfg.maxTotal))
+		case ratioExceeded(uint64(total), uint64(max(r.a.size, 1)), cfg.maxRatio):
+			// Entries that share their data could each pass the entry
+			// ratio; the archive as a whole cannot hold more than this.
+			return 0, r.fail(fmt.Errorf("%w: archive produced %d bytes from %d, limit %d:1",
+				ErrRatioTooHigh, total, r.a.size, cfg.maxRatio))
 		case ratioExceeded(r.n, uint64(max(r.comp.n, 1)), cfg.maxRatio):
 			return 0, r.fail(fmt.Errorf("%w: %d bytes from %d compressed, limit %d:1",
 				ErrRatioTooHigh, r.n, r.comp.n, cfg.maxRatio))
@@ -359,7 +422,7 @@ func isDataError(err error) bool {
 }
 
 func (r *entryReader) fail(err error) error {
-	r.err = &EntryError{Name: r.name, Err: err}
+	r.err = r.a.entryErr(r.name, err)
 	return r.err
 }
 
@@ -376,7 +439,7 @@ func (r *entryReader) corrupt(detail string) error {
 // Close releases the decompressor. Reads after Close fail.
 func (r *entryReader) Close() error {
 	if r.err == nil || r.err == io.EOF {
-		r.err = &EntryError{Name: r.name, Err: fs.ErrClosed}
+		r.err = r.a.entryErr(r.name, fs.ErrClosed)
 	}
 	return r.dec.Close()
 }

@@ -156,7 +156,7 @@ func TestCheckByteVariants(t *testing.T) {
 					other = fromCRC
 				}
 				b = buildRaw(t, testSecret, rawEntry{name: "f", data: data, method: method, encrypt: true, descriptor: descriptor, check: &other})
-				_, err = readEntry(openBytes(t, b, testSecret), "f")
+				_, err = Open(bytes.NewReader(b), int64(len(b)), testSecret)
 				wantErr(t, err, ErrWrongSecret)
 			})
 		}
@@ -177,19 +177,25 @@ func TestWrongSecret(t *testing.T) {
 				var raw [16]byte
 				rng.Read(raw[:])
 				secret := fmt.Sprintf("%x", raw)
-				a := openBytes(t, b, secret)
-				got, err := readEntry(a, "f")
-				if got != nil || !errors.Is(err, ErrWrongSecret) {
-					t.Fatalf("secret #%d: got %d bytes, err %v", i, len(got), err)
+				a, err := Open(bytes.NewReader(b), int64(len(b)), secret)
+				if err == nil {
+					// The check byte matched by chance: the data must
+					// still fail, in Open, Walk and ExtractTo alike.
+					pastCheck++
+					var got []byte
+					got, err = readEntry(a, "f")
+					if got != nil || !errors.Is(err, ErrCorrupt) {
+						t.Fatalf("secret #%d: got %d bytes, err %v", i, len(got), err)
+					}
+					if err := a.Walk(func(FileInfo, io.Reader) error { return nil }); !errors.Is(err, ErrWrongSecret) {
+						t.Fatalf("Walk with secret #%d: %v", i, err)
+					}
+				}
+				if !errors.Is(err, ErrWrongSecret) {
+					t.Fatalf("secret #%d: err %v", i, err)
 				}
 				if strings.Contains(err.Error(), secret) || strings.Contains(err.Error(), testSecret) {
 					t.Fatalf("error %q leaks a secret", err)
-				}
-				if errors.Is(err, ErrCorrupt) {
-					pastCheck++ // the check byte matched by chance
-				}
-				if err := a.Walk(func(FileInfo, io.Reader) error { return nil }); !errors.Is(err, ErrWrongSecret) {
-					t.Fatalf("Walk with secret #%d: %v", i, err)
 				}
 			}
 			// About 2000/256 wrong secrets pass the check byte; the stream
@@ -200,6 +206,47 @@ func TestWrongSecret(t *testing.T) {
 			t.Logf("%d of 2000 wrong secrets passed the check byte and were caught later", pastCheck)
 		})
 	}
+}
+
+// Open and OpenFile try the secret on the first encrypted entry, so that a
+// wrong one fails at once, as README promises.
+func TestOpenChecksSecretUpFront(t *testing.T) {
+	data := testData(5000, 12)
+	b := buildRaw(t, testSecret,
+		rawEntry{name: "dir/", mode: fs.ModeDir | 0o755},
+		rawEntry{name: "plain.txt", data: []byte("not secret"), method: zip.Store},
+		rawEntry{name: "dir/data.json", data: data, method: zip.Deflate, encrypt: true},
+		rawEntry{name: "dir/more.json", data: data, method: zip.Store, encrypt: true})
+	path := filepath.Join(t.TempDir(), "export.zip")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const wrong = "0123456789abcdef0123456789abcdeg"
+	_, err := Open(bytes.NewReader(b), int64(len(b)), wrong)
+	wantErr(t, err, ErrWrongSecret)
+	var ee *EntryError
+	if !errors.As(err, &ee) || ee.Name != "dir/data.json" {
+		t.Fatalf("err = %v, want an *EntryError naming the first encrypted entry", err)
+	}
+	_, err = OpenFile(path, wrong)
+	wantErr(t, err, ErrWrongSecret)
+	a, err := OpenFile(path, testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if got, err := readEntry(a, "dir/more.json"); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read: %v", err)
+	}
+	// Only the first encrypted entry is tried up front (12 bytes); a later
+	// one with another check byte fails when it is read.
+	bad := byte(crc32.ChecksumIEEE(data)>>24) ^ 0xff // not the check byte
+	b = buildRaw(t, testSecret,
+		rawEntry{name: "a", data: data, method: zip.Deflate, encrypt: true},
+		rawEntry{name: "b", data: data, method: zip.Deflate, encrypt: true, check: &bad})
+	a = openBytes(t, b, testSecret)
+	_, err = readEntry(a, "b")
+	wantErr(t, err, ErrWrongSecret)
 }
 
 func TestSecretRequired(t *testing.T) {
