@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/url"
 	"os"
 	"strings"
@@ -14,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/pflag"
 	"golang.org/x/time/rate"
 
 	"github.com/privacykit/mpgdpr"
@@ -25,6 +26,8 @@ const (
 	envProjectToken = "MIXPANEL_PROJECT_TOKEN"
 	envAPISecret    = "MIXPANEL_API_SECRET"
 	envRegion       = "MIXPANEL_REGION"
+	envBaseURL      = "MIXPANEL_BASE_URL"
+	envLog          = "MPGDPR_LOG"
 )
 
 // cli is one run of the command: its streams and environment.
@@ -38,6 +41,10 @@ type cli struct {
 	// limiter, if set, is shared by every client this cli builds (the
 	// demo's steps), since the server's limit is per project.
 	limiter *rate.Limiter
+
+	verbose bool         // --verbose
+	logger  *slog.Logger // for the library (WithLogger) and the command's own log lines
+	code    int          // the exit code the command ran to (see exits)
 }
 
 func newCLI(stdin io.Reader, stdout, stderr io.Writer, environ []string) *cli {
@@ -59,6 +66,7 @@ func newCLI(stdin io.Reader, stdout, stderr io.Writer, environ []string) *cli {
 		rawStderr: stderr,
 		env:       env,
 		secrets:   s,
+		logger:    slog.New(slog.DiscardHandler),
 	}
 }
 
@@ -131,12 +139,12 @@ type apiFlags struct {
 	progress                       string
 }
 
-func (cl *cli) addAPIFlags(fs *flag.FlagSet, a *apiFlags) {
+func (cl *cli) addAPIFlags(fs *pflag.FlagSet, a *apiFlags) {
 	fs.StringVar(&a.token, "token", "", "GDPR OAuth token (default $"+envToken+"; a flag is visible in ps: prefer the variable)")
 	fs.StringVar(&a.projectToken, "project-token", "", "project token (default $"+envProjectToken+")")
 	fs.StringVar(&a.apiSecret, "api-secret", "", "API secret, the password of export archives, to verify or extract them (default $"+envAPISecret+")")
 	fs.StringVar(&a.region, "region", "", "data-residency region: us, eu or in (default $"+envRegion+", else us)")
-	fs.StringVar(&a.baseURL, "base-url", "", "API base URL instead of the region's, e.g. a proxy (https; http only on loopback)")
+	fs.StringVar(&a.baseURL, "base-url", "", "API base URL instead of the region's, e.g. a proxy (default $"+envBaseURL+"; https; http only on loopback)")
 	fs.Float64Var(&a.rate, "rate", 1, "at most this many API requests per second (Mixpanel allows 1)")
 	fs.DurationVar(&a.retryFor, "retry-for", 0, "keep retrying a rate-limited or failing call for up to this long, e.g. 6h (default: the library's 8 attempts within 15m)")
 	fs.BoolVar(&a.json, "json", false, "print one JSON object per line instead of a table")
@@ -164,6 +172,9 @@ func (cl *cli) client(a *apiFlags, extra ...mpgdpr.Option) (*mpgdpr.Client, erro
 	regionName := firstNonEmpty(a.region, cl.env[envRegion])
 	region, err := mpgdpr.ParseRegion(regionName)
 	if err != nil {
+		if a.region == "" {
+			return nil, usagef("unknown region %q in %s: want us, eu or in", regionName, envRegion)
+		}
 		return nil, usagef("unknown region %q: want us, eu or in", regionName)
 	}
 	if !(a.rate > 0) || a.rate > 1000 {
@@ -177,18 +188,23 @@ func (cl *cli) client(a *apiFlags, extra ...mpgdpr.Option) (*mpgdpr.Client, erro
 	opts := []mpgdpr.Option{
 		mpgdpr.WithRegion(region),
 		mpgdpr.WithRateLimit(rate.Limit(a.rate), 1),
-		mpgdpr.WithUserAgent("mpgdpr-cli"),
+		mpgdpr.WithUserAgent(userAgent()),
 	}
 	if cl.limiter != nil {
 		opts = append(opts, mpgdpr.WithRateLimiter(cl.limiter))
 	}
+	opts = append(opts, mpgdpr.WithLogger(cl.logger))
 	if a.apiSecret != "" {
 		opts = append(opts, mpgdpr.WithAPISecret(a.apiSecret))
+	}
+	baseFrom := "--base-url"
+	if a.baseURL == "" && cl.env[envBaseURL] != "" {
+		a.baseURL, baseFrom = cl.env[envBaseURL], envBaseURL
 	}
 	if a.baseURL != "" {
 		u, err := url.Parse(a.baseURL)
 		if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-			return nil, usagef("--base-url: not an absolute http(s) URL")
+			return nil, usagef("%s: not an absolute http(s) URL", baseFrom)
 		}
 		if u.User != nil {
 			cl.secrets.add(u.User.String())
@@ -203,7 +219,11 @@ func (cl *cli) client(a *apiFlags, extra ...mpgdpr.Option) (*mpgdpr.Client, erro
 	}
 	c, err := mpgdpr.New(token, project, append(opts, extra...)...)
 	if err != nil {
-		return nil, &usageError{strings.TrimPrefix(err.Error(), "mpgdpr: ")}
+		msg := strings.TrimPrefix(err.Error(), "mpgdpr: ")
+		if baseFrom == envBaseURL && strings.Contains(msg, "base URL") {
+			msg = envBaseURL + ": " + msg
+		}
+		return nil, &usageError{msg}
 	}
 	return c, nil
 }
@@ -225,62 +245,6 @@ func firstNonEmpty(vals ...string) string {
 		}
 	}
 	return ""
-}
-
-// parseArgs parses flags anywhere among the positional arguments, as users
-// expect ("mpgdpr status deletion ID --json"); "--" ends the flags, for
-// IDs that begin with "-". It returns the positional arguments.
-func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		rest := fs.Args()
-		consumed := args[:len(args)-len(rest)]
-		if len(consumed) > 0 && consumed[len(consumed)-1] == "--" {
-			return append(pos, rest...), nil
-		}
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
-	}
-}
-
-// newFlagSet returns a flag set whose errors are returned, not printed by
-// exiting, with usage text head before the flags.
-func (cl *cli) newFlagSet(name, head string) *flag.FlagSet {
-	fs := flag.NewFlagSet("mpgdpr "+name, flag.ContinueOnError)
-	fs.SetOutput(cl.stderr)
-	fs.Usage = func() {
-		out := fs.Output()
-		fmt.Fprint(out, head)
-		fmt.Fprintln(out, "\nFlags:")
-		fs.PrintDefaults()
-		fmt.Fprintln(out, "\nExit status: 0 success, 1 local failure, 2 usage or bad input, 3 API or network error,\n4 incomplete (tasks failed, IDs unknown or unsent), 130 interrupted. See 'mpgdpr help'.")
-	}
-	return fs
-}
-
-// parseFlags parses args for a command. It returns done with the exit code
-// when the command should end now: -h (0) or a flag error (2).
-func (cl *cli) parseFlags(fs *flag.FlagSet, args []string) (pos []string, code int, done bool) {
-	// Flag errors go to stderr with the usage; -h prints it to stdout.
-	fs.SetOutput(io.Discard)
-	pos, err := parseArgs(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		fs.SetOutput(cl.stdout)
-		fs.Usage()
-		return nil, exitOK, true
-	}
-	if err != nil {
-		fmt.Fprintf(cl.stderr, "%s: %v\nRun 'mpgdpr help %s' for usage.\n", fs.Name(), err, strings.TrimPrefix(fs.Name(), "mpgdpr "))
-		return nil, exitUsage, true
-	}
-	fs.SetOutput(cl.stderr)
-	return pos, 0, false
 }
 
 // table prints rows under a header, aligned.
@@ -350,4 +314,27 @@ func worse(a, b int) int {
 		return b
 	}
 	return a
+}
+
+// usageError is bad usage or bad input: exit 2, with a hint.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error {
+	return &usageError{fmt.Sprintf(format, a...)}
+}
+
+// fail reports err for command cmd on stderr and returns its exit code.
+func (cl *cli) fail(cmd string, code int, err error) int {
+	// The library prefixes its errors with "mpgdpr: "; the command says
+	// so once, in front.
+	msg := strings.ReplaceAll(err.Error(), ": mpgdpr: ", ": ")
+	msg = strings.TrimPrefix(msg, "mpgdpr: ")
+	fmt.Fprintf(cl.stderr, "mpgdpr %s: %s\n", cmd, msg)
+	var ue *usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(cl.stderr, "Run 'mpgdpr help %s' for usage.\n", cmd)
+	}
+	return code
 }

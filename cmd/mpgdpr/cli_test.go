@@ -89,7 +89,7 @@ func TestBadInput(t *testing.T) {
 		{"args and file", credEnv(), "", []string{"delete", "--compliance", "GDPR", "--file", file("ok.txt", "a\n"), "b"}, "not both"},
 		{"chunk size", credEnv(), "", []string{"delete", "--compliance", "GDPR", "--chunk-size", "2000", "a"}, "want 1 to 1999"},
 		{"extract without download", credEnv(), "", []string{"retrieve", "--compliance", "GDPR", "--extract", "a"}, "--extract needs --download"},
-		{"unknown flag", credEnv(), "", []string{"delete", "--compliance", "GDPR", "--frobnicate", "a"}, "flag provided but not defined"},
+		{"unknown flag", credEnv(), "", []string{"delete", "--compliance", "GDPR", "--frobnicate", "a"}, "unknown flag: --frobnicate"},
 		{"rate", credEnv(), "", []string{"delete", "--compliance", "GDPR", "--rate", "0", "a"}, "--rate"},
 		{"progress", credEnv(), "", []string{"delete", "--compliance", "GDPR", "--progress", "sometimes", "a"}, "--progress"},
 		{"base URL scheme", credEnv(), "", []string{"delete", "--compliance", "GDPR", "--base-url", "ftp://example.com", "a"}, "--base-url"},

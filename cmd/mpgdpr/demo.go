@@ -2,13 +2,13 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
 	"golang.org/x/time/rate"
 
 	"github.com/privacykit/mpgdpr/export"
@@ -31,11 +31,12 @@ type demoOpts struct {
 	progress string
 }
 
-func (cl *cli) demoFlags() (*flag.FlagSet, *demoOpts) {
+func newDemoCmd(cl *cli) *cobra.Command {
 	o := &demoOpts{}
-	fs := cl.newFlagSet("demo", `Usage: mpgdpr demo [flags]
-
-Run a whole job with no account and no network, against the fake Mixpanel
+	c := &cobra.Command{
+		Use:   "demo [flags]",
+		Short: "Run a whole job on an embedded fake server",
+		Long: `Run a whole job with no account and no network, against the fake Mixpanel
 GDPR server embedded in this binary (package mpgdprtest: it holds Mixpanel's
 contract, checks tokens, limits the request rate, moves tasks along and
 serves encrypted exports from a second host). The same commands and code
@@ -47,20 +48,21 @@ run as against Mixpanel, only faster:
   3. file a deletion by mistake and cancel it while it is still PENDING.
 
 Credentials in the environment are ignored: the fake's test values are used.
-`)
+`,
+		Args: cobra.ArbitraryArgs,
+	}
+	fs := c.Flags()
 	fs.IntVar(&o.n, "ids", 10000, "how many IDs to generate (user-00001, user-00002, ...)")
 	fs.StringVar(&o.download, "download", "", "keep the exports in `DIR` (default: a temporary directory, removed at the end)")
 	fs.BoolVar(&o.json, "json", false, "print one JSON object per line (the story goes to stderr)")
 	fs.StringVar(&o.progress, "progress", "auto", "progress line on stderr: auto (when stderr is a terminal), always or never")
-	return fs, o
+	c.RunE = cl.exits(func(ctx context.Context, _ *cobra.Command, pos []string) int {
+		return cl.cmdDemo(ctx, o, pos)
+	})
+	return c
 }
 
-func (cl *cli) cmdDemo(ctx context.Context, args []string) int {
-	fs, o := cl.demoFlags()
-	pos, code, done := cl.parseFlags(fs, args)
-	if done {
-		return code
-	}
+func (cl *cli) cmdDemo(ctx context.Context, o *demoOpts, pos []string) int {
 	if len(pos) > 0 {
 		return cl.fail("demo", exitUsage, usagef("demo takes no arguments"))
 	}
@@ -102,6 +104,7 @@ func (cl *cli) cmdDemo(ctx context.Context, args []string) int {
 	env[envToken], env[envProjectToken], env[envAPISecret] = srv.OAuthToken(), srv.ProjectToken(), srv.APISecret()
 	delete(env, envRegion)
 	sub := &cli{stdin: cl.stdin, stdout: cl.stdout, stderr: cl.stderr, rawStderr: cl.rawStderr, env: env, secrets: cl.secrets,
+		verbose: cl.verbose, logger: cl.logger,
 		limiter: rate.NewLimiter(demoClientRate, 1)}
 	common := []string{"--base-url", srv.URL(), "--rate", fmt.Sprint(demoClientRate), "--progress", o.progress}
 	if o.json {
@@ -123,7 +126,7 @@ func (cl *cli) cmdDemo(ctx context.Context, args []string) int {
 	say("  The fake holds Mixpanel's contract, refuses more than %d requests/s (the client sends %d/s;", demoServerRate, demoClientRate)
 	say("  Mixpanel allows 1) and moves tasks PENDING → STAGING → STARTED → SUCCESS every %s.", demoStep)
 	say("  Generated %d IDs (user-00001 …) in %s.", o.n, idsFile)
-	code = exitOK
+	code := exitOK
 
 	step := func(n int, title, cmd string, args ...string) *jobResult {
 		say("")
@@ -177,8 +180,7 @@ func (cl *cli) cmdDemo(ctx context.Context, args []string) int {
 	if mistake != nil && len(mistake.tasks) == 1 {
 		id := mistake.tasks[0].ID
 		say("$ mpgdpr cancel %s %s", id, strings.Join(common[:4], " "))
-		args := append([]string{id}, common...)
-		code = worse(code, sub.cmdCancel(ctx, args))
+		code = worse(code, sub.runSub(ctx, append([]string{"cancel", id}, common...)))
 	} else {
 		code = worse(code, exitIncomplete)
 	}
@@ -202,4 +204,15 @@ func (cl *cli) cmdDemo(ctx context.Context, args []string) int {
 		say("Demo failed (exit %d); see the messages above.", code)
 	}
 	return code
+}
+
+// runSub runs a command line of the tree with this cli's streams and
+// environment, and returns its exit code.
+func (cl *cli) runSub(ctx context.Context, args []string) int {
+	root := newRootCmd(cl)
+	root.SetArgs(args)
+	if err := root.ExecuteContext(ctx); err != nil {
+		return cl.fail(args[0], exitUsage, err)
+	}
+	return cl.code
 }

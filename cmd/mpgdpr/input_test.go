@@ -1,12 +1,14 @@
 package main
 
 import (
-	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
 )
 
 func TestReadIDs(t *testing.T) {
@@ -64,16 +66,31 @@ func TestReadIDs(t *testing.T) {
 	}
 }
 
-func TestParseArgsIntersperses(t *testing.T) {
-	fs := flag.NewFlagSet("x", flag.ContinueOnError)
-	j := fs.Bool("json", false, "")
-	n := fs.Int("n", 0, "")
-	pos, err := parseArgs(fs, []string{"deletion", "--json", "t1", "-n", "3", "t2", "--", "-t3", "--json"})
-	if err != nil {
+// Flags go anywhere among the arguments, as users expect ("mpgdpr status
+// deletion ID --json"); "--" ends the flags, for IDs that begin with "-";
+// single-dash long flags, which the standard library's flag package took
+// before the move to cobra, still work.
+func TestArgsIntersperseAndNormalize(t *testing.T) {
+	root := newRootCmd(newCLI(nil, io.Discard, io.Discard, nil))
+	got := normalizeArgs(root, []string{"status", "-json", "deletion", "-rate", "-5", "t1", "-poll-max=3s", "-v", "--token", "-json", "--", "-rate", "-json"})
+	want := []string{"status", "--json", "deletion", "--rate", "-5", "t1", "--poll-max=3s", "-v", "--token", "-json", "--", "-rate", "-json"}
+	if !slices.Equal(got, want) {
+		t.Errorf("normalizeArgs:\n got %q\nwant %q", got, want)
+	}
+	var gotArgs []string
+	var gotJSON bool
+	c := newCheckCmd(newCLI(nil, io.Discard, io.Discard, nil), "status", "", "")
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		gotArgs = args
+		gotJSON, _ = cmd.Flags().GetBool("json")
+		return nil
+	}
+	c.SetArgs([]string{"deletion", "--json", "t1", "--rate", "3", "t2", "--", "-t3", "--json"})
+	if err := c.Execute(); err != nil {
 		t.Fatal(err)
 	}
-	if !*j || *n != 3 || !slices.Equal(pos, []string{"deletion", "t1", "t2", "-t3", "--json"}) {
-		t.Errorf("json %v n %d pos %q", *j, *n, pos)
+	if !gotJSON || !slices.Equal(gotArgs, []string{"deletion", "t1", "t2", "-t3", "--json"}) {
+		t.Errorf("json %v args %q", gotJSON, gotArgs)
 	}
 }
 

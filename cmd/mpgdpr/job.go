@@ -3,14 +3,17 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/privacykit/mpgdpr"
 	"github.com/privacykit/mpgdpr/cmd/mpgdpr/internal/journal"
@@ -32,13 +35,9 @@ type jobOpts struct {
 	resubmitUnknown bool
 }
 
-func (cl *cli) jobFlags(cmd string) (*flag.FlagSet, *jobOpts) {
+// addJobFlags defines the flags of delete or retrieve on fs.
+func (cl *cli) addJobFlags(fs *pflag.FlagSet, cmd string) *jobOpts {
 	o := &jobOpts{}
-	head := deleteHead
-	if cmd == "retrieve" {
-		head = retrieveHead
-	}
-	fs := cl.newFlagSet(cmd, head)
 	fs.StringVar(&o.compliance, "compliance", "", "compliance type, required: GDPR or CCPA")
 	if cmd == "retrieve" {
 		fs.StringVar(&o.disclosure, "disclosure", "", "CCPA only: Data (Mixpanel's default), Categories or Sources")
@@ -55,7 +54,28 @@ func (cl *cli) jobFlags(cmd string) (*flag.FlagSet, *jobOpts) {
 	fs.DurationVar(&o.pollStart, "poll-interval", mpgdpr.DefaultPollStart, "with --wait: first wait between two checks of a task; it doubles up to --poll-max")
 	fs.DurationVar(&o.pollMax, "poll-max", mpgdpr.DefaultPollMax, "with --wait: longest wait between two checks of a task")
 	cl.addAPIFlags(fs, &o.api)
-	return fs, o
+	return o
+}
+
+// newJobCmd is delete or retrieve: the two share everything but a few
+// flags and the words of their help.
+func newJobCmd(cl *cli, cmd, use, short, long string) *cobra.Command {
+	c := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Long:  long,
+		Args:  cobra.ArbitraryArgs,
+	}
+	o := cl.addJobFlags(c.Flags(), cmd)
+	c.RunE = cl.exits(func(ctx context.Context, _ *cobra.Command, args []string) int {
+		o.in.args = args
+		j, err := cl.prepareJob(cmd, o)
+		if err != nil {
+			return cl.fail(cmd, exitFor(err), err)
+		}
+		return cl.runJob(ctx, j).code
+	})
+	return c
 }
 
 func limitFor(cmd string) int {
@@ -87,9 +107,7 @@ whose journal says it is complete files nothing: to file the same IDs again,
 use another --journal.
 `
 
-const deleteHead = `Usage: mpgdpr delete --compliance GDPR|CCPA [flags] [ID...]
-
-Erase everything Mixpanel holds about people, by distinct_id. A deletion can
+const deleteHead = `Erase everything Mixpanel holds about people, by distinct_id. A deletion can
 take Mixpanel up to 30 days; it can be cancelled (mpgdpr cancel) while it is
 PENDING or STAGING.
 ` + jobCommon + `
@@ -99,9 +117,7 @@ those IDs, and that task is followed instead. The same holds for IDs that
 already have a deletion running from elsewhere.
 `
 
-const retrieveHead = `Usage: mpgdpr retrieve --compliance GDPR|CCPA [--disclosure TYPE] [flags] [ID...]
-
-Ask Mixpanel for everything it holds about people, by distinct_id. Each
+const retrieveHead = `Ask Mixpanel for everything it holds about people, by distinct_id. Each
 request yields its own export, a zip archive encrypted with the project's
 API secret; --download DIR saves each one as it is ready.
 ` + jobCommon + `
@@ -131,23 +147,16 @@ type job struct {
 	progress string
 }
 
-func (cl *cli) cmdJob(ctx context.Context, cmd string, args []string) int {
-	j, code := cl.parseJob(cmd, args)
-	if j == nil {
-		return code
-	}
-	return cl.runJob(ctx, j).code
-}
-
-// parseJob reads a delete or retrieve command line. A nil job means the
-// command ends now, with the exit code returned.
+// parseJob reads a delete or retrieve command line, for the demo's steps.
+// A nil job means the command ends now, with the exit code returned.
 func (cl *cli) parseJob(cmd string, args []string) (*job, int) {
-	fs, o := cl.jobFlags(cmd)
-	pos, code, done := cl.parseFlags(fs, args)
-	if done {
-		return nil, code
+	fs := pflag.NewFlagSet(cmd, pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	o := cl.addJobFlags(fs, cmd)
+	if err := fs.Parse(args); err != nil {
+		return nil, cl.fail(cmd, exitUsage, &usageError{err.Error()})
 	}
-	o.in.args = pos
+	o.in.args = fs.Args()
 	j, err := cl.prepareJob(cmd, o)
 	if err != nil {
 		return nil, cl.fail(cmd, exitFor(err), err)

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/privacykit/mpgdpr"
+)
+
+type cancelOpts struct{ api apiFlags }
+
+func newCancelCmd(cl *cli) *cobra.Command {
+	o := &cancelOpts{}
+	c := &cobra.Command{
+		Use:   "cancel [flags] TASK_ID...",
+		Short: "Cancel deletions not yet started",
+		Long: `Cancel deletion tasks that have not started (PENDING or STAGING); they end
+REVOKED. Mixpanel answers 405 once a deletion has started: exit 4 then.
+`,
+		Args: cobra.ArbitraryArgs,
+	}
+	cl.addAPIFlags(c.Flags(), &o.api)
+	c.RunE = cl.exits(func(ctx context.Context, _ *cobra.Command, ids []string) int {
+		return cl.cmdCancel(ctx, o, ids)
+	})
+	return c
+}
+
+func (cl *cli) cmdCancel(ctx context.Context, o *cancelOpts, ids []string) int {
+	if len(ids) == 0 {
+		return cl.fail("cancel", exitUsage, usagef("want at least one deletion task id"))
+	}
+	c, err := cl.client(&o.api)
+	if err != nil {
+		return cl.fail("cancel", exitFor(err), err)
+	}
+	code := exitOK
+	var rows [][]string
+	for _, id := range ids {
+		err := c.CancelDeletion(ctx, id)
+		result := "cancelled"
+		switch {
+		case err == nil:
+		case errors.Is(err, mpgdpr.ErrCannotCancel):
+			result = "not cancellable (started or ended)"
+			code = worse(code, exitIncomplete)
+		default:
+			code = worse(code, exitFor(err))
+			fmt.Fprintf(cl.stderr, "mpgdpr cancel: task %s: %s\n", id, trimLib(err))
+			if o.api.json {
+				cl.jsonLine(taskLine{Type: "error", Kind: "deletion", TaskID: id, Error: trimLib(err)})
+			}
+			continue
+		}
+		// Show where the task stands now: REVOKED, or why it could not be.
+		status := ""
+		if t, err := c.CheckDeletion(ctx, id); err == nil {
+			status = string(t.Status)
+		}
+		if o.api.json {
+			ok := result == "cancelled"
+			cl.jsonLine(taskLine{Type: "cancel", Kind: "deletion", TaskID: id, Status: status, Cancelled: &ok})
+			continue
+		}
+		rows = append(rows, []string{id, result, orDash(status)})
+	}
+	if len(rows) > 0 {
+		cl.table([]string{"TASK ID", "RESULT", "STATUS"}, rows)
+	}
+	return code
+}

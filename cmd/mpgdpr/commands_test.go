@@ -1,0 +1,111 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"testing"
+
+	"github.com/privacykit/mpgdpr"
+)
+
+// A mistyped command gets a suggestion and a pointer to the help, not the
+// whole help scrolling the error away.
+func TestUnknownCommandSuggests(t *testing.T) {
+	r := runCmd(t, nil, "", "delet", "--compliance", "GDPR", "a")
+	if r.code != exitUsage || !strings.Contains(r.stderr, `unknown command "delet"; did you mean "delete"?`) ||
+		!strings.Contains(r.stderr, "mpgdpr help") || strings.Count(r.stderr, "\n") > 3 || r.stdout != "" {
+		t.Errorf("%v", r)
+	}
+	r = runCmd(t, nil, "", "help", "retreive")
+	if r.code != exitUsage || !strings.Contains(r.stderr, `did you mean "retrieve"?`) {
+		t.Errorf("help retreive: %v", r)
+	}
+	r = runCmd(t, nil, "", "status", "--frobnicate")
+	if r.code != exitUsage || !strings.Contains(r.stderr, "unknown flag: --frobnicate") || !strings.Contains(r.stderr, "mpgdpr help status") {
+		t.Errorf("unknown flag: %v", r)
+	}
+}
+
+// Help shows flags in their GNU form, and ends with the exit statuses,
+// the export that does not decrypt included.
+func TestHelpFlagsAndExitCodes(t *testing.T) {
+	r := runCmd(t, nil, "", "help")
+	for _, want := range []string{"--verbose", "MPGDPR_LOG", "MIXPANEL_BASE_URL", "does not open, decrypt or verify", "completion", "version"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("help lacks %q", want)
+		}
+	}
+	if i, j := strings.Index(r.stdout, "Available Commands"), strings.Index(r.stdout, "Exit status"); i < 0 || j < i {
+		t.Errorf("the exit statuses do not end the help:\n%s", r.stdout)
+	}
+	r = runCmd(t, nil, "", "retrieve", "-h")
+	if r.code != 0 || !strings.Contains(r.stdout, "      --chunk-size int") || strings.Contains(r.stdout, "\n  -chunk-size") ||
+		!strings.Contains(r.stdout, "Exit status: 0 success") {
+		t.Errorf("retrieve -h: %v", r)
+	}
+	// The standard library's single-dash form still works.
+	if r := runCmd(t, nil, "", "delete", "-help"); r.code != 0 || !strings.Contains(r.stdout, "--compliance") {
+		t.Errorf("delete -help: %v", r)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		r := runCmd(t, nil, "", args...)
+		if r.code != 0 || !strings.HasPrefix(r.stdout, "mpgdpr "+mpgdpr.Version+" (go1.") {
+			t.Errorf("%q: %v", args, r)
+		}
+	}
+	bi := &debug.BuildInfo{GoVersion: "go1.25.3", Settings: []debug.BuildSetting{
+		{Key: "vcs.revision", Value: "0123456789abcdef0123"}, {Key: "vcs.modified", Value: "true"}}}
+	if got, want := versionLine(bi, true), "mpgdpr "+mpgdpr.Version+" (go1.25.3, revision 0123456789ab+dirty)"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	// -buildvcs=false, or no build info at all: said, not an error.
+	if got := versionLine(&debug.BuildInfo{GoVersion: "go1.25.3"}, true); !strings.Contains(got, "revision unknown") {
+		t.Errorf("no VCS info: %q", got)
+	}
+	if got := versionLine(nil, false); !strings.Contains(got, "revision unknown") || !strings.Contains(got, "go1.") {
+		t.Errorf("no build info: %q", got)
+	}
+}
+
+func TestCompletionAndMan(t *testing.T) {
+	for shell, want := range map[string]string{"bash": "__start_mpgdpr", "zsh": "#compdef mpgdpr", "fish": "complete -c mpgdpr", "powershell": "Register-ArgumentCompleter"} {
+		r := runCmd(t, nil, "", "completion", shell)
+		if r.code != 0 || !strings.Contains(r.stdout, want) {
+			t.Errorf("completion %s: exit %d, lacks %q", shell, r.code, want)
+		}
+	}
+	if r := runCmd(t, nil, "", "completion", "tcsh"); r.code != exitUsage {
+		t.Errorf("completion tcsh: %v", r)
+	}
+	// Completion of flags works through cobra's hidden __complete command.
+	r := runCmd(t, nil, "", "__complete", "delete", "--chunk")
+	if r.code != 0 || !strings.Contains(r.stdout, "--chunk-size") {
+		t.Errorf("__complete: %v", r)
+	}
+	dir := filepath.Join(t.TempDir(), "man")
+	r = runCmd(t, nil, "", "man", "--dir", dir)
+	if r.code != 0 {
+		t.Fatalf("man: %v", r)
+	}
+	for _, page := range []string{"mpgdpr.1", "mpgdpr-delete.1", "mpgdpr-retrieve.1", "mpgdpr-wait.1", "mpgdpr-download.1"} {
+		b, err := os.ReadFile(filepath.Join(dir, page))
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		if !strings.Contains(string(b), ".TH \"MPGDPR\"") || !strings.Contains(string(b), "Exit status") {
+			t.Errorf("%s: not a man page with the exit statuses", page)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "mpgdpr-delete.1")); !strings.Contains(string(b), `\fB--chunk-size\fP`) {
+		t.Error("mpgdpr-delete.1 lacks --chunk-size")
+	}
+	if r := runCmd(t, nil, "", "man"); r.code != exitUsage {
+		t.Errorf("man without --dir: %v", r)
+	}
+}

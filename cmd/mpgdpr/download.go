@@ -1,0 +1,180 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/privacykit/mpgdpr"
+	"github.com/privacykit/mpgdpr/export"
+)
+
+type downloadOpts struct {
+	api       apiFlags
+	dir       string
+	extract   bool
+	wait      bool
+	pollStart time.Duration
+	pollMax   time.Duration
+}
+
+func newDownloadCmd(cl *cli) *cobra.Command {
+	o := &downloadOpts{}
+	c := &cobra.Command{
+		Use:   "download [flags] TASK_ID...",
+		Short: "Save finished retrievals' exports",
+		Long: `Save finished retrievals' exports as DIR/TASK_ID.zip (mode 0600: they hold
+personal data), fetched from the link Mixpanel gives, without credentials.
+With the API secret (MIXPANEL_API_SECRET) each archive is opened and every
+entry decrypted and checked; --extract also writes the files into
+DIR/TASK_ID/. A task that has not finished is an error (exit 4) unless
+--wait is given. An export that is saved but does not open, decrypt with
+the API secret or verify is exit 4.
+`,
+		Args: cobra.ArbitraryArgs,
+	}
+	fs := c.Flags()
+	fs.StringVar(&o.dir, "dir", ".", "save exports in `DIR` (created 0700 if missing)")
+	fs.BoolVar(&o.extract, "extract", false, "also extract each export into DIR/TASK_ID/ (needs the API secret)")
+	fs.BoolVar(&o.wait, "wait", false, "wait for tasks that have not finished yet")
+	fs.DurationVar(&o.pollStart, "poll-interval", mpgdpr.DefaultPollStart, "with --wait: first wait between two checks of a task; it doubles up to --poll-max")
+	fs.DurationVar(&o.pollMax, "poll-max", mpgdpr.DefaultPollMax, "with --wait: longest wait between two checks of a task")
+	cl.addAPIFlags(fs, &o.api)
+	c.RunE = cl.exits(func(ctx context.Context, _ *cobra.Command, ids []string) int {
+		return cl.cmdDownload(ctx, o, ids)
+	})
+	return c
+}
+
+func (cl *cli) cmdDownload(ctx context.Context, o *downloadOpts, ids []string) int {
+	if len(ids) == 0 {
+		return cl.fail("download", exitUsage, usagef("want at least one retrieval task id"))
+	}
+	if o.pollStart <= 0 || o.pollMax <= 0 {
+		return cl.fail("download", exitUsage, usagef("--poll-interval and --poll-max must be positive"))
+	}
+	c, err := cl.client(&o.api)
+	if err != nil {
+		return cl.fail("download", exitFor(err), err)
+	}
+	if o.extract && o.api.apiSecret == "" {
+		return cl.fail("download", exitUsage, usagef("--extract needs the API secret: set %s (or pass --api-secret)", envAPISecret))
+	}
+	prog := newProgress(cl.rawStderr, o.api.progress, "download")
+	code := exitOK
+	var rows [][]string
+	for _, id := range ids {
+		var t *mpgdpr.Task
+		var err error
+		if o.wait {
+			t, err = cl.waitTask(ctx, c, false, id, [2]time.Duration{o.pollStart, o.pollMax}, prog)
+		} else {
+			t, err = c.CheckRetrieval(ctx, id)
+		}
+		if err == nil && !t.Status.Succeeded() {
+			err = fmt.Errorf("not ready: the task is %s", orDash(string(t.Status)))
+			code = worse(code, exitIncomplete)
+		} else if err != nil {
+			code = worse(code, exitFor(err))
+		}
+		var s saved
+		if err == nil {
+			s, err = cl.saveExport(ctx, c, t, o.dir, o.api.apiSecret, o.extract)
+			if err != nil {
+				code = worse(code, s.code)
+			}
+		}
+		if err != nil {
+			fmt.Fprintf(cl.stderr, "mpgdpr download: task %s: %s\n", id, trimLib(err))
+			if o.api.json {
+				cl.jsonLine(taskLine{Type: "error", Kind: "retrieval", TaskID: id, Export: s.path, Error: trimLib(err)})
+			}
+			continue
+		}
+		if o.api.json {
+			cl.jsonLine(taskLine{Type: "download", Kind: "retrieval", TaskID: id, Status: string(t.Status),
+				Export: s.path, ExportBytes: s.bytes, ExportFiles: s.files})
+			continue
+		}
+		rows = append(rows, []string{id, string(t.Status), s.path, strconv.FormatInt(s.bytes, 10), filesText(s)})
+	}
+	if len(rows) > 0 {
+		cl.table([]string{"TASK ID", "STATUS", "EXPORT", "BYTES", "FILES"}, rows)
+	}
+	return code
+}
+
+// saved is an export written to disk.
+type saved struct {
+	path     string
+	bytes    int64
+	files    int  // entries verified (0 if it could not be opened)
+	verified bool // every entry was decrypted and its CRC checked
+	code     int  // the exit code of the error returned with it
+}
+
+func filesText(s saved) string {
+	if !s.verified {
+		return "not verified (no API secret)"
+	}
+	return strconv.Itoa(s.files) + " verified"
+}
+
+// saveExport downloads a finished retrieval's export into dir and, when it
+// can, opens it and reads every entry, so that a wrong secret or a damaged
+// archive is found now rather than when the data is needed.
+func (cl *cli) saveExport(ctx context.Context, c *mpgdpr.Client, t *mpgdpr.Task, dir, secret string, extract bool) (saved, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return saved{code: exitLocal}, err
+	}
+	name := safeName(t.TrackingID)
+	path := filepath.Join(dir, name+".zip")
+	n, err := c.DownloadExportFile(ctx, t, path)
+	if err != nil {
+		code := exitAPI
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			code = exitLocal
+		}
+		return saved{code: code}, err
+	}
+	s := saved{path: path, bytes: n}
+	a, err := export.OpenFile(path, secret)
+	if errors.Is(err, export.ErrSecretRequired) {
+		return s, nil // saved; verifying it needs the secret
+	}
+	if err != nil {
+		s.code = exitIncomplete
+		return s, fmt.Errorf("export saved as %s, but it cannot be opened: %w", path, err)
+	}
+	defer a.Close()
+	err = a.Walk(func(fi export.FileInfo, _ io.Reader) error {
+		if !fi.IsDir() {
+			s.files++
+		}
+		return nil
+	})
+	if err != nil {
+		s.code = exitIncomplete
+		if errors.Is(err, export.ErrWrongSecret) {
+			return s, fmt.Errorf("export saved as %s, but it does not decrypt with the API secret given (check %s)", path, envAPISecret)
+		}
+		return s, fmt.Errorf("export saved as %s, but it does not verify: %w", path, err)
+	}
+	s.verified = true
+	if extract {
+		if err := a.ExtractTo(filepath.Join(dir, name)); err != nil {
+			s.code = exitLocal
+			return s, fmt.Errorf("export saved as %s, but extracting it failed: %w", path, err)
+		}
+	}
+	return s, nil
+}
