@@ -127,6 +127,13 @@ func (s *Server) FaultsLeft() int {
 	return n
 }
 
+// ClearFaults drops every injected fault not yet used up.
+func (s *Server) ClearFaults() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = nil
+}
+
 // takeFault removes one hit of the first fault matching the request.
 func (s *Server) takeFault(op string, r *http.Request) *Fault {
 	s.mu.Lock()

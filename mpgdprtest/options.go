@@ -29,6 +29,10 @@ type config struct {
 	linkField              string
 	maxRetrieval           int
 	maxDeletion            int
+
+	listen, downloadListen, downloadURL string
+	control                             bool
+	controlToken                        string
 }
 
 func defaults() config {
@@ -43,6 +47,7 @@ func defaults() config {
 		createStatus: 200,
 		createShape:  CreateObject,
 		linkField:    LinkDownloadURL,
+		listen:       DefaultListen,
 	}
 }
 

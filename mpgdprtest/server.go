@@ -31,9 +31,9 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -60,9 +60,12 @@ type Server struct {
 	api     *httptest.Server
 	dl      *httptest.Server
 	ops     http.Handler // the generated router over our ServerInterface
-	limiter *rate.Limiter
-	closing chan struct{}
-	close   sync.Once
+	control *control     // the control API; served under ControlPrefix if cfg.control
+	// downloadBase is what export links start with.
+	downloadBase string
+	limiter      *rate.Limiter
+	closing      chan struct{}
+	close        sync.Once
 
 	mu         sync.Mutex
 	seq        int
@@ -76,12 +79,21 @@ type Server struct {
 // NewServer starts a fake on 127.0.0.1 and its download host on 127.0.0.2
 // (on a system where that address cannot be bound, 127.0.0.1 on another
 // port: still another host:port, so a client that sends credentials to
-// "the same host" is still caught, but by port only). Call Close when done.
-// It panics if it cannot listen, as httptest.NewServer does.
+// "the same host" is still caught, but by port only), or where WithListen
+// and WithDownloadListen say. Call Close when done. It panics if it cannot
+// listen or an option is invalid, as httptest.NewServer does; Start
+// returns the error instead.
 func NewServer(opts ...Option) *Server {
-	cfg := defaults()
-	for _, o := range opts {
-		o(&cfg)
+	s, err := Start(opts...)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+func start(cfg config) (*Server, error) {
+	if err := checkConfig(&cfg); err != nil {
+		return nil, err
 	}
 	v, err := specload.Load()
 	if err != nil {
@@ -93,6 +105,9 @@ func NewServer(opts ...Option) *Server {
 	s := &Server{cfg: cfg, v: v, closing: make(chan struct{}), tasks: map[string]*task{}}
 	if cfg.rps > 0 {
 		s.limiter = rate.NewLimiter(rate.Limit(cfg.rps), 1)
+	}
+	if s.control, err = newControl(s); err != nil {
+		panic(err) // the embedded control document is broken
 	}
 	s.ops = gen.HandlerWithOptions(operations{s}, gen.StdHTTPServerOptions{
 		BaseURL: BasePath,
@@ -109,14 +124,21 @@ func NewServer(opts ...Option) *Server {
 			writeError(w, http.StatusBadRequest, reason)
 		},
 	})
-	s.dl = httptest.NewUnstartedServer(http.HandlerFunc(s.serveDownload))
-	if l, err := net.Listen("tcp", "127.0.0.2:0"); err == nil {
-		_ = s.dl.Listener.Close()
-		s.dl.Listener = l
+	if s.api, err = listenOn(http.HandlerFunc(s.serveAPI), cfg.listen, ""); err != nil {
+		return nil, err
+	}
+	addr, fallback := downloadListen(&cfg, s.api.Listener.Addr())
+	if s.dl, err = listenOn(http.HandlerFunc(s.serveDownload), addr, fallback); err != nil {
+		_ = s.api.Listener.Close()
+		return nil, err
 	}
 	s.dl.Start()
-	s.api = httptest.NewServer(http.HandlerFunc(s.serveAPI))
-	return s
+	s.api.Start()
+	s.downloadBase = s.dl.URL
+	if cfg.downloadURL != "" {
+		s.downloadBase = cfg.downloadURL
+	}
+	return s, nil
 }
 
 // URL is the API base URL, for example http://127.0.0.1:41234/api/app: give
@@ -124,7 +146,17 @@ func NewServer(opts ...Option) *Server {
 func (s *Server) URL() string { return s.api.URL + BasePath }
 
 // DownloadHost is the host:port export links point at.
-func (s *Server) DownloadHost() string { return strings.TrimPrefix(s.dl.URL, "http://") }
+func (s *Server) DownloadHost() string {
+	u, err := url.Parse(s.downloadBase)
+	if err != nil { // checked in checkConfig
+		return ""
+	}
+	return u.Host
+}
+
+// DownloadURL is the base URL export links start with, for example
+// http://127.0.0.2:41235 (see WithDownloadURL).
+func (s *Server) DownloadURL() string { return s.downloadBase }
 
 // OAuthToken is the bearer token the server accepts.
 func (s *Server) OAuthToken() string { return s.cfg.oauth }
@@ -168,8 +200,12 @@ func (c *capture) Write(b []byte) (int, error) {
 // serveAPI is the API host: route, faults, validation, rate limit, auth,
 // the operation, then validation of the answer.
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.control && isControlPath(r.URL.Path) {
+		s.control.ServeHTTP(w, r)
+		return
+	}
 	rec := Request{
-		Time: s.cfg.now(), Host: r.Host, Method: r.Method, Path: r.URL.Path,
+		Time: s.cfg.now(), Host: r.Host, Method: r.Method, Path: s.redactor(r)(r.URL.Path),
 		Bearer: s.bearerState(r), ProjectToken: s.tokenState(r),
 	}
 	// Recorded once: before a hang-up (the client may look as soon as its
@@ -187,7 +223,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	violation := func(kind string, reasons []string) []Violation {
 		vs := make([]Violation, len(reasons))
 		for i, reason := range reasons {
-			vs[i] = Violation{Op: rec.Op, Kind: kind, Method: r.Method, Path: r.URL.Path, Reason: redact(reason)}
+			vs[i] = Violation{Op: rec.Op, Kind: kind, Method: r.Method, Path: rec.Path, Reason: redact(reason)}
 		}
 		rec.Violation = true
 		s.addViolations(vs)

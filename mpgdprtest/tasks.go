@@ -1,8 +1,10 @@
 package mpgdprtest
 
 import (
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -137,7 +139,7 @@ func (s *Server) settle(t *task) {
 func (s *Server) setStatus(t *task, status string, at time.Time) {
 	t.Status, t.since = status, at
 	if t.Kind == Retrieval && status == StatusSuccess && t.DownloadURL == "" {
-		t.DownloadURL = fmt.Sprintf("%s/exports/%s.zip?sig=%s", s.dl.URL, t.ID, t.sig)
+		t.DownloadURL = fmt.Sprintf("%s/exports/%s.zip?sig=%s", s.downloadBase, t.ID, t.sig)
 	}
 }
 
@@ -166,19 +168,29 @@ func (s *Server) Task(id string) (Task, bool) {
 	return t.snapshot(), true
 }
 
+// Errors of Advance and SetStatus, for errors.Is.
+var (
+	// ErrNoTask: the server holds no task with this id.
+	ErrNoTask = errors.New("no such task")
+	// ErrCannotAdvance: the task has ended, or is in a status off the
+	// normal path (UNKNOWN), so it has no next step.
+	ErrCannotAdvance = errors.New("the task cannot advance")
+)
+
 // Advance moves a task one step along PENDING → STAGING → STARTED → SUCCESS.
-// It fails for an unknown task or one that has ended.
+// It fails for an unknown task (ErrNoTask) or one that cannot advance
+// (ErrCannotAdvance).
 func (s *Server) Advance(id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t, ok := s.tasks[id]
 	if !ok {
-		return fmt.Errorf("mpgdprtest: no task %q", id)
+		return fmt.Errorf("mpgdprtest: task %q: %w", id, ErrNoTask)
 	}
 	s.settle(t)
 	n := next(t.Status)
 	if n == t.Status {
-		return fmt.Errorf("mpgdprtest: task %q is %s and cannot advance", id, t.Status)
+		return fmt.Errorf("mpgdprtest: task %q is %s: %w", id, t.Status, ErrCannotAdvance)
 	}
 	s.setStatus(t, n, s.cfg.now())
 	return nil
@@ -205,8 +217,65 @@ func (s *Server) SetStatus(id, status string) error {
 	defer s.mu.Unlock()
 	t, ok := s.tasks[id]
 	if !ok {
-		return fmt.Errorf("mpgdprtest: no task %q", id)
+		return fmt.Errorf("mpgdprtest: task %q: %w", id, ErrNoTask)
 	}
 	s.setStatus(t, status, s.cfg.now())
 	return nil
+}
+
+// String names the schedule as ParseSchedule reads it: "step-per-poll",
+// "manual", or "timed:" and its three durations.
+func (sch Schedule) String() string {
+	switch sch.mode {
+	case modeManual:
+		return "manual"
+	case modeTimed:
+		return fmt.Sprintf("timed:%s,%s,%s", sch.after[0], sch.after[1], sch.after[2])
+	}
+	return "step-per-poll"
+}
+
+// ParseSchedule reads a schedule by name: "step-per-poll" (StepPerPoll),
+// "manual" (Manual), or "timed:PENDING,STAGING,STARTED" (Timed), each a
+// Go duration such as 500ms or 2s; "timed:D" spends D in each.
+func ParseSchedule(s string) (Schedule, error) {
+	switch s {
+	case "step-per-poll", "":
+		return StepPerPoll(), nil
+	case "manual":
+		return Manual(), nil
+	}
+	spec, ok := strings.CutPrefix(s, "timed:")
+	if !ok {
+		return Schedule{}, fmt.Errorf("mpgdprtest: schedule %q: want step-per-poll, manual or timed:PENDING,STAGING,STARTED", s)
+	}
+	parts := strings.Split(spec, ",")
+	if len(parts) == 1 {
+		parts = []string{parts[0], parts[0], parts[0]}
+	}
+	if len(parts) != 3 {
+		return Schedule{}, fmt.Errorf("mpgdprtest: schedule %q: timed takes one duration or three (PENDING,STAGING,STARTED)", s)
+	}
+	var d [3]time.Duration
+	for i, p := range parts {
+		v, err := time.ParseDuration(strings.TrimSpace(p))
+		if err != nil || v < 0 {
+			return Schedule{}, fmt.Errorf("mpgdprtest: schedule %q: %q is not a duration such as 500ms or 2s", s, p)
+		}
+		d[i] = v
+	}
+	return Timed(d[0], d[1], d[2]), nil
+}
+
+// Reset forgets every task, injected fault, recorded request and
+// violation, as if the server had just started. Task ids are never
+// reused: the numbering goes on.
+func (s *Server) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tasks = map[string]*task{}
+	s.order = nil
+	s.faults = nil
+	s.requests = nil
+	s.violations = nil
 }
