@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 )
 
 // BatchTask is one request of a batch that Mixpanel accepted: the task it
@@ -18,6 +20,12 @@ type BatchTask struct {
 	Seq         int
 	TaskID      string
 	DistinctIDs []string
+	// ResubmitOf is the Seq of the earlier request, of unknown outcome, that
+	// this one resubmitted (DeleteAll), or 0. That earlier request may have
+	// created a task too; Mixpanel answers 409 to a resubmission while it
+	// runs, so a resubmission accepted means it had not been filed, or had
+	// already finished.
+	ResubmitOf int
 }
 
 // Conflict is a part of a request that Mixpanel refused with 409 because
@@ -28,6 +36,7 @@ type Conflict struct {
 	Seq         int      // the request that drew the 409
 	DistinctIDs []string // the IDs of that request Mixpanel named as conflicting
 	TaskIDs     []string // the running deletion tasks Mixpanel named
+	ResubmitOf  int      // as BatchTask.ResubmitOf: the request of unknown outcome this one resubmitted, or 0
 }
 
 // BatchResult accounts for every distinct ID given to DeleteAll or
@@ -39,9 +48,12 @@ type BatchResult struct {
 	// Conflicts are IDs a deletion already covers (409 Conflict).
 	Conflicts []Conflict
 	// Unknown are the IDs of the one request whose outcome is unknown
-	// (ErrOutcomeUnknown): Mixpanel may have accepted it. Do not resend them
-	// blindly: for a deletion, resubmitting is safe (an accepted one draws a
-	// 409 naming its task); for a retrieval it may create a second export.
+	// (ErrOutcomeUnknown; the batch's error matches it): Mixpanel may have
+	// accepted it. They are never reported as Unsent. DeleteAll has already
+	// resubmitted them as long as its retry policy allowed; resubmitting a
+	// deletion again later is safe (an accepted one draws a 409 naming its
+	// task). For a retrieval, resubmitting may create a second export:
+	// check first.
 	Unknown []string
 	// Unsent are the IDs never sent, or sent and certainly refused, when the
 	// batch stopped early; in input order. They can be submitted again.
@@ -60,6 +72,7 @@ type batchConfig struct {
 	beforeSend func(seq int, ids []string) error
 	onChunk    func(BatchTask) error
 	onConflict func(Conflict) error
+	onUnknown  func(seq int, ids []string, err error) error
 }
 
 // WithChunkSize sends at most n IDs per request, instead of the client's
@@ -98,6 +111,17 @@ func WithOnChunk(f func(BatchTask) error) BatchOption {
 	return func(c *batchConfig) { c.onChunk = f }
 }
 
+// WithOnUnknown calls f when a request's outcome is unknown
+// (ErrOutcomeUnknown: it may have been accepted), with its sequence number,
+// IDs and the error, before anything else is sent. DeleteAll then
+// resubmits those IDs under a new sequence number (BeforeChunk and
+// BeforeSend see it, and the BatchTask or Conflict that settles it has
+// ResubmitOf set to this one's); RetrieveAll stops. An error from f stops
+// the batch: the IDs stay Unknown. f must not keep ids.
+func WithOnUnknown(f func(seq int, ids []string, err error) error) BatchOption {
+	return func(c *batchConfig) { c.onUnknown = f }
+}
+
 // WithOnConflict calls f when a request draws a 409, before the rest of
 // its IDs are resubmitted. An error from f stops the batch there: the
 // conflict stays in Conflicts, the IDs not yet accepted are Unsent.
@@ -117,13 +141,25 @@ func WithOnConflict(f func(Conflict) error) BatchOption {
 // those IDs go to Conflicts with the tasks Mixpanel named, and the other IDs
 // of that request are resubmitted at once (again and again if need be).
 //
+// A request whose outcome is unknown (ErrOutcomeUnknown: a 5xx, a dropped
+// connection; see CreateRefused) is resubmitted with the same IDs after the
+// client's retry backoff, within its RetryPolicy's attempts and MaxElapsed,
+// until the service gives an answer that settles it: accepted (Tasks), or
+// 409 because the first one was filed (Conflicts, naming its task). Each
+// resubmission is a request of its own for the journaling callbacks:
+// WithOnUnknown sees the unknown one, WithBeforeChunk and WithBeforeSend see
+// the resubmission under a new Seq, and its BatchTask or Conflict carries
+// ResubmitOf, the Seq it settles. A journal that recorded the first request
+// as "sending" should keep it open until one with ResubmitOf naming it
+// arrives, or the batch returns with those IDs in Unknown.
+//
 // Any other failure stops the batch: DeleteAll returns the BatchResult so far
 // together with the error. The result accounts for every ID: accepted
-// (Tasks), already covered (Conflicts), perhaps accepted (Unknown, with an
-// error matching ErrOutcomeUnknown), or not sent (Unsent). The result is
-// never nil.
+// (Tasks), already covered (Conflicts), perhaps accepted (Unknown: the
+// resubmissions did not settle them, or the batch stopped before they
+// could), or not sent (Unsent). The result is never nil.
 func (c *Client) DeleteAll(ctx context.Context, ids []string, ct ComplianceType, opts ...BatchOption) (*BatchResult, error) {
-	return c.batch(ctx, "DeleteAll", ids, c.maxDeletion, opts, validateCompliance(ct), func(ctx context.Context, chunk []string) (string, error) {
+	return c.batch(ctx, "DeleteAll", ids, c.maxDeletion, opts, validateCompliance(ct), true, func(ctx context.Context, chunk []string) (string, error) {
 		return c.CreateDeletion(ctx, DeletionRequest{DistinctIDs: chunk, ComplianceType: ct})
 	})
 }
@@ -133,20 +169,24 @@ func (c *Client) DeleteAll(ctx context.Context, ids []string, ct ComplianceType,
 // WithChunkSize); dt is for CCPA only, empty for the default. It works as
 // DeleteAll does, 409 handling included (Mixpanel documents 409 for
 // deletions; should a retrieval draw one, its IDs are reported the same
-// way). Each task yields its own export.
+// way). Each task yields its own export. Unlike DeleteAll, it never
+// resubmits a request whose outcome is unknown, since a second retrieval
+// would create a second export: the batch stops with those IDs in Unknown.
 func (c *Client) RetrieveAll(ctx context.Context, ids []string, ct ComplianceType, dt DisclosureType, opts ...BatchOption) (*BatchResult, error) {
 	pre := validateCompliance(ct)
 	if pre == nil {
 		pre = validateDisclosure(ct, dt)
 	}
-	return c.batch(ctx, "RetrieveAll", ids, c.maxRetrieval, opts, pre, func(ctx context.Context, chunk []string) (string, error) {
+	return c.batch(ctx, "RetrieveAll", ids, c.maxRetrieval, opts, pre, false, func(ctx context.Context, chunk []string) (string, error) {
 		return c.CreateRetrieval(ctx, RetrievalRequest{DistinctIDs: chunk, ComplianceType: ct, DisclosureType: dt})
 	})
 }
 
 // batch is DeleteAll and RetrieveAll: pre is the verdict on their other
-// arguments, create sends one request.
-func (c *Client) batch(ctx context.Context, op string, ids []string, limit int, opts []BatchOption, pre error,
+// arguments, create sends one request. settle says whether a request with
+// an unknown outcome is resubmitted (deletions: harmless, a filed one draws
+// a 409 naming its task).
+func (c *Client) batch(ctx context.Context, op string, ids []string, limit int, opts []BatchOption, pre error, settle bool,
 	create func(context.Context, []string) (string, error)) (*BatchResult, error) {
 	cfg := batchConfig{chunk: limit}
 	for _, o := range opts {
@@ -168,17 +208,45 @@ func (c *Client) batch(ctx context.Context, op string, ids []string, limit int, 
 	}
 	queue := uniq // IDs not yet accounted for, in order
 	seq := 0
+	// unknownSeq is the request with an unknown outcome that pending
+	// resubmits (0: none). While it is set, pending may have been filed:
+	// stopping leaves it Unknown, never Unsent.
+	unknownSeq := 0
+	var unknownErr error // why unknownSeq's outcome is unknown
 	stop := func(pending []string, err error) (*BatchResult, error) {
+		if unknownSeq != 0 {
+			if !errors.Is(err, ErrOutcomeUnknown) {
+				err = fmt.Errorf("%w (after: %w)", err, unknownErr)
+			}
+			res.Unknown = slices.Clone(pending)
+			res.Unsent = slices.Clone(queue)
+			return res, fmt.Errorf("mpgdpr: %s: stopped with request %d's %d ids of unknown outcome (they may have been accepted) and %d ids not sent: %w", op, unknownSeq, len(pending), len(queue), err)
+		}
 		res.Unsent = append(slices.Clone(pending), queue...)
 		return res, fmt.Errorf("mpgdpr: %s: stopped with %d of %d ids not sent: %w", op, len(res.Unsent), len(uniq), err)
 	}
+	pol := c.retry
 	for len(queue) > 0 {
 		n := min(cfg.chunk, len(queue))
 		pending := slices.Clone(queue[:n])
 		queue = queue[n:]
+		unknownSeq = 0
+		resubmits := 0
+		var settleStart time.Time
 		for len(pending) > 0 {
 			if err := ctx.Err(); err != nil {
 				return stop(pending, err)
+			}
+			if unknownSeq != 0 {
+				// Resubmit once the service may answer again: after the
+				// policy's backoff, within its attempts and time budget.
+				wait := pol.wait(resubmits, 0, c.rand)
+				if !pol.attemptsLeft(resubmits) || wait > pol.MaxElapsed-time.Since(settleStart) {
+					return stop(pending, fmt.Errorf("gave up resubmitting after %d attempts: %w", resubmits, unknownErr))
+				}
+				if err := sleep(ctx, wait); err != nil {
+					return stop(pending, err)
+				}
 			}
 			seq++
 			if cfg.before != nil {
@@ -198,9 +266,9 @@ func (c *Client) batch(ctx context.Context, op string, ids []string, limit int, 
 			case errors.As(err, &notSent):
 				return stop(pending, fmt.Errorf("before sending request %d: %w", seq, notSent.err))
 			case err == nil:
-				t := BatchTask{Seq: seq, TaskID: id, DistinctIDs: pending}
+				t := BatchTask{Seq: seq, TaskID: id, DistinctIDs: pending, ResubmitOf: unknownSeq}
 				res.Tasks = append(res.Tasks, t)
-				pending = nil
+				pending, unknownSeq = nil, 0
 				if cfg.onChunk != nil {
 					if err := cfg.onChunk(cloneTask(t)); err != nil {
 						return stop(nil, fmt.Errorf("after request %d: %w", seq, err))
@@ -213,7 +281,7 @@ func (c *Client) batch(ctx context.Context, op string, ids []string, limit int, 
 					// resubmitting would only draw it again.
 					return stop(pending, err)
 				}
-				cf := Conflict{Seq: seq, DistinctIDs: named, TaskIDs: slices.Clone(apiErr.ConflictingTaskIDs)}
+				cf := Conflict{Seq: seq, DistinctIDs: named, TaskIDs: slices.Clone(apiErr.ConflictingTaskIDs), ResubmitOf: unknownSeq}
 				res.Conflicts = append(res.Conflicts, cf)
 				pending = rest
 				if cfg.onConflict != nil {
@@ -222,9 +290,22 @@ func (c *Client) batch(ctx context.Context, op string, ids []string, limit int, 
 					}
 				}
 			case errors.Is(err, ErrOutcomeUnknown):
-				res.Unknown = pending
-				res.Unsent = slices.Clone(queue)
-				return res, fmt.Errorf("mpgdpr: %s: request %d (%d ids) may or may not have been accepted, %d ids not sent: %w", op, seq, len(pending), len(queue), err)
+				if unknownSeq == 0 {
+					settleStart = time.Now()
+				}
+				unknownSeq, unknownErr = seq, err
+				if cfg.onUnknown != nil {
+					if ferr := cfg.onUnknown(seq, slices.Clone(pending), err); ferr != nil {
+						return stop(pending, fmt.Errorf("after request %d: %w", seq, ferr))
+					}
+				}
+				if !settle {
+					return stop(pending, err)
+				}
+				resubmits++
+				c.logger.LogAttrs(ctx, slog.LevelWarn, "mpgdpr: resubmitting a deletion of unknown outcome",
+					slog.String("op", op), slog.Int("seq", seq), slog.Int("ids", len(pending)),
+					slog.String("reason", c.redact(err.Error())))
 			default:
 				return stop(pending, err)
 			}

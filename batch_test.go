@@ -270,14 +270,22 @@ func TestBatchStopsOnFailure(t *testing.T) {
 	}
 }
 
-// TestBatchOutcomeUnknown: a request whose outcome is unknown is reported
-// apart from accepted and unsent IDs, and is not re-sent.
+// TestBatchOutcomeUnknown: a retrieval whose outcome is unknown is
+// reported apart from accepted and unsent IDs, and is not re-sent (a second
+// retrieval would make a second export). Every answer that does not prove
+// the request was left alone counts, not only 500/502/504: before the
+// CreateRefused rule, a 520 or a 503 without Retry-After put the IDs in
+// Unsent, and the next run filed them again.
 func TestBatchOutcomeUnknown(t *testing.T) {
 	for name, fail := range map[string]func() (int, string){
-		"502":        func() (int, string) { return 502, "bad gateway" },
-		"500":        func() (int, string) { return 500, "oops" },
-		"reset":      func() (int, string) { return -1, "" },
-		"bad answer": func() (int, string) { return 201, "" }, // 201 with no task id
+		"502":           func() (int, string) { return 502, "bad gateway" },
+		"500":           func() (int, string) { return 500, "oops" },
+		"520":           func() (int, string) { return 520, "origin error" },
+		"501":           func() (int, string) { return 501, "proxy" },
+		"507":           func() (int, string) { return 507, "storage" },
+		"503 no header": func() (int, string) { return 503, "gateway" },
+		"reset":         func() (int, string) { return -1, "" },
+		"bad answer":    func() (int, string) { return 201, "" }, // 201 with no task id
 	} {
 		t.Run(name, func(t *testing.T) {
 			srv := newBatchServer(t, func(n int, _ []string) (int, string) {
@@ -286,20 +294,133 @@ func TestBatchOutcomeUnknown(t *testing.T) {
 				}
 				return 200, ""
 			})
-			c := srv.client(t, WithMaxIDsPerRequest(2000, 3))
+			c := srv.client(t, WithMaxIDsPerRequest(3, 2000))
 			input := idList("q", 8)
-			res, err := c.DeleteAll(context.Background(), input, GDPR)
+			var unknown []int
+			res, err := c.RetrieveAll(context.Background(), input, GDPR, "", WithOnUnknown(func(seq int, ids []string, err error) error {
+				unknown = append(unknown, seq)
+				return nil
+			}))
 			if !errors.Is(err, ErrOutcomeUnknown) {
 				t.Fatalf("err = %v", err)
 			}
 			checkPartition(t, input, res)
-			if !slices.Equal(res.Unknown, input[3:6]) || !slices.Equal(res.Unsent, input[6:]) || len(res.Tasks) != 1 {
-				t.Fatalf("unknown %q unsent %q tasks %d", res.Unknown, res.Unsent, len(res.Tasks))
+			if !slices.Equal(res.Unknown, input[3:6]) || !slices.Equal(res.Unsent, input[6:]) || len(res.Tasks) != 1 || !slices.Equal(unknown, []int{2}) {
+				t.Fatalf("unknown %q unsent %q tasks %d, OnUnknown %v", res.Unknown, res.Unsent, len(res.Tasks), unknown)
 			}
 			if n := len(srv.sent()); n != 2 {
 				t.Fatalf("%d creates, want 2 (no resend)", n)
 			}
 		})
+	}
+}
+
+// TestDeleteAllSettlesUnknown: a deletion whose outcome is unknown is
+// resubmitted, and ends in Tasks (it had not been filed) or Conflicts (it
+// had: the 409 names its task), never in Unknown or Unsent. The journal
+// callbacks see the resubmission as a request of its own, linked to the
+// unknown one by ResubmitOf.
+func TestDeleteAllSettlesUnknown(t *testing.T) {
+	for name, tc := range map[string]struct {
+		resubmit  func(ids []string) (int, string) // the answer to the resubmission
+		tasks     int
+		conflicts int
+	}{
+		"not filed": {func([]string) (int, string) { return 200, "" }, 2, 0},
+		"filed":     {func(ids []string) (int, string) { return 409, conflict409(ids, []string{"task-2"}) }, 1, 1},
+	} {
+		t.Run(name, func(t *testing.T) {
+			srv := newBatchServer(t, func(n int, ids []string) (int, string) {
+				switch n {
+				case 2:
+					return 520, "origin error" // the answer came after the origin may have acted
+				case 3:
+					return 502, "again" // still unknown: resubmitted once more
+				case 4:
+					return tc.resubmit(ids)
+				}
+				return 200, ""
+			})
+			c := srv.client(t, WithMaxIDsPerRequest(2000, 3))
+			input := idList("d", 6)
+			var events []string
+			res, err := c.DeleteAll(context.Background(), input, GDPR,
+				WithBeforeChunk(func(seq int, ids []string) error {
+					events = append(events, fmt.Sprintf("before %d %v", seq, ids))
+					return nil
+				}),
+				WithBeforeSend(func(seq int, ids []string) error {
+					events = append(events, fmt.Sprintf("sending %d", seq))
+					return nil
+				}),
+				WithOnUnknown(func(seq int, ids []string, err error) error {
+					events = append(events, fmt.Sprintf("unknown %d %v", seq, ids))
+					return nil
+				}),
+				WithOnChunk(func(t BatchTask) error {
+					events = append(events, fmt.Sprintf("accepted %d resubmits %d", t.Seq, t.ResubmitOf))
+					return nil
+				}),
+				WithOnConflict(func(c Conflict) error {
+					events = append(events, fmt.Sprintf("conflict %d resubmits %d %v", c.Seq, c.ResubmitOf, c.TaskIDs))
+					return nil
+				}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkPartition(t, input, res)
+			if len(res.Unknown) != 0 || len(res.Unsent) != 0 || len(res.Tasks) != tc.tasks || len(res.Conflicts) != tc.conflicts {
+				t.Fatalf("%s", summary(res))
+			}
+			settled := "accepted 4 resubmits 3"
+			if tc.conflicts > 0 {
+				settled = "conflict 4 resubmits 3 [task-2]"
+			}
+			want := []string{
+				"before 1 [d0 d1 d2]", "sending 1", "accepted 1 resubmits 0",
+				"before 2 [d3 d4 d5]", "sending 2", "unknown 2 [d3 d4 d5]",
+				"before 3 [d3 d4 d5]", "sending 3", "unknown 3 [d3 d4 d5]",
+				"before 4 [d3 d4 d5]", "sending 4", settled,
+			}
+			if !slices.Equal(events, want) {
+				t.Fatalf("events\n%s\nwant\n%s", strings.Join(events, "\n"), strings.Join(want, "\n"))
+			}
+			if got := lens(srv.sent()); !slices.Equal(got, []int{3, 3, 3, 3}) {
+				t.Fatalf("request sizes %v", got)
+			}
+		})
+	}
+
+	// Resubmissions that never settle end, within the retry policy, with
+	// the IDs in Unknown (never Unsent) and an ErrOutcomeUnknown.
+	srv := newBatchServer(t, func(n int, _ []string) (int, string) {
+		if n == 1 {
+			return 200, ""
+		}
+		return 500, "down"
+	})
+	c := srv.client(t, WithMaxIDsPerRequest(2000, 2), WithRetryPolicy(fastRetries(3)))
+	input := idList("u", 5)
+	res, err := c.DeleteAll(context.Background(), input, GDPR)
+	if !errors.Is(err, ErrOutcomeUnknown) || !slices.Equal(res.Unknown, input[2:4]) || !slices.Equal(res.Unsent, input[4:]) {
+		t.Fatalf("%v, %s", err, summary(res))
+	}
+	checkPartition(t, input, res)
+	if n := len(srv.sent()); n != 4 { // the first chunk, then 3 attempts at the second
+		t.Fatalf("%d creates, want 4", n)
+	}
+
+	// A resubmission refused for another reason (here 400) leaves the IDs
+	// Unknown: the first request may still have been filed.
+	srv = newBatchServer(t, func(n int, _ []string) (int, string) {
+		if n == 1 {
+			return -1, "" // dropped connection
+		}
+		return 400, `{"status":"error","error":"nope"}`
+	})
+	res, err = srv.client(t).DeleteAll(context.Background(), input, GDPR)
+	if !errors.Is(err, ErrOutcomeUnknown) || !errors.Is(err, ErrBadRequest) || !slices.Equal(res.Unknown, input) {
+		t.Fatalf("%v, %s", err, summary(res))
 	}
 }
 

@@ -36,14 +36,44 @@ var (
 	ErrServer = errors.New("server error")
 	// ErrOutcomeUnknown: a create may or may not have been accepted (the
 	// connection failed, or the context ended, after the request may have
-	// reached Mixpanel; the answer was 500, 502 or 504; or a 2xx answer
-	// could not be read). It is not re-sent automatically: check
-	// before resubmitting. A resubmitted deletion answered with 409 names the
-	// task that already covers those IDs.
+	// reached Mixpanel; the answer was one that does not prove the request
+	// was left alone, such as any 5xx but a 503 with Retry-After, see
+	// CreateRefused; or a 2xx answer could not be read). It is not re-sent
+	// automatically by CreateRetrieval and CreateDeletion: check before
+	// resubmitting. A resubmitted deletion answered with 409 names the task
+	// that already covers those IDs (DeleteAll does that itself).
 	ErrOutcomeUnknown = errors.New("outcome unknown")
 	// ErrMalformedResponse: a success answer whose body could not be understood.
 	ErrMalformedResponse = errors.New("malformed response")
 )
+
+// CreateRefused is the one rule for what an answer other than 2xx to a
+// create (CreateRetrieval, CreateDeletion) says about its outcome: true if
+// the answer proves Mixpanel did not act on the request, so that its IDs
+// may be sent again; false if the request may have been carried out before
+// the failure was reported, so the outcome is unknown (ErrOutcomeUnknown).
+//
+//	4xx (400, 401, 403, 404, 409, 413, 429…)  refused: the request was rejected
+//	503 with a valid Retry-After             refused: the service asks to come back later (retried)
+//	503 without Retry-After                  unknown: a gateway's answer, the origin may have acted
+//	500, 501, 502, 504, 507, 508, 520–527…   unknown: any other 5xx, from the origin or a proxy/CDN
+//	1xx, 3xx, anything else                  unknown: not an answer Mixpanel gives to a create
+//
+// Gateways and CDNs answer 5xx after an origin may have acted (a timeout,
+// a dropped upstream connection), and cannot be told apart from Mixpanel's
+// own 5xx; a Retry-After on a 503 is the only 5xx signal that the request
+// was turned away before processing. README.md's Errors section has this
+// table.
+func CreateRefused(code int, header http.Header) bool {
+	switch {
+	case code >= 400 && code < 500:
+		return true
+	case code == http.StatusServiceUnavailable:
+		_, ok := parseRetryAfter(header.Get("Retry-After"), time.Now())
+		return ok
+	}
+	return false
+}
 
 // maxErrorBody bounds how much of an error body is read: enough for any
 // message Mixpanel sends, too little for a hostile body to cost memory.

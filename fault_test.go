@@ -319,17 +319,29 @@ func TestRetryAfterForms(t *testing.T) {
 
 // ---- 5xx ----
 
-// TestServerErrors: 503 is retried for every call; 502 and 504 only for
-// checks (a create gets ErrOutcomeUnknown, not a resend); 500 is never
-// retried, and on a create its outcome is unknown too.
+// TestServerErrors: 503 is retried for checks, and for creates only with a
+// Retry-After (CreateRefused); 502 and 504 only for checks (a create gets
+// ErrOutcomeUnknown, not a resend); 500 is never retried, and on a create
+// its outcome is unknown too. Before the CreateRefused rule, a create
+// answered 503 without Retry-After was retried, though a gateway may have
+// passed it on.
 func TestServerErrors(t *testing.T) {
 	for _, tc := range []struct {
 		code                    int
+		retryAfter              string
 		getRetried, postRetried bool
-	}{{503, true, true}, {502, true, false}, {504, true, false}, {500, false, false}} {
+	}{{503, "0", true, true}, {503, "", true, false}, {502, "", true, false}, {504, "", true, false}, {500, "", false, false}} {
 		for _, post := range []bool{false, true} {
-			name := fmt.Sprintf("%d post=%v", tc.code, post)
-			rec := newRecorder(t, failFirst(1, jsonReply(tc.code, `{"status":"error","error":"down"}`)))
+			name := fmt.Sprintf("%d retry-after=%q post=%v", tc.code, tc.retryAfter, post)
+			fail := jsonReply(tc.code, `{"status":"error","error":"down"}`)
+			if tc.retryAfter != "" {
+				inner := fail
+				fail = func(w http.ResponseWriter, r *http.Request) {
+					w.Header().Set("Retry-After", tc.retryAfter)
+					inner(w, r)
+				}
+			}
+			rec := newRecorder(t, failFirst(1, fail))
 			c, _ := faultClient(t, rec, fastRetries(3))
 			retried := tc.getRetried
 			call := checkDel
@@ -363,6 +375,49 @@ func TestServerErrors(t *testing.T) {
 	}
 	if n := len(rec.requests()); n != 4 || len(logs.retries(t)) != 3 {
 		t.Fatalf("%d requests, %d retries logged", n, len(logs.retries(t)))
+	}
+}
+
+// TestCreateRefusedRule: every answer to a create is either a certain
+// refusal (4xx, a 503 with Retry-After) or an unknown outcome, through the
+// pipeline as in CreateRefused. Before the rule, 501, 503 without
+// Retry-After, 505-508 and the CDN codes 520-527 were certain refusals.
+func TestCreateRefusedRule(t *testing.T) {
+	refused := map[int]bool{400: true, 401: true, 403: true, 404: true, 405: true, 408: true, 409: true, 413: true, 422: true, 429: true}
+	codes := []int{300, 400, 401, 403, 404, 405, 408, 409, 413, 422, 429, 500, 501, 502, 503, 504, 505, 507, 508, 511, 520, 521, 522, 523, 524, 525, 526, 527, 530, 599}
+	for _, code := range codes {
+		rec := newRecorder(t, jsonReply(code, `{"status":"error","error":"x"}`))
+		c, _ := faultClient(t, rec, NoRetries())
+		err := createDel(c, context.Background())
+		var e *Error
+		switch {
+		case refused[code]:
+			if errors.Is(err, ErrOutcomeUnknown) || !errors.As(err, &e) || e.StatusCode != code {
+				t.Errorf("%d: %v, want a certain refusal", code, err)
+			}
+		default:
+			var ou *OutcomeUnknownError
+			if !errors.As(err, &ou) || !errors.Is(err, ErrOutcomeUnknown) || !errors.As(err, &e) || e.StatusCode != code || errors.Is(err, ErrServer) != (code >= 500) {
+				t.Errorf("%d: %v, want an unknown outcome", code, err)
+			}
+		}
+		if got := CreateRefused(code, nil); got != refused[code] {
+			t.Errorf("CreateRefused(%d) = %v", code, got)
+		}
+	}
+	ra := http.Header{"Retry-After": {"3"}}
+	if !CreateRefused(503, ra) || CreateRefused(503, http.Header{"Retry-After": {"soon"}}) || CreateRefused(502, ra) || !CreateRefused(429, nil) {
+		t.Error("CreateRefused and Retry-After")
+	}
+	// A 503 with Retry-After whose retries run out is a refusal: the IDs
+	// may be sent again.
+	rec := newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "0")
+		jsonReply(503, `{"status":"error","error":"busy"}`)(w, r)
+	})
+	c, _ := faultClient(t, rec, fastRetries(2))
+	if err := createDel(c, context.Background()); errors.Is(err, ErrOutcomeUnknown) || !errors.Is(err, ErrServer) || len(rec.requests()) != 2 {
+		t.Errorf("503 with Retry-After: %v after %d requests", err, len(rec.requests()))
 	}
 }
 

@@ -7,10 +7,12 @@ import (
 )
 
 // RetryPolicy says how often and how long a call is retried. A retry happens
-// only where it is safe: 429 and 503 always; 502 and 504 for checks and
-// cancels only; a failure to connect always; any other transport failure
-// (reset, timeout) for checks and cancels only. A create that may have
-// reached Mixpanel is never re-sent (see ErrOutcomeUnknown).
+// only where it is safe: 429 always; 503 always for checks and cancels, and
+// for creates only with a Retry-After (see CreateRefused); 502 and 504 for
+// checks and cancels only; a failure to connect always; any other transport
+// failure (reset, timeout) for checks and cancels only. A create that may
+// have reached Mixpanel is never re-sent by the pipeline (see
+// ErrOutcomeUnknown; DeleteAll resubmits a deletion itself).
 //
 // A zero field takes its value from DefaultRetryPolicy. To retry for hours,
 // as Mixpanel recommends when a project's scan cap is reached, raise

@@ -30,8 +30,9 @@ type pipeline struct{ c *Client }
 // (POST) that may have reached the server and then failed is never re-sent:
 // Do returns an *OutcomeUnknownError instead. That covers a transport failure
 // once a connection was made (reset, timeout, cancellation), a 2xx whose
-// body could not be read, and a 500, 502 or 504 answer (the create may have
-// been carried out before the failure).
+// body could not be read, and any answer CreateRefused does not count as a
+// refusal, such as a 5xx other than a 503 with Retry-After (the create may
+// have been carried out before the failure).
 //
 // Each response body Do returns is already in memory: at most 64 KiB of an
 // error body and 8 MiB (+1 byte, to detect more) of a success body are read,
@@ -80,7 +81,7 @@ func (p pipeline) Do(req *http.Request) (*http.Response, error) {
 				return nil, c.scrub(err) // a cancellation keeps its cause: errors.Is works
 			}
 			reason = c.redact(c.scrub(err).Error())
-		case retryableStatus(resp.StatusCode, idempotent):
+		case retryableStatus(resp.StatusCode, resp.Header, idempotent):
 			retryAfter, _ = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 			reason = c.redact(resp.Status) // the reason phrase is the server's text
 			status = resp.StatusCode
@@ -204,18 +205,16 @@ func (a *attemptTrace) answered() (firstByte time.Time, rtt time.Duration) {
 }
 
 // final prepares the response Do returns: an error body is read (bounded)
-// and cleaned; a 500, 502 or 504 to a create is an unknown outcome.
+// and cleaned; an answer to a create that CreateRefused does not count as
+// a refusal is an unknown outcome.
 func (c *Client) final(op string, resp *http.Response, idempotent bool) (*http.Response, error) {
 	if resp.StatusCode/100 != 2 {
 		_ = c.buffer(resp, maxErrorBody, true) // a partial error body is still worth showing
 	}
-	if !idempotent {
-		switch resp.StatusCode {
-		case http.StatusInternalServerError, http.StatusBadGateway, http.StatusGatewayTimeout:
-			e := newError(op, resp, c.redact)
-			drainClose(resp)
-			return nil, &OutcomeUnknownError{Op: op, Err: e}
-		}
+	if !idempotent && resp.StatusCode/100 != 2 && !CreateRefused(resp.StatusCode, resp.Header) {
+		e := newError(op, resp, c.redact)
+		drainClose(resp)
+		return nil, &OutcomeUnknownError{Op: op, Err: e}
 	}
 	return resp, nil
 }
@@ -351,13 +350,16 @@ func pastDeadline(ctx context.Context, d time.Duration) bool {
 	return ok && time.Until(dl) < d
 }
 
-// retryableStatus: 429 and 503 mean the request was not processed; 502 and
-// 504 come from a gateway that may have passed it on, so they are retried
-// only for idempotent calls.
-func retryableStatus(code int, idempotent bool) bool {
+// retryableStatus: 429, 502, 503 and 504 are retried for idempotent calls.
+// A create is retried only on 429 and on a 503 that CreateRefused counts as
+// a refusal (it carries Retry-After): any other of these may come from a
+// gateway that passed the request on.
+func retryableStatus(code int, h http.Header, idempotent bool) bool {
 	switch code {
-	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+	case http.StatusTooManyRequests:
 		return true
+	case http.StatusServiceUnavailable:
+		return idempotent || CreateRefused(code, h)
 	case http.StatusBadGateway, http.StatusGatewayTimeout:
 		return idempotent
 	}
