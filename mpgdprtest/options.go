@@ -33,6 +33,7 @@ type config struct {
 	listen, downloadListen, downloadURL string
 	control                             bool
 	controlToken                        string
+	onRequest                           func(Request)
 }
 
 func defaults() config {

@@ -125,8 +125,19 @@ func (s *Server) record(r Request) {
 		}
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.requests = append(s.requests, r)
+	s.mu.Unlock()
+	if s.cfg.onRequest != nil {
+		s.cfg.onRequest(r)
+	}
+}
+
+// WithRequestHook calls f with each request as it is recorded (see
+// Requests), for a log of the traffic. f runs on the request's goroutine,
+// before the answer is sent, so it must be quick and safe for concurrent
+// use.
+func WithRequestHook(f func(Request)) Option {
+	return func(c *config) { c.onRequest = f }
 }
 
 func (s *Server) addViolations(vs []Violation) {

@@ -51,6 +51,7 @@ func newRootCmd(cl *cli) *cobra.Command {
 	root.AddCommand(newCancelCmd(cl))
 	root.AddCommand(newDownloadCmd(cl))
 	root.AddCommand(newDemoCmd(cl))
+	root.AddCommand(newFakeCmd(cl))
 	root.AddCommand(newVersionCmd(cl))
 	root.AddCommand(newCompletionCmd(cl))
 	root.AddCommand(newManCmd(cl))
