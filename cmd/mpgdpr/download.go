@@ -151,6 +151,10 @@ func (cl *cli) saveExport(ctx context.Context, c *mpgdpr.Client, t *mpgdpr.Task,
 	if errors.Is(err, export.ErrSecretRequired) {
 		return s, nil // saved; verifying it needs the secret
 	}
+	if errors.Is(err, export.ErrWrongSecret) {
+		s.code = exitIncomplete
+		return s, fmt.Errorf("export saved as %s, but it does not decrypt with the API secret given (check %s)", path, envAPISecret)
+	}
 	if err != nil {
 		s.code = exitIncomplete
 		return s, fmt.Errorf("export saved as %s, but it cannot be opened: %w", path, err)

@@ -369,19 +369,21 @@ func (j *job) pending(st *journal.State) []string {
 	return out
 }
 
-// maxUnknownInARow stops a job whose requests keep ending with an unknown
-// outcome: the network or the service is failing, and going on would only
-// pile up uncertainty.
+// maxUnknownInARow stops a retrieval whose requests keep ending with an
+// unknown outcome: the network or the service is failing, and going on
+// would only pile up uncertainty. (A deletion's unknowns are settled by
+// DeleteAll itself, within the retry policy; one it could not settle stops
+// the job at once.)
 const maxUnknownInARow = 3
 
 // submitAll files every pending ID, through the library's batch helper,
-// whose hooks let each request be journaled before it is sent and its
-// outcome after.
+// whose hooks let each request be journaled right before it goes on the
+// wire and its outcome after.
 func (cl *cli) submitAll(ctx context.Context, j *job, jr *journal.Journal, prog *progress) (int, error) {
 	st := jr.State()
 	unknownRun := 0
 	left := -1
-	for round := 0; ; round++ {
+	for {
 		pending := j.pending(st)
 		if left >= 0 && len(pending) >= left {
 			// A batch that ended without error accounts for every ID it
@@ -399,9 +401,6 @@ func (cl *cli) submitAll(ctx context.Context, j *job, jr *journal.Journal, prog 
 		if len(pending) == 0 {
 			return exitOK, nil
 		}
-		if round > 0 && j.deletion {
-			prog.note(cl.stderr, "%s: filing %d IDs again; where Mixpanel had filed them, its 409 names the task", j.cmd, len(pending))
-		}
 		res, err := cl.submit(ctx, j, jr, pending, prog)
 		var je *journalError
 		left = -1
@@ -413,6 +412,10 @@ func (cl *cli) submitAll(ctx context.Context, j *job, jr *journal.Journal, prog 
 			return exitLocal, fmt.Errorf("%w\nStopped: the journal must be written before anything else is sent. Requests filed so far are in it", je.err)
 		case ctx.Err() != nil:
 			return exitInterrupted, nil
+		case errors.Is(err, mpgdpr.ErrOutcomeUnknown) && j.deletion:
+			// DeleteAll resubmitted the request for as long as its retry
+			// policy allows: the service is not answering.
+			return exitAPI, fmt.Errorf("%w\nThe IDs of unknown outcome are in the journal: run the same command again to file them (where Mixpanel had filed them, its 409 names the task)", err)
 		case errors.Is(err, mpgdpr.ErrOutcomeUnknown):
 			if len(res.Tasks) > 0 {
 				unknownRun = 0
@@ -421,11 +424,6 @@ func (cl *cli) submitAll(ctx context.Context, j *job, jr *journal.Journal, prog 
 			if unknownRun >= maxUnknownInARow {
 				return exitAPI, fmt.Errorf("%d requests in a row ended with an unknown outcome; stopping: %w", unknownRun, err)
 			}
-			what := "its IDs are reported as unknown; the other IDs are filed"
-			if j.deletion {
-				what = "filing its IDs again: a 409 will name the task if it was filed"
-			}
-			prog.note(cl.stderr, "%s: a request's outcome is unknown (%v); %s", j.cmd, err, what)
 			continue
 		default:
 			return exitFor(err), err
@@ -434,10 +432,15 @@ func (cl *cli) submitAll(ctx context.Context, j *job, jr *journal.Journal, prog 
 }
 
 // submit runs one DeleteAll or RetrieveAll over pending, journaling each
-// request. A failure to write the journal is a *journalError.
+// request: "sending" right before it goes on the wire (after its turn at
+// the rate limiter, so that a job killed while waiting has recorded
+// nothing for it), then its outcome. A failure to write the journal is a
+// *journalError.
 func (cl *cli) submit(ctx context.Context, j *job, jr *journal.Journal, pending []string, prog *progress) (*mpgdpr.BatchResult, error) {
+	// The hooks run one at a time on the batch's goroutine.
 	chunkOf := map[int]int{} // batch sequence number → journal request number
 	ended := map[int]bool{}
+	queued := map[int]time.Time{} // when each request started waiting for its turn
 	last := 0
 	var jerr error
 	record := func(r journal.Record) error {
@@ -447,13 +450,19 @@ func (cl *cli) submit(ctx context.Context, j *job, jr *journal.Journal, pending 
 		}
 		return nil
 	}
-	before := func(seq int, ids []string) error {
+	beforeChunk := func(seq int, ids []string) error {
+		queued[seq] = time.Now()
+		return nil
+	}
+	beforeSend := func(seq int, ids []string) error {
 		n := jr.State().NextChunk()
 		if err := record(journal.Record{State: journal.Sending, Chunk: n, IDs: ids}); err != nil {
 			return err
 		}
 		chunkOf[seq], last = n, seq
+		waited := time.Since(queued[seq])
 		prog.requests.Add(1)
+		cl.logger.Debug("sending", "op", j.cmd, "request", n, "ids", len(ids), "paced", waited.Round(time.Millisecond))
 		return nil
 	}
 	onChunk := func(t mpgdpr.BatchTask) error {
@@ -463,6 +472,20 @@ func (cl *cli) submit(ctx context.Context, j *job, jr *journal.Journal, pending 
 			return err
 		}
 		prog.chunksDone.Add(1)
+		cl.logger.Info("filed", "op", j.cmd, "request", chunkOf[t.Seq], "ids", len(t.DistinctIDs), "task", t.TaskID)
+		return nil
+	}
+	onUnknown := func(seq int, ids []string, err error) error {
+		ended[seq] = true
+		msg := string(cl.secrets.redact([]byte(err.Error())))
+		if err := record(journal.Record{State: journal.Unknown, Chunk: chunkOf[seq], Error: msg}); err != nil {
+			return err
+		}
+		what := "its IDs are reported as unknown; the other IDs are filed"
+		if j.deletion {
+			what = "filing its IDs again: a 409 will name the task if it was filed"
+		}
+		prog.note(cl.stderr, "%s: request %d's outcome is unknown (%s); %s", j.cmd, chunkOf[seq], trimLibMsg(msg), what)
 		return nil
 	}
 	onConflict := func(cf mpgdpr.Conflict) error {
@@ -480,8 +503,10 @@ func (cl *cli) submit(ctx context.Context, j *job, jr *journal.Journal, pending 
 	}
 	opts := []mpgdpr.BatchOption{
 		mpgdpr.WithChunkSize(j.chunk),
-		mpgdpr.WithBeforeChunk(before),
+		mpgdpr.WithBeforeChunk(beforeChunk),
+		mpgdpr.WithBeforeSend(beforeSend),
 		mpgdpr.WithOnChunk(onChunk),
+		mpgdpr.WithOnUnknown(onUnknown),
 		mpgdpr.WithOnConflict(onConflict),
 	}
 	var res *mpgdpr.BatchResult
@@ -492,7 +517,9 @@ func (cl *cli) submit(ctx context.Context, j *job, jr *journal.Journal, pending 
 		res, err = j.c.RetrieveAll(ctx, pending, j.ct, j.dt, opts...)
 	}
 	if err != nil && last != 0 && !ended[last] && jerr == nil {
-		// The batch stopped at its last request: record what became of it.
+		// The batch stopped at a request that went out and has no outcome
+		// recorded: the answer proved it was not acted on (a 4xx, a 503
+		// with Retry-After), or the batch says it may have been.
 		state := journal.Unsent
 		if len(res.Unknown) > 0 {
 			state = journal.Unknown
@@ -706,8 +733,12 @@ func (cl *cli) report(j *job, res *jobResult, code int) int {
 		fmt.Fprintf(cl.stdout, "%d IDs refused with 409 (a deletion is running for them): not retrieved\n", c.refused)
 	}
 	if c.unknown > 0 {
-		fmt.Fprintf(cl.stdout, "%d IDs in requests %s: outcome unknown, Mixpanel may or may not have filed them; they are in the journal. "+
-			"Re-run with --resubmit-unknown to file them again (a second export may result)\n", c.unknown, joinInts(c.unknownChunks))
+		again := "Re-run with --resubmit-unknown to file them again (a second export may result)"
+		if j.deletion {
+			again = "Run the same command again to file them again (where Mixpanel had filed them, its 409 names the task)"
+		}
+		fmt.Fprintf(cl.stdout, "%d IDs in requests %s: outcome unknown, Mixpanel may or may not have filed them; they are in the journal. %s\n",
+			c.unknown, joinInts(c.unknownChunks), again)
 	}
 	if c.unsent > 0 {
 		fmt.Fprintf(cl.stdout, "%d IDs not sent yet: run the same command again to send them\n", c.unsent)

@@ -1,6 +1,9 @@
 package main
 
-import "strconv"
+import (
+	"strconv"
+	"strings"
+)
 
 // trimLib drops the library's "mpgdpr: " prefix, which the command's own
 // prefix already says.
@@ -10,6 +13,11 @@ func trimLib(err error) string {
 		return s[8:]
 	}
 	return s
+}
+
+// trimLibMsg is trimLib for a message already turned into text.
+func trimLibMsg(s string) string {
+	return strings.ReplaceAll(strings.TrimPrefix(s, "mpgdpr: "), ": mpgdpr: ", ": ")
 }
 
 func orDash(s string) string {

@@ -352,3 +352,46 @@ func TestBinary(t *testing.T) {
 		t.Fatalf("first run: %v", r)
 	}
 }
+
+// A request is journaled as "sending" only once it has had its turn at the
+// rate limiter: a job killed while waiting for its turn has recorded
+// nothing for it, and its resumption reports no ID as of unknown outcome
+// (issue 12; with WithBeforeChunk the waiting request was in the journal,
+// and came back as 100 unknown IDs).
+func TestKillWhileWaitingForTurn(t *testing.T) {
+	t.Parallel()
+	srv := newFake(t)
+	dir := t.TempDir()
+	ids, path := genIDs(t, dir, "user", 300)
+	jp := filepath.Join(dir, "job.journal.jsonl")
+	args := []string{"delete", "--compliance", "GDPR", "--file", path, "--chunk-size", "100", "--journal", jp,
+		"--base-url", srv.URL(), "--json", "--progress", "never"}
+	// One request every 100s: the second waits for its turn until killed.
+	p := start(t, credEnv(), append(args, "--rate", "0.01")...)
+	until(t, "the first request's task", func() bool {
+		b, _ := os.ReadFile(jp)
+		return bytes.Contains(b, []byte(`"state":"accepted"`))
+	})
+	// However long the second request has been waiting, it has not been
+	// sent, and the journal does not say it was.
+	until(t, "the second request's turn to be awaited", func() bool { return len(srv.Requests()) >= 1 })
+	time.Sleep(50 * time.Millisecond)
+	recs := journalRecords(t, jp)
+	if n := countState(recs, "sending"); n != 1 {
+		t.Errorf("journal before the kill: %d sending records, want 1 (the request sent)", n)
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	p.wait(t)
+	if n := len(srv.Tasks()); n != 1 {
+		t.Fatalf("the fake holds %d tasks, want 1", n)
+	}
+	r := runBinary(t, credEnv(), append(args, "--rate", "1000")...)
+	s := parseJSON(t, r.stdout).summary
+	if r.code != 0 || s == nil || s.Unknown != 0 || s.Filed != 300 || strings.Contains(r.stderr, "unknown outcome") {
+		t.Fatalf("resume: %v", r)
+	}
+	filedOnce(t, srv, mpgdprtest.Deletion, ids)
+	if recs := journalRecords(t, jp); countState(recs, "unknown") != 0 {
+		t.Errorf("the resumed journal has unknown requests: %v", recs)
+	}
+}
