@@ -7,7 +7,7 @@ STATICCHECK_VERSION ?= v0.8.2
 # its command tree, later the worker). tools/ is the generator's own module.
 MODULES ?= . cmd/mpgdpr
 
-.PHONY: all generate check-generate test lint tidy-check fuzz fuzz-short bench ci deps update-spec demo
+.PHONY: all generate check-generate test lint tidy-check fuzz fuzz-short bench ci deps update-spec check-upstream demo
 
 all: check-generate lint test
 
@@ -97,6 +97,16 @@ bench:
 
 ## update-spec: take in a new upstream document: merge, regenerate, report, and refuse breaking changes.
 ##   make update-spec SOURCE=api/sources/<name>.txt NEW=<file> [ADD=1] [DRY_RUN=1] [ACCEPT_BREAKING=1]
+##   NEW may be a saved docs page, or Mixpanel's YAML or JSON file (see docs/UPDATING.md).
 update-spec:
 	@test -n "$(SOURCE)" && test -n "$(NEW)" || { echo "usage: make update-spec SOURCE=api/sources/<name>.txt NEW=<file> [ADD=1] [DRY_RUN=1] [ACCEPT_BREAKING=1]" >&2; exit 2; }
 	$(GO) run ./internal/tools/updatespec $(if $(ADD),-add,-replace) $(SOURCE) -with $(NEW) $(if $(DRY_RUN),-dry-run) $(if $(ACCEPT_BREAKING),-accept-breaking)
+
+## check-upstream: report only (a scheduled CI job): what taking NEW in place of SOURCE would change.
+##   make check-upstream NEW=<file> [SOURCE=api/sources/mixpanel-docs-gdpr.openapi.txt]
+##   exit 0 nothing to take, 4 an update to take, 3 a breaking one, 1 a conflict or an invalid document.
+check-upstream:
+	@test -n "$(NEW)" || { echo "usage: make check-upstream NEW=<file> [SOURCE=api/sources/<name>.txt]" >&2; exit 2; }
+	@# built rather than `go run`, which turns every exit status into 1
+	@d=$$(mktemp -d) && trap 'rm -rf "$$d"' EXIT && $(GO) build -o "$$d/updatespec" ./internal/tools/updatespec && \
+		"$$d/updatespec" -check -replace $(or $(SOURCE),api/sources/mixpanel-docs-gdpr.openapi.txt) -with $(NEW)

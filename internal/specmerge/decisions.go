@@ -13,6 +13,8 @@ var pathParamNames = map[string]string{
 }
 
 // securitySchemes lists the names the sources give the bearer scheme (D03).
+// Any other scheme is left out with a warning when no operation uses it, and
+// stops the merge when one does (D25).
 var securitySchemes = map[string]bool{
 	"OAuthToken": true, // Mixpanel's docs, kept
 	"bearerAuth": true, // third-party document

@@ -7,34 +7,51 @@ import (
 	"strings"
 )
 
-// Extract returns the OpenAPI YAML embedded in an upstream page copy. The
-// sources are saved web pages: one wraps the document in a Markdown ```` fence,
-// the other prints page text before it. Both stay byte-for-byte as published
-// so an update is a file replacement; this is where their wrapping is peeled.
+// Extract returns the OpenAPI document (YAML or JSON) in an upstream file.
+// A user can get Mixpanel's description in several forms, and each is taken
+// as it is, so that an update is a file replacement:
+//
+//   - a saved docs page, with the YAML (or JSON) in a Markdown fence (```yaml,
+//     ````yaml, ```json); the first such fence is the document;
+//   - the raw JSON file (the first non-blank character is "{");
+//   - the raw YAML file, or a page whose text comes before it: everything from
+//     the first line starting with "openapi:".
 func Extract(raw []byte) ([]byte, error) {
+	raw = bytes.TrimPrefix(raw, []byte("\xef\xbb\xbf")) // a UTF-8 byte order mark
 	lines := strings.SplitAfter(string(raw), "\n")
-	// A fenced block (```yaml or ````yaml) wins: the page may continue after it.
+	// A fenced block wins: the page may continue after it.
 	for i, l := range lines {
 		t := strings.TrimSpace(l)
-		if strings.HasPrefix(t, "```") && strings.Contains(t, "yaml") {
-			fence := t[:strings.LastIndex(t, "`")+1]
-			var b strings.Builder
-			for _, m := range lines[i+1:] {
-				if strings.HasPrefix(strings.TrimSpace(m), fence) {
-					return []byte(b.String()), nil
-				}
-				b.WriteString(m)
-			}
-			return nil, fmt.Errorf("yaml fence %q opened on line %d is never closed", fence, i+1)
+		if !strings.HasPrefix(t, "```") {
+			continue
 		}
+		lang := strings.Fields(strings.TrimLeft(t, "`") + " ")
+		if len(lang) == 0 || !fenceLangs[strings.ToLower(lang[0])] {
+			continue
+		}
+		fence := t[:strings.LastIndex(t, "`")+1]
+		var b strings.Builder
+		for _, m := range lines[i+1:] {
+			if strings.HasPrefix(strings.TrimSpace(m), fence) {
+				return []byte(b.String()), nil
+			}
+			b.WriteString(m)
+		}
+		return nil, fmt.Errorf("%s fence %q opened on line %d is never closed", lang[0], fence, i+1)
+	}
+	if t := bytes.TrimSpace(raw); len(t) > 0 && t[0] == '{' {
+		return raw, nil
 	}
 	for i, l := range lines {
 		if strings.HasPrefix(l, "openapi:") {
 			return []byte(strings.Join(lines[i:], "")), nil
 		}
 	}
-	return nil, fmt.Errorf("no OpenAPI document found (no ```yaml fence and no line starting with \"openapi:\")")
+	return nil, fmt.Errorf("no OpenAPI document found (no ```yaml or ```json fence, no JSON object, and no line starting with \"openapi:\")")
 }
+
+// fenceLangs are the fence languages that hold the document.
+var fenceLangs = map[string]bool{"yaml": true, "yml": true, "json": true}
 
 // cloudflareEmail matches an e-mail address replaced by Cloudflare's page
 // obfuscation when the page was copied. It is not valid YAML as a scalar (it

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -19,6 +20,9 @@ import (
 type Source struct {
 	Name string // file name, for messages
 	Raw  []byte // the page copy, unmodified
+	// Dir is the directory $refs into other files are resolved against (the
+	// source's own directory). Empty: such a $ref is refused.
+	Dir string
 }
 
 // ConflictError reports something a source says that contradicts the
@@ -42,16 +46,23 @@ type Result struct {
 	// than those added by a decision, like D08's cancel): an upstream
 	// document may have dropped them.
 	Unsourced []string
+	// Warnings lists what the merge left out of the sources without a
+	// conflict, such as security schemes no operation uses (D25).
+	Warnings []string
+	// Included lists the files other than the sources that their $refs
+	// pulled in, as "source: file".
+	Included []string
 }
 
 // addedByDecision lists the operations the skeleton adds that no source has.
 var addedByDecision = map[string]bool{"DELETE /data-deletions/v3.0/{tracking_id}": true} // D08
 
 type merger struct {
-	skel   map[string]any
-	src    string          // current source name
-	srcDoc map[string]any  // current source document, for $ref resolution
-	seen   map[string]bool // "METHOD /path" of every source operation
+	skel     map[string]any
+	src      string          // current source name
+	srcDoc   map[string]any  // current source document, for $ref resolution
+	seen     map[string]bool // "METHOD /path" of every source operation
+	warnings []string
 }
 
 // Merge applies the sources, highest priority first, to the skeleton.
@@ -63,15 +74,13 @@ func Merge(skeleton []byte, sources []Source) (*Result, error) {
 	m := &merger{skel: skel, seen: map[string]bool{}}
 	res := &Result{Doc: skel}
 	for _, s := range sources {
-		body, err := Extract(s.Raw)
+		doc, notes, included, err := parseSource(s)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", s.Name, err)
+			return nil, err
 		}
-		body, notes := repairText(s.Name, body)
 		res.Repairs = append(res.Repairs, notes...)
-		var doc map[string]any
-		if err := yaml.Unmarshal(body, &doc); err != nil {
-			return nil, fmt.Errorf("%s: not valid YAML after repairs: %w", s.Name, err)
+		for _, f := range included {
+			res.Included = append(res.Included, s.Name+": "+f)
 		}
 		res.Repairs = append(res.Repairs, repairExamples(s.Name, doc)...)
 		m.src, m.srcDoc = s.Name, doc
@@ -79,6 +88,7 @@ func Merge(skeleton []byte, sources []Source) (*Result, error) {
 			return nil, err
 		}
 	}
+	res.Warnings = m.warnings
 	skelPaths := mapOf(skel["paths"])
 	for _, p := range sortedKeys(skelPaths) {
 		for _, method := range methods {
@@ -180,18 +190,88 @@ func expandServer(s map[string]any) []string {
 	return urls
 }
 
+// checkSecurity compares the source's security schemes with the recorded
+// ones (D03). A scheme no operation uses is left out with a warning (D25):
+// Mixpanel bundles one shared file of schemes into every API's description.
+// A scheme an operation uses that no decision covers stops the merge, naming
+// its type and the operations, since it may be a new kind of credential the
+// client should offer.
 func (m *merger) checkSecurity() error {
 	schemes := mapOf(mapOf(m.srcDoc["components"])["securitySchemes"])
+	used := m.securityUse()
+	for _, name := range sortedKeys(used) {
+		if _, declared := schemes[name]; !declared && !securitySchemes[name] {
+			return m.conflict("security", "security requirement of %s names scheme %q, which the source does not declare", strings.Join(used[name], ", "), name)
+		}
+	}
 	for _, name := range sortedKeys(schemes) {
-		s := mapOf(schemes[name])
+		s := mapOf(m.resolve(schemes[name]))
+		kind := describeScheme(s)
 		if !securitySchemes[name] {
-			return m.conflict("components.securitySchemes", "security scheme %q is not a recorded name", name)
+			if ops := used[name]; len(ops) > 0 {
+				return m.conflict("components.securitySchemes."+name,
+					"security scheme %q (%s) is used by %s and is not a recorded name: Mixpanel may accept a new kind of credential, which the client would have to offer",
+					name, kind, strings.Join(ops, ", "))
+			}
+			m.warnings = append(m.warnings, fmt.Sprintf("%s: security scheme %q (%s) is declared but no operation uses it; left out of the merged document (D25)", m.src, name, kind))
+			continue
 		}
 		if str(s["type"]) != "http" || !strings.EqualFold(str(s["scheme"]), "bearer") {
 			return m.conflict("components.securitySchemes."+name, "scheme is %v/%v, recorded is http/bearer", s["type"], s["scheme"])
 		}
 	}
 	return nil
+}
+
+// securityUse maps every scheme named in a security requirement to where:
+// the document-wide requirement, and each operation's own.
+func (m *merger) securityUse() map[string][]string {
+	used := map[string][]string{}
+	note := func(reqs any, who string) {
+		for _, r := range listOf(reqs) {
+			for _, name := range sortedKeys(mapOf(r)) {
+				if !slices.Contains(used[name], who) {
+					used[name] = append(used[name], who)
+				}
+			}
+		}
+	}
+	note(m.srcDoc["security"], "the document-wide security (every operation without its own)")
+	paths := mapOf(m.srcDoc["paths"])
+	for _, p := range sortedKeys(paths) {
+		item := mapOf(paths[p])
+		for _, method := range methods {
+			op := mapOf(item[method])
+			if op == nil {
+				continue
+			}
+			who := strings.ToUpper(method) + " " + p
+			if id := str(op["operationId"]); id != "" {
+				who = id + " (" + who + ")"
+			}
+			note(op["security"], who)
+		}
+	}
+	return used
+}
+
+// describeScheme says what kind of credential a security scheme is, for
+// messages: "type http, scheme basic: Service Account".
+func describeScheme(s map[string]any) string {
+	var parts []string
+	for _, k := range []string{"type", "scheme", "in", "name", "bearerFormat"} {
+		if v := fmt.Sprint(s[k]); s[k] != nil && v != "" {
+			parts = append(parts, k+" "+v)
+		}
+	}
+	if len(parts) == 0 {
+		parts = append(parts, "no type")
+	}
+	out := strings.Join(parts, ", ")
+	if d := str(s["description"]); d != "" {
+		out += fmt.Sprintf(", described %q", d)
+	}
+	return out
 }
 
 var pathParam = regexp.MustCompile(`\{([^}]+)\}`)
@@ -625,7 +705,7 @@ func sortedNames(m map[string]string) []string {
 	return keys
 }
 
-func sortedKeys(m map[string]any) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)

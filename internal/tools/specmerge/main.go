@@ -41,7 +41,7 @@ func run(skeletonPath, sourceDir, out string, quiet bool) error {
 		if err != nil {
 			return err
 		}
-		srcs = append(srcs, specmerge.Source{Name: filepath.Base(n), Raw: raw})
+		srcs = append(srcs, specmerge.Source{Name: filepath.Base(n), Raw: raw, Dir: filepath.Dir(n)})
 	}
 	if len(srcs) == 0 {
 		return fmt.Errorf("no sources in %s", sourceDir)
@@ -60,6 +60,9 @@ func run(skeletonPath, sourceDir, out string, quiet bool) error {
 	if !quiet {
 		for _, r := range res.Repairs {
 			fmt.Fprintln(os.Stderr, "specmerge: repaired", r)
+		}
+		for _, w := range res.Warnings {
+			fmt.Fprintln(os.Stderr, "specmerge: warning:", w)
 		}
 	}
 	// Always shown: an upstream document may have dropped a call the client offers.

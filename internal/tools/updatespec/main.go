@@ -7,12 +7,18 @@
 //
 //	go run ./internal/tools/updatespec -replace api/sources/<name>.txt -with /path/to/new.txt [-accept-breaking] [-dry-run]
 //	go run ./internal/tools/updatespec -add api/sources/<name>.txt -with /path/to/new.txt
+//	go run ./internal/tools/updatespec -check -replace api/sources/<name>.txt -with /path/to/new.yaml
 //	go run ./internal/tools/updatespec            # report on the sources as they are
 //
-// Exit status: 0 done (or, with -dry-run, would be done); 1 the update failed
-// (a merge conflict, an invalid document, generation or build failure) and
-// nothing was changed; 2 bad usage; 3 breaking changes were found and not
-// accepted, and nothing was changed. See docs/UPDATING.md.
+// The new document may be a saved docs page (YAML in a Markdown fence), the
+// raw YAML or JSON file, with or without $refs into files beside it.
+//
+// Exit status: 0 done (or, with -dry-run, would be done; with -check, nothing
+// to take); 1 the update failed (a merge conflict, an invalid document, a
+// missing referenced file, generation or build failure) and nothing was
+// changed; 2 bad usage; 3 breaking changes were found and not accepted, and
+// nothing was changed; 4 (-check only) an update is there to take. See
+// docs/UPDATING.md.
 package main
 
 import (
@@ -31,6 +37,7 @@ const (
 	exitFailed   = 1
 	exitUsage    = 2
 	exitBreaking = 3
+	exitUpdate   = 4 // -check: the new document would change the merged document or gen/
 )
 
 func main() {
@@ -52,10 +59,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.With, "with", "", "the new upstream document (a page copy, as published)")
 	fs.BoolVar(&cfg.AcceptBreaking, "accept-breaking", false, "install even if the update has breaking changes (then release a new major version)")
 	fs.BoolVar(&cfg.DryRun, "dry-run", false, "report only: change nothing")
+	fs.BoolVar(&cfg.Check, "check", false, "report only, for a scheduled job: exit 0 if there is nothing to take, 4 if there is an update, 3 if it is breaking, 1 on a conflict")
 	fs.BoolVar(&cfg.NoBuild, "no-build", false, "install without checking that the module still compiles (go vet ./...)")
 	fs.StringVar(&cfg.ToolsModfile, "tools-modfile", "", "the go.mod pinning oapi-codegen and oasdiff (default <root>/tools/go.mod)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: updatespec [-replace|-add api/sources/<name> -with <file>] [-accept-breaking] [-dry-run]\n\n")
+		fmt.Fprintf(fs.Output(), "usage: updatespec [-replace|-add api/sources/<name> -with <file>] [-accept-breaking] [-dry-run|-check]\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/privacykit/mpgdpr/internal/specdiff"
 )
@@ -41,6 +42,18 @@ func (u *update) report(p *plan) {
 	w := u.out
 	for _, r := range p.repairs {
 		fmt.Fprintf(w, "repaired %s\n", r)
+	}
+	for _, f := range p.included {
+		fmt.Fprintf(w, "resolved $refs into %s\n", f)
+	}
+	if len(p.bundled) > 0 {
+		fmt.Fprintf(w, "note: %s would be written in bundled form (its $refs into %s resolved), as those files are not copied\n", u.rel(u.target), strings.Join(p.bundled, ", "))
+	}
+	for _, x := range p.warnings {
+		fmt.Fprintf(w, "warning: %s\n", x)
+	}
+	for _, op := range p.unsourced {
+		fmt.Fprintf(w, "warning: no source describes %s (kept from %s)\n", op, skeletonPath)
 	}
 
 	fmt.Fprintf(w, "\n== Merged document: %s ==\n", mergedPath)

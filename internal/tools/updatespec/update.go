@@ -34,6 +34,7 @@ type config struct {
 	With           string
 	AcceptBreaking bool
 	DryRun         bool
+	Check          bool // report only, with an exit status saying whether there is an update
 	NoBuild        bool
 	ToolsModfile   string
 }
@@ -100,6 +101,11 @@ type plan struct {
 	findings           []specdiff.Finding
 	breakingFindings   []specdiff.Finding
 	repairs            []string
+	warnings           []string // what the merge left out (D25)
+	included           []string // files the new document's $refs pulled in
+	install            []byte   // what the target source is written with
+	bundled            []string // the files resolved into install; none if it is the document as given
+	unsourced          []string // recorded operations no source describes
 	sourceUnchanged    bool
 	mergedUnchanged    bool
 	generatedUnchanged bool
@@ -139,6 +145,9 @@ func (u *update) run(ctx context.Context, stderr io.Writer) int {
 	}
 	u.report(p)
 
+	if u.Check {
+		return u.checkResult(p)
+	}
 	if p.breaking() && !u.AcceptBreaking {
 		fmt.Fprintf(u.out, "\nRefused: the update has breaking changes (above). Nothing was changed.\n"+
 			"To take it anyway, rerun with -accept-breaking and release a new major version of the module.\n")
@@ -184,7 +193,7 @@ func (u *update) plan(ctx context.Context) (*plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &plan{repairs: res.Repairs}
+	p := &plan{repairs: res.Repairs, warnings: res.Warnings, included: res.Included, unsourced: res.Unsourced}
 	if p.merged, err = specmerge.Marshal(res.Doc); err != nil {
 		return nil, err
 	}
@@ -197,8 +206,11 @@ func (u *update) plan(ctx context.Context) (*plan, error) {
 	}
 	p.mergedUnchanged = bytes.Equal(base, p.merged)
 	if u.target != "" {
+		if p.install, p.bundled, err = u.installForm(); err != nil {
+			return nil, err
+		}
 		old, err := os.ReadFile(u.target)
-		p.sourceUnchanged = err == nil && bytes.Equal(old, u.newDoc)
+		p.sourceUnchanged = err == nil && bytes.Equal(old, p.install)
 	}
 
 	tmp, err := os.MkdirTemp("", "updatespec-")
@@ -257,7 +269,11 @@ func (u *update) sources() ([]specmerge.Source, error) {
 				return nil, err
 			}
 		}
-		srcs = append(srcs, specmerge.Source{Name: filepath.Base(n), Raw: raw})
+		dir := filepath.Dir(n)
+		if n == u.target {
+			dir = filepath.Dir(u.With) // its $refs are relative to where it was saved
+		}
+		srcs = append(srcs, specmerge.Source{Name: filepath.Base(n), Raw: raw, Dir: dir})
 	}
 	if len(srcs) == 0 {
 		return nil, fmt.Errorf("no sources in %s", sourcesDir)
@@ -297,6 +313,38 @@ func (u *update) generate(ctx context.Context, dir, spec string) ([]byte, error)
 	return os.ReadFile(genFile)
 }
 
+// installForm is what the target source is written with: the new document
+// byte for byte, or, if it has $refs into other files, its bundled form (those
+// files are not copied into api/sources, so the source must stand alone).
+func (u *update) installForm() ([]byte, []string, error) {
+	name := filepath.Base(u.target)
+	data, files, err := specmerge.Bundle(specmerge.Source{Name: name, Raw: u.newDoc, Dir: filepath.Dir(u.With)})
+	if err != nil || len(files) == 0 {
+		return u.newDoc, nil, err
+	}
+	head := fmt.Sprintf("# %s as published (%s), bundled by internal/tools/updatespec:\n# its $refs into %s are resolved in place.\n",
+		name, filepath.Base(u.With), strings.Join(files, ", "))
+	return append([]byte(head), data...), files, nil
+}
+
+// checkResult ends a -check run: whether there is an update to take.
+func (u *update) checkResult(p *plan) int {
+	switch b := p.bump(); {
+	case b == bumpMajor:
+		fmt.Fprintf(u.out, "\nCheck: the new document has breaking changes (above); taking it needs -accept-breaking and a major release.\n")
+		return exitBreaking
+	case b == bumpNone && (u.target == "" || p.sourceUnchanged):
+		fmt.Fprintf(u.out, "\nCheck: up to date; nothing to take.\n")
+		return exitOK
+	case b == bumpNone:
+		fmt.Fprintf(u.out, "\nCheck: the new document differs from %s but changes neither %s nor %s; taking it is optional (release: none).\n", u.rel(u.target), mergedPath, u.genPath)
+		return exitOK
+	default:
+		fmt.Fprintf(u.out, "\nCheck: an update is there to take (release: %s). Take it with\n  make update-spec SOURCE=%s NEW=%s\n", b, u.rel(u.target), u.With)
+		return exitUpdate
+	}
+}
+
 // goCmd runs the go command in the root, with its output in the error.
 func (u *update) goCmd(ctx context.Context, args ...string) error {
 	cmd := exec.CommandContext(ctx, "go", args...)
@@ -323,7 +371,7 @@ func (u *update) install(ctx context.Context, p *plan, stderr io.Writer) (err er
 		files = append(files, struct {
 			path string
 			data []byte
-		}{u.target, u.newDoc})
+		}{u.target, p.install})
 	}
 	var saved []snapshot
 	for _, f := range files {
