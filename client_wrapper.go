@@ -148,7 +148,10 @@ func (c *Client) BaseURL() string { return c.base.String() }
 // limiter and retries, for calls the wrapper does not cover. Leave the
 // `token` parameter empty: the client sets it. Response bodies arrive
 // bounded (64 KiB of an error, 8 MiB of a success) and with every secret
-// the client holds replaced by REDACTED.
+// the client holds replaced by REDACTED, whether the server sent it as is,
+// query-escaped or JSON-escaped (\u0053…, also in a body that is not valid
+// JSON). A per-call RequestEditorFn runs after the credentials are set; a
+// request it points at another host is refused before sending.
 func (c *Client) Raw() *gen.ClientWithResponses { return c.raw }
 
 // MaxIDsPerRequest reports the per-request limits in force.
@@ -209,7 +212,11 @@ func (c *Client) CreateDeletion(ctx context.Context, r DeletionRequest) (string,
 }
 
 // CheckRetrieval returns a retrieval task's status; once it is SUCCESS,
-// Task.DownloadURL is the export's link.
+// Task.DownloadURL is the export's link. An answer whose task id or link
+// carries one of the client's secrets (raw, JSON-escaped or
+// percent-encoded) is refused as ErrMalformedResponse, so such a link is
+// never followed or written; a secret in any other field is replaced by
+// REDACTED.
 func (c *Client) CheckRetrieval(ctx context.Context, trackingID string) (*Task, error) {
 	if err := validateTrackingID(trackingID); err != nil {
 		return nil, err
@@ -239,7 +246,7 @@ func (c *Client) CancelDeletion(ctx context.Context, trackingID string) error {
 	}
 	defer drainClose(resp)
 	if resp.StatusCode/100 != 2 {
-		e := newError("CancelDeletion", resp, c.redact)
+		e := newError("CancelDeletion", resp, c.redactDeep)
 		if e.StatusCode == http.StatusMethodNotAllowed {
 			// A cancel retried after its answer was lost meets 405 though it
 			// worked: the task is REVOKED then, and that is success.
@@ -261,13 +268,18 @@ func (c *Client) created(op string, resp *http.Response, err error) (string, err
 	}
 	defer drainClose(resp)
 	if resp.StatusCode/100 != 2 {
-		return "", newError(op, resp, c.redact)
+		return "", newError(op, resp, c.redactDeep)
 	}
+	cleaned := wasCleaned(resp)
 	body, err := readBody(resp)
 	if err != nil {
 		return "", &OutcomeUnknownError{Op: op, Err: fmt.Errorf("HTTP %d, reading the answer: %w", resp.StatusCode, c.scrub(err))}
 	}
 	id, err := decodeCreate(body)
+	if err == nil && c.tainted(id, cleaned) {
+		// Accepted, but under an id that cannot be journaled or followed.
+		err = fmt.Errorf("%w: the answer's task id carries one of the client's credentials; refusing it", ErrMalformedResponse)
+	}
 	if err != nil {
 		return "", &OutcomeUnknownError{Op: op, Err: fmt.Errorf("HTTP %d: %w", resp.StatusCode, err)}
 	}
@@ -280,13 +292,17 @@ func (c *Client) status(op string, resp *http.Response, err error) (*Task, error
 	}
 	defer drainClose(resp)
 	if resp.StatusCode/100 != 2 {
-		return nil, newError(op, resp, c.redact)
+		return nil, newError(op, resp, c.redactDeep)
 	}
+	cleaned := wasCleaned(resp)
 	body, err := readBody(resp)
 	if err != nil {
 		return nil, fmt.Errorf("mpgdpr: %s: reading the answer: %w", op, c.scrub(err))
 	}
 	t, err := decodeTaskStatus(body)
+	if err == nil {
+		err = c.checkTask(t, cleaned)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("mpgdpr: %s: %w", op, err)
 	}
@@ -303,6 +319,12 @@ func (c *Client) callError(op string, err error) error {
 		return err
 	}
 	return fmt.Errorf("mpgdpr: %s: %w", op, c.scrub(err))
+}
+
+// wasCleaned reports whether the pipeline replaced a secret in resp's body.
+func wasCleaned(resp *http.Response) bool {
+	mb, ok := resp.Body.(*memBody)
+	return ok && mb.cleaned
 }
 
 func readBody(resp *http.Response) ([]byte, error) {

@@ -3,9 +3,13 @@ package mpgdpr
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -265,5 +269,154 @@ func TestRawEditorCannotRedirectCredentials(t *testing.T) {
 	}
 	if n := len(evil.requests()) + len(rec.requests()); n != 0 {
 		t.Fatalf("%d requests sent", n)
+	}
+}
+
+// escapeAll spells s as JSON \u escapes, one per byte (the secrets are ASCII).
+func escapeAll(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		fmt.Fprintf(&b, `\u%04X`, r)
+	}
+	return b.String()
+}
+
+// percentAll spells s as %XX escapes, one per byte.
+func percentAll(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		fmt.Fprintf(&b, "%%%02X", s[i])
+	}
+	return b.String()
+}
+
+var escapeRE = regexp.MustCompile(`\\u([0-9a-fA-F]{4})`)
+
+// assertNoSecretDecoded is assertNoSecret on s and on what its JSON \u
+// escapes and percent escapes decode to: the test's own decoding, not the
+// client's.
+func assertNoSecretDecoded(t *testing.T, what, s string) {
+	t.Helper()
+	for range 3 {
+		s = escapeRE.ReplaceAllStringFunc(s, func(m string) string {
+			n, _ := strconv.ParseUint(m[2:], 16, 32)
+			return string(rune(n))
+		})
+	}
+	forms := []string{s}
+	if d, err := url.QueryUnescape(s); err == nil {
+		forms = append(forms, d)
+	}
+	for _, f := range forms {
+		for _, secret := range []string{testOAuth, testProject, testSecret} {
+			if strings.Contains(f, secret) {
+				t.Fatalf("%s: secret %q leaked in %q", what, secret, s)
+			}
+		}
+	}
+}
+
+// TestEscapedSecretsNeverDecoded: a hostile server sends the client's own
+// secrets back JSON-escaped (\u006F…) or percent-encoded. Success bodies
+// were redacted byte-wise only, so the secret survived decoding into Task
+// fields, Task.Raw, the Raw() client's parsed answers and error strings,
+// and a download link carrying one would have taken it to the storage
+// host. Now a task id or link carrying a secret is a malformed answer, and
+// no other decoded value holds one.
+func TestEscapedSecretsNeverDecoded(t *testing.T) {
+	esc := escapeAll(testOAuth)
+	var body atomic.Value
+	rec := newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
+		code, b := 200, body.Load().(string)
+		if strings.HasPrefix(b, "ERR") {
+			code, b = 400, b[3:]
+		}
+		jsonReply(code, b)(w, r)
+	})
+	c, _ := faultClient(t, rec, NoRetries())
+	ctx := context.Background()
+	check := func(b string) (*Task, error) {
+		body.Store(b)
+		return c.CheckRetrieval(ctx, "t1")
+	}
+
+	// Refused: a link or task id that carries a secret, in any form.
+	for name, b := range map[string]string{
+		"escaped link":     `{"status":"ok","results":{"status":"SUCCESS","result":"https://storage.example/e.zip?sig=` + esc + `"}}`,
+		"percent link":     `{"status":"ok","results":{"status":"SUCCESS","download_url":"https://storage.example/e.zip?sig=` + percentAll(testProject) + `"}}`,
+		"escaped api link": `{"status":"ok","results":{"status":"SUCCESS","results":"https://storage.example/` + escapeAll(testSecret) + `.zip"}}`,
+		"raw link":         `{"status":"ok","results":{"status":"SUCCESS","download_url":"https://storage.example/e.zip?t=` + testProject + `"}}`,
+		"escaped id":       `{"status":"ok","results":{"status":"PENDING","tracking_id":"` + esc + `"}}`,
+		"destination":      `{"status":"ok","results":{"status":"PENDING","destination_url":"https://x.example/?k=` + percentAll(testSecret) + `"}}`,
+		"raw only":         `{"status":"ok","results":{"status":"PENDING","extra":"` + percentAll(testOAuth) + `"}}`,
+	} {
+		tk, err := check(b)
+		if !errors.Is(err, ErrMalformedResponse) || tk != nil {
+			t.Errorf("%s: %+v, %v; want a malformed answer", name, tk, err)
+			continue
+		}
+		assertNoSecretDecoded(t, name, err.Error())
+	}
+
+	// Cleaned: a secret anywhere else is replaced, in every decoded value.
+	tk, err := check(`{"status":"ok","results":{"status":"PENDING","tracking_id":"t1","requesting_user":"` + esc + `","result":"` + escapeAll(testSecret) + `","distinct_ids":["a","` + esc + `"],"` + esc + `":1}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertNoSecretDecoded(t, "task", fmt.Sprintf("%+v %s", *tk, tk.Raw))
+	if tk.TrackingID != "t1" || tk.Status != StatusPending || tk.DistinctIDs[0] != "a" {
+		t.Errorf("task %+v", tk)
+	}
+	// A status made of a secret never reaches an error string either.
+	body.Store(`{"status":"ok","results":{"status":"` + esc + `"}}`)
+	wctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	_, err = c.WaitRetrieval(wctx, "t1", WithPollInterval(time.Millisecond, time.Millisecond))
+	cancel()
+	if err == nil {
+		t.Fatal("WaitRetrieval ended")
+	}
+	assertNoSecretDecoded(t, "wait error", err.Error())
+
+	// A create accepted under a tainted id: the outcome is unknown (a task
+	// may exist), and the id is never returned.
+	body.Store(`{"status":"ok","results":{"task_id":"task-` + esc + `"}}`)
+	id, err := c.CreateDeletion(ctx, DeletionRequest{DistinctIDs: []string{"a"}, ComplianceType: GDPR})
+	if id != "" || !errors.Is(err, ErrOutcomeUnknown) || !errors.Is(err, ErrMalformedResponse) {
+		t.Errorf("create: %q, %v", id, err)
+	}
+
+	// The Raw() client's parsed answers are cleaned too.
+	body.Store(`{"status":"ok","results":{"status":"PENDING","download_url":"` + esc + `","requesting_user":"` + esc + `"}}`)
+	rr, err := c.Raw().CheckRetrievalWithResponse(ctx, "t1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertNoSecretDecoded(t, "raw body", string(rr.Body))
+	if rr.JSON200 != nil {
+		b, _ := json.Marshal(rr.JSON200)
+		assertNoSecretDecoded(t, "raw parsed", string(b))
+	}
+
+	// Error bodies that are not valid JSON: cut at the 64 KiB limit, or
+	// with one stray byte. Their escapes are decoded before redacting.
+	for name, b := range map[string]string{
+		"cut":        `ERR{"status":"error","error":"` + esc + strings.Repeat("x", maxErrorBody),
+		"stray byte": `ERR{"status":"error","error":"bad token ` + esc + `"}}`,
+		"text":       `ERRtoken \u006` + `F` + esc[6:] + ` refused`,
+		"double":     `ERR{"status":"error","error":"` + strings.ReplaceAll(esc, `\`, `\\`) + `"}`,
+	} {
+		body.Store(b)
+		_, err := c.CheckDeletion(ctx, "t1")
+		var e *Error
+		if !errors.As(err, &e) {
+			t.Fatalf("%s: %v", name, err)
+		}
+		assertNoSecretDecoded(t, name, err.Error())
+		rr, err := c.Raw().CheckDeletionWithResponse(ctx, "t1", nil)
+		if err != nil { // the generated parser refuses a body that is not JSON
+			assertNoSecretDecoded(t, name+" raw error", err.Error())
+			continue
+		}
+		assertNoSecretDecoded(t, name+" raw", string(rr.Body))
 	}
 }

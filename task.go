@@ -367,3 +367,86 @@ func hasZone(s string) bool {
 	n := len(s)
 	return n > 0 && (s[n-1] == 'Z' || s[n-1] == 'z') || n >= 6 && (s[n-6] == '+' || s[n-6] == '-') && s[n-3] == ':'
 }
+
+// tainted reports whether s, a value decoded from an answer, carries one of
+// the client's secrets in any form this client can tell: raw, JSON-escaped
+// or percent-encoded (as a link's query would carry it to another host), or
+// as REDACTED where cleanBody replaced one (cleaned: the body held one).
+func (c *Client) tainted(s string, cleaned bool) bool {
+	if s == "" {
+		return false
+	}
+	if cleaned && strings.Contains(s, redacted) {
+		return true
+	}
+	j := string(unescapeJSONLenient([]byte(s)))
+	for _, v := range [...]string{s, j, percentDecodeLenient(s), percentDecodeLenient(j)} {
+		if c.redact(v) != v {
+			return true
+		}
+	}
+	return false
+}
+
+// percentDecodeLenient decodes every %XX in s (and + as a space), leaving
+// anything else as it is: url.QueryUnescape gives up on the first bad
+// escape, which a hostile server could add on purpose.
+func percentDecodeLenient(s string) string {
+	if !strings.ContainsAny(s, "%+") {
+		return s
+	}
+	out := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		switch {
+		case s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
+			out = append(out, unhex(s[i+1])<<4|unhex(s[i+2]))
+			i += 2
+		case s[i] == '+':
+			out = append(out, ' ')
+		default:
+			out = append(out, s[i])
+		}
+	}
+	return string(out)
+}
+
+func isHex(b byte) bool { return b >= '0' && b <= '9' || b >= 'a' && b <= 'f' || b >= 'A' && b <= 'F' }
+
+func unhex(b byte) byte {
+	switch {
+	case b >= 'a':
+		return b - 'a' + 10
+	case b >= 'A':
+		return b - 'A' + 10
+	}
+	return b - '0'
+}
+
+// checkTask refuses a decoded task whose id or links carry a secret (a
+// malformed answer: such an id must not be journaled, such a link must not
+// be followed or written), and replaces any other field that does by
+// REDACTED. cleaned says the body held a secret that was replaced.
+func (c *Client) checkTask(t *Task, cleaned bool) error {
+	for _, f := range []struct{ name, v string }{{"task id", t.TrackingID}, {"download link", t.DownloadURL}, {"destination URL", t.DestinationURL}} {
+		if c.tainted(f.v, cleaned) {
+			return fmt.Errorf("%w: the answer's %s carries one of the client's credentials; refusing it", ErrMalformedResponse, f.name)
+		}
+	}
+	if c.tainted(string(t.Raw), false) {
+		return fmt.Errorf("%w: the answer carries one of the client's credentials in an encoded form; refusing it", ErrMalformedResponse)
+	}
+	for _, p := range []*string{&t.Result, &t.ComplianceType, &t.DisclosureType, &t.RequestingUser, &t.DateRequestedRaw} {
+		if c.tainted(*p, false) {
+			*p = redacted
+		}
+	}
+	if c.tainted(string(t.Status), false) {
+		t.Status = redacted
+	}
+	for i, id := range t.DistinctIDs {
+		if c.tainted(id, false) {
+			t.DistinctIDs[i] = redacted
+		}
+	}
+	return nil
+}

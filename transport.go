@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf16"
+	"unicode/utf8"
 )
 
 // pipeline is the HttpRequestDoer the generated client sends through: every
@@ -161,7 +163,7 @@ func (c *Client) attempt(ctx context.Context, req *http.Request, n int, idempote
 	if resp.StatusCode/100 == 2 {
 		// Read a success body here, where a failure can still be retried
 		// (for a check) or reported as an unknown outcome (for a create).
-		if err := c.buffer(resp, maxSuccessBody+1, false); err != nil {
+		if err := c.buffer(resp, maxSuccessBody+1); err != nil {
 			return nil, true, err
 		}
 	}
@@ -209,10 +211,10 @@ func (a *attemptTrace) answered() (firstByte time.Time, rtt time.Duration) {
 // a refusal is an unknown outcome.
 func (c *Client) final(op string, resp *http.Response, idempotent bool) (*http.Response, error) {
 	if resp.StatusCode/100 != 2 {
-		_ = c.buffer(resp, maxErrorBody, true) // a partial error body is still worth showing
+		_ = c.buffer(resp, maxErrorBody) // a partial error body is still worth showing
 	}
 	if !idempotent && resp.StatusCode/100 != 2 && !CreateRefused(resp.StatusCode, resp.Header) {
-		e := newError(op, resp, c.redact)
+		e := newError(op, resp, c.redactDeep)
 		drainClose(resp)
 		return nil, &OutcomeUnknownError{Op: op, Err: e}
 	}
@@ -220,15 +222,14 @@ func (c *Client) final(op string, resp *http.Response, idempotent bool) (*http.R
 }
 
 // buffer replaces resp.Body by at most limit bytes of it, in memory, with
-// every secret redacted, and closes the network body: a hostile server can
-// neither make the client read more nor get a token echoed back into an
-// error. decodeJSON also redacts secrets hidden by JSON escapes (\u0041…),
-// which is worth a decode only for the small error bodies.
-func (c *Client) buffer(resp *http.Response, limit int64, decodeJSON bool) error {
+// every secret redacted (cleanBody), and closes the network body: a hostile
+// server can neither make the client read more nor get a token echoed back
+// into an error, a decoded value or a link.
+func (c *Client) buffer(resp *http.Response, limit int64) error {
 	b, err := readAtMost(resp.Body, limit, resp.ContentLength)
 	_ = resp.Body.Close()
-	b = c.redactBody(b, decodeJSON)
-	mb := &memBody{b: b}
+	b, cleaned := c.cleanBody(b)
+	mb := &memBody{b: b, cleaned: cleaned}
 	mb.r.Reset(b)
 	resp.Body = mb
 	resp.ContentLength = int64(len(b)) // what is left to read now
@@ -268,9 +269,12 @@ func readAtMost(r io.Reader, limit, hint int64) ([]byte, error) {
 }
 
 // memBody is a response body the pipeline has already read into memory.
+// cleaned says a secret was found in it and replaced: a task id or link
+// holding REDACTED then came from a secret (see Client.tainted).
 type memBody struct {
-	r bytes.Reader
-	b []byte
+	r       bytes.Reader
+	b       []byte
+	cleaned bool
 }
 
 func (m *memBody) Read(p []byte) (int, error) { return m.r.Read(p) }
@@ -283,42 +287,73 @@ func (m *memBody) take() []byte {
 	return rest
 }
 
-// redactBody replaces every secret, raw or query-escaped, by REDACTED.
-// bytes.ReplaceAll copies even when nothing matches, so it runs only on a
-// body that holds the secret.
-func (c *Client) redactBody(b []byte, decodeJSON bool) []byte {
+// cleanBody replaces every secret in an answer body by REDACTED, and
+// reports whether it found one. It looks at the bytes as they came (each
+// secret raw and query-escaped), and, when the body holds a backslash, at
+// what JSON escapes (\u0053…) decode to: in a valid JSON body every string
+// (keys too) is decoded, cleaned and the body re-encoded; in a body that is
+// not valid JSON (cut at the limit, a stray byte, a text page) the escapes
+// are decoded leniently wherever they are, and if that shows a secret the
+// decoded, cleaned text replaces the body. A body with neither a secret
+// nor a backslash, the usual case, costs one scan per secret and no copy.
+func (c *Client) cleanBody(b []byte) ([]byte, bool) {
+	cleaned := false
 	for _, s := range c.secretBytes { // each secret, then its query-escaped form
 		if bytes.Contains(b, s) {
 			b = bytes.ReplaceAll(b, s, []byte(redacted))
+			cleaned = true
 		}
 	}
-	if !decodeJSON || bytes.IndexByte(b, '\\') < 0 || !json.Valid(b) {
-		return b
+	if bytes.IndexByte(b, '\\') < 0 {
+		return b, cleaned
 	}
+	if json.Valid(b) {
+		if out, ok := c.redactJSONBody(b); ok {
+			return out, true
+		}
+		return b, cleaned
+	}
+	dec := unescapeJSONLenient(b)
+	for range 2 { // an escape of an escape (\\u0053) decodes in a second pass
+		if bytes.IndexByte(dec, '\\') < 0 {
+			break
+		}
+		dec = unescapeJSONLenient(dec)
+	}
+	if r := c.redact(string(dec)); r != string(dec) {
+		return []byte(r), true
+	}
+	return b, cleaned
+}
+
+// redactJSONBody decodes a valid JSON body, redacts every string in it and
+// re-encodes it; ok is false when nothing needed redacting.
+func (c *Client) redactJSONBody(b []byte) ([]byte, bool) {
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.UseNumber()
 	var v any
 	if d.Decode(&v) != nil {
-		return b
+		return nil, false
 	}
 	v, changed := c.redactJSON(v)
 	if !changed {
-		return b
+		return nil, false
 	}
 	var out bytes.Buffer
 	enc := json.NewEncoder(&out)
 	enc.SetEscapeHTML(false)
 	if enc.Encode(v) != nil {
-		return b
+		return []byte(`"` + redacted + `"`), true // cannot happen for decoded JSON; never return the secret
 	}
-	return bytes.TrimSuffix(out.Bytes(), []byte("\n"))
+	return bytes.TrimSuffix(out.Bytes(), []byte("\n")), true
 }
 
-// redactJSON redacts every string (keys included) of a decoded JSON value.
+// redactJSON redacts every string (keys included) of a decoded JSON value,
+// looking through escapes a string may still hold once decoded.
 func (c *Client) redactJSON(v any) (any, bool) {
 	switch x := v.(type) {
 	case string:
-		r := c.redact(x)
+		r := c.redactDeep(x)
 		return r, r != x
 	case []any:
 		changed := false
@@ -333,13 +368,95 @@ func (c *Client) redactJSON(v any) (any, bool) {
 		out := make(map[string]any, len(x))
 		for k, val := range x {
 			nv, ch := c.redactJSON(val)
-			nk := c.redact(k)
+			nk := c.redactDeep(k)
 			out[nk] = nv
 			changed = changed || ch || nk != k
 		}
 		return out, changed
 	}
 	return v, false
+}
+
+// redactDeep is redact for a decoded string that may hold escapes again
+// (JSON or percent escapes): if decoding them shows a secret, the decoded,
+// redacted text is kept.
+func (c *Client) redactDeep(s string) string {
+	s = c.redact(s)
+	if !strings.ContainsAny(s, "\\%+") {
+		return s
+	}
+	j := string(unescapeJSONLenient([]byte(s)))
+	for _, d := range [...]string{j, percentDecodeLenient(s), percentDecodeLenient(j)} {
+		if r := c.redact(d); r != d {
+			return r
+		}
+	}
+	return s
+}
+
+// unescapeJSONLenient decodes every JSON string escape in b (\n, \", \\,
+// \/, \uXXXX with surrogate pairs) wherever it is, leaving anything that is
+// not a complete escape as it is. It is for looking for secrets in bodies
+// that json cannot decode, not for reading them.
+func unescapeJSONLenient(b []byte) []byte {
+	out := make([]byte, 0, len(b))
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' || i+1 >= len(b) {
+			out = append(out, b[i])
+			continue
+		}
+		switch e := b[i+1]; e {
+		case '"', '\\', '/':
+			out = append(out, e)
+			i++
+		case 'b', 'f', 'n', 'r', 't':
+			out = append(out, map[byte]byte{'b': '\b', 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t'}[e])
+			i++
+		case 'u':
+			r, n := hex4(b[i+2:])
+			if n == 0 {
+				out = append(out, b[i])
+				continue
+			}
+			i += 1 + n
+			if utf16.IsSurrogate(r) {
+				if i+2 < len(b) && b[i+1] == '\\' && b[i+2] == 'u' {
+					if r2, n2 := hex4(b[i+3:]); n2 != 0 {
+						if dr := utf16.DecodeRune(r, r2); dr != utf8.RuneError {
+							r = dr
+							i += 2 + n2
+						}
+					}
+				}
+			}
+			out = utf8.AppendRune(out, r)
+		default:
+			out = append(out, b[i])
+		}
+	}
+	return out
+}
+
+// hex4 reads 4 hex digits; n is 4, or 0 if b does not start with them.
+func hex4(b []byte) (r rune, n int) {
+	if len(b) < 4 {
+		return 0, 0
+	}
+	for _, c := range b[:4] {
+		var d byte
+		switch {
+		case c >= '0' && c <= '9':
+			d = c - '0'
+		case c >= 'a' && c <= 'f':
+			d = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			d = c - 'A' + 10
+		default:
+			return 0, 0
+		}
+		r = r<<4 | rune(d)
+	}
+	return r, 4
 }
 
 // pastDeadline reports whether ctx ends before a wait of d does: then the
