@@ -79,6 +79,8 @@ func TestBadInput(t *testing.T) {
 		{"many blank lines", credEnv(), "", []string{"delete", "--compliance", "GDPR", "--file", file("blanks.txt", blanks)}, "and 2 more"},
 		{"whitespace", credEnv(), "a\n b\n", []string{"delete", "--compliance", "GDPR", "--file", "-"}, "line 2: leading or trailing whitespace"},
 		{"tab", credEnv(), "a\tx\n", []string{"delete", "--compliance", "GDPR", "--file", "-"}, "line 1: contains a tab"},
+		{"invisible character", credEnv(), "a\nb\u200b\n", []string{"delete", "--compliance", "GDPR", "--file", "-"}, "line 2: contains U+200B ZERO WIDTH SPACE"},
+		{"BOM refused", credEnv(), "\ufeffa\n", []string{"retrieve", "--compliance", "GDPR", "--file", "-", "--strip-bom=false"}, "line 1: starts with U+FEFF"},
 		{"blank argument", credEnv(), "", []string{"delete", "--compliance", "GDPR", "a", " "}, "argument 2: blank"},
 		{"malformed CSV", credEnv(), "", []string{"delete", "--compliance", "GDPR", "--file", file("bad.csv", "id,name\nu1,\"Ann\nu2,Bob\n"), "--csv-column", "id"}, "malformed CSV at line"},
 		{"CSV field count", credEnv(), "", []string{"delete", "--compliance", "GDPR", "--file", file("count.csv", "id,name\nu1,Ann\nu2\n"), "--csv-column", "id"}, "malformed CSV at line 3"},
@@ -129,6 +131,10 @@ func TestBadInput(t *testing.T) {
 	// Messages name lines, never IDs: they are personal data.
 	r := runCmd(t, credEnv(), "alice@example.com\n bob@example.com\n", "delete", "--compliance", "GDPR", "--file", "-", "--base-url", srv.URL())
 	if r.code != exitUsage || strings.Contains(r.stderr, "bob") {
+		t.Errorf("an ID appears in the error: %v", r)
+	}
+	r = runCmd(t, credEnv(), "alice@example.com\ncarol\u200b@example.com\n", "delete", "--compliance", "GDPR", "--file", "-", "--base-url", srv.URL())
+	if r.code != exitUsage || strings.Contains(r.stderr, "carol") || !strings.Contains(r.stderr, "U+200B") {
 		t.Errorf("an ID appears in the error: %v", r)
 	}
 }

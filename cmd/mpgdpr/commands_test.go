@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/privacykit/mpgdpr"
+	"github.com/privacykit/mpgdpr/mpgdprtest"
 )
 
 // A mistyped command gets a suggestion and a pointer to the help, not the
@@ -107,5 +108,58 @@ func TestCompletionAndMan(t *testing.T) {
 	}
 	if r := runCmd(t, nil, "", "man"); r.code != exitUsage {
 		t.Errorf("man without --dir: %v", r)
+	}
+}
+
+// A byte order mark at the start of the ID file is removed, and said: it
+// is never sent as part of the first ID.
+func TestBOMStrippedWithANote(t *testing.T) {
+	srv := newFake(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ids.txt")
+	if err := os.WriteFile(path, []byte("\ufeffu1\r\nu2\r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := runCmd(t, credEnv(), "", append([]string{"delete", "--compliance", "GDPR", "--file", path, "--journal", filepath.Join(dir, "j")}, fast(srv)...)...)
+	if r.code != 0 || !strings.Contains(r.stderr, "byte order mark: removed") {
+		t.Fatalf("%v", r)
+	}
+	filedOnce(t, srv, mpgdprtest.Deletion, []string{"u1", "u2"})
+}
+
+// A journal path that is not a regular file, or a file far larger than the
+// job's journal could be, is refused with exit 1 before it is read.
+func TestJournalPathRefused(t *testing.T) {
+	srv := newFake(t)
+	dir := t.TempDir()
+	args := func(jp string) []string {
+		return append([]string{"delete", "--compliance", "GDPR", "--journal", jp, "a", "b"}, fast(srv)...)
+	}
+	if r := runCmd(t, credEnv(), "", args(dir)...); r.code != exitLocal || !strings.Contains(r.stderr, "not a regular file: it is a directory") {
+		t.Errorf("a directory: %v", r)
+	}
+	if _, err := os.Stat("/dev/zero"); err == nil {
+		if r := runCmd(t, credEnv(), "", args("/dev/zero")...); r.code != exitLocal || !strings.Contains(r.stderr, "it is a device") {
+			t.Errorf("/dev/zero: %v", r)
+		}
+	}
+	big := filepath.Join(dir, "disk.img")
+	f, err := os.Create(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Sparse: 80 MiB that take no room, above the bound for two IDs.
+	if err := f.Truncate(80 << 20); err != nil {
+		t.Fatal(err)
+	}
+	_ = f.Close()
+	if r := runCmd(t, credEnv(), "", args(big)...); r.code != exitLocal || !strings.Contains(r.stderr, "too large to be this job's journal") {
+		t.Errorf("a large file: %v", r)
+	}
+	if fi, _ := os.Stat(big); fi.Size() != 80<<20 {
+		t.Error("the refused file was changed")
+	}
+	if n := len(srv.Requests()); n != 0 {
+		t.Errorf("%d requests sent", n)
 	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -11,6 +10,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/privacykit/mpgdpr"
 )
 
 // maxLine bounds one line (or CSV record) of an ID list.
@@ -26,6 +27,7 @@ type idInput struct {
 	file      string // "-" is stdin
 	csvColumn string
 	trimSpace bool
+	stripBOM  bool // --strip-bom (default on); off, a byte order mark is an error
 }
 
 // idList is what was read: the distinct IDs in input order, and how many
@@ -34,6 +36,8 @@ type idList struct {
 	ids        []string
 	duplicates int
 	source     string
+	bytes      int64 // the distinct IDs' total length
+	bomDropped bool  // the file began with a UTF-8 byte order mark, removed
 }
 
 // inputError is an ID list that cannot be used, naming the lines (never the
@@ -80,6 +84,7 @@ func readIDs(in idInput, stdin io.Reader) (*idList, error) {
 	}
 	var ids []string
 	var err error
+	var bom bool
 	source := "arguments"
 	switch {
 	case len(in.args) > 0:
@@ -100,10 +105,14 @@ func readIDs(in idInput, stdin io.Reader) (*idList, error) {
 			}
 			r = f
 		}
+		br := bufio.NewReaderSize(r, 64<<10)
+		if bom, err = dropBOM(br, !in.stripBOM, source); err != nil {
+			return nil, err
+		}
 		if in.csvColumn != "" {
-			ids, err = readCSV(r, in.csvColumn, in.trimSpace, source)
+			ids, err = readCSV(br, in.csvColumn, in.trimSpace, source)
 		} else {
-			ids, err = readLines(r, in.trimSpace, source)
+			ids, err = readLines(br, in.trimSpace, source)
 		}
 	default:
 		return nil, usagef("no IDs: give them as arguments, or with --file PATH (--file - reads stdin)")
@@ -114,7 +123,7 @@ func readIDs(in idInput, stdin io.Reader) (*idList, error) {
 	if len(ids) == 0 {
 		return nil, usagef("%s: no IDs (the input is empty)", source)
 	}
-	list := &idList{source: source}
+	list := &idList{source: source, bomDropped: bom}
 	seen := make(map[string]bool, len(ids))
 	for _, id := range ids {
 		if seen[id] {
@@ -123,23 +132,40 @@ func readIDs(in idInput, stdin io.Reader) (*idList, error) {
 		}
 		seen[id] = true
 		list.ids = append(list.ids, id)
+		list.bytes += int64(len(id))
 	}
 	return list, nil
 }
 
-// readLines reads one ID per line. CRLF endings and a UTF-8 byte order
-// mark are accepted (spreadsheets write them); a blank line is an error,
-// never skipped, as it often means a list was cut or pasted wrong.
+// bom is the UTF-8 encoding of U+FEFF, which spreadsheets and Windows
+// editors write at the start of a "UTF-8" file.
+const bom = "\ufeff"
+
+// dropBOM removes a byte order mark at the start of a file, where it marks
+// the encoding and is no part of the first ID; the caller says so in a
+// note, never silently. With keep (--strip-bom=false) it is an error. A
+// U+FEFF anywhere else is refused with the other invisible characters.
+func dropBOM(br *bufio.Reader, keep bool, source string) (bool, error) {
+	b, err := br.Peek(len(bom))
+	if err != nil || string(b) != bom {
+		return false, nil
+	}
+	if keep {
+		return false, usagef("%s: line 1: starts with U+FEFF BYTE ORDER MARK (an invisible format character): remove it, or leave --strip-bom on", source)
+	}
+	_, _ = br.Discard(len(bom))
+	return true, nil
+}
+
+// readLines reads one ID per line. CRLF endings are accepted (spreadsheets
+// write them); a blank line is an error, never skipped, as it often means
+// a list was cut or pasted wrong.
 func readLines(r io.Reader, trim bool, source string) ([]string, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), maxLine)
 	var lines []string
 	for sc.Scan() {
-		line := sc.Text()
-		if len(lines) == 0 {
-			line = strings.TrimPrefix(line, "\ufeff")
-		}
-		lines = append(lines, line)
+		lines = append(lines, sc.Text())
 	}
 	if err := sc.Err(); err != nil {
 		if errors.Is(err, bufio.ErrTooLong) {
@@ -152,11 +178,7 @@ func readLines(r io.Reader, trim bool, source string) ([]string, error) {
 
 // readCSV reads the named column of a CSV file with a header row.
 func readCSV(r io.Reader, column string, trim bool, source string) ([]string, error) {
-	br := bufio.NewReader(r)
-	if b, err := br.Peek(3); err == nil && bytes.Equal(b, []byte("\ufeff")) {
-		_, _ = br.Discard(3)
-	}
-	cr := csv.NewReader(br)
+	cr := csv.NewReader(r)
 	cr.ReuseRecord = true
 	header, err := cr.Read()
 	if err == io.EOF {
@@ -246,6 +268,18 @@ func checkID(id string, trim bool) (string, string) {
 		return "", "leading or trailing whitespace (IDs are matched exactly; fix the input or pass --trim-space)"
 	case strings.IndexFunc(id, unicode.IsControl) >= 0:
 		return "", "contains a tab or another control character (a TSV file? use a CSV file with --csv-column)"
+	}
+	// Invisible and format characters (zero-width spaces, bidirectional
+	// controls, a byte order mark inside the list, ...) and unassigned code
+	// points: such an ID names no one, and that person's data would stay.
+	// The library's message names the character and its position, never
+	// the ID.
+	if err := mpgdpr.ValidateDistinctID(id); err != nil {
+		var ie *mpgdpr.InputError
+		if errors.As(err, &ie) {
+			return "", ie.Problem + " (invisible in most editors: retype the ID or clean the file)"
+		}
+		return "", trimLib(err)
 	}
 	return id, ""
 }

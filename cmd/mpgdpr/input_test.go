@@ -29,7 +29,16 @@ func TestReadIDs(t *testing.T) {
 		err   string
 	}{
 		{"args", idInput{args: []string{"a", "b", "a"}}, "", []string{"a", "b"}, 1, ""},
-		{"lines with CRLF and a BOM", idInput{file: write("crlf.txt", "\ufeffa\r\nb\r\nc")}, "", []string{"a", "b", "c"}, 0, ""},
+		{"lines with CRLF and a BOM", idInput{file: write("crlf.txt", "\ufeffa\r\nb\r\nc"), stripBOM: true}, "", []string{"a", "b", "c"}, 0, ""},
+		{"a BOM refused when asked", idInput{file: write("bom.txt", "\ufeffa\nb\n")}, "", nil, 0, "line 1: starts with U+FEFF BYTE ORDER MARK"},
+		{"a BOM on stdin", idInput{file: "-", stripBOM: true}, "\ufeffa\n", []string{"a"}, 0, ""},
+		{"a BOM inside the list", idInput{file: "-", stripBOM: true}, "a\n\ufeffb\n", nil, 0, "line 2: contains U+FEFF ZERO WIDTH NO-BREAK SPACE"},
+		{"a zero-width space", idInput{file: "-"}, "a\nbo\u200bb\n", nil, 0, "line 2: contains U+200B ZERO WIDTH SPACE (an invisible format character) at rune 3"},
+		{"a word joiner", idInput{file: "-"}, "x\u2060\n", nil, 0, "line 1: contains U+2060 WORD JOINER"},
+		{"a bidirectional control", idInput{file: "-"}, "\u202eabc\n", nil, 0, "line 1: contains U+202E RIGHT-TO-LEFT OVERRIDE"},
+		{"an unassigned code point", idInput{file: "-"}, "a\U000E0080\n", nil, 0, "line 1: contains U+E0080"},
+		{"an invisible argument", idInput{args: []string{"a", "b\u200d"}}, "", nil, 0, "argument 2: contains U+200D ZERO WIDTH JOINER"},
+		{"a CSV cell", idInput{file: write("z.csv", "\ufeffid,x\nu\u200b1,2\n"), csvColumn: "id", stripBOM: true}, "", nil, 0, `line 2, column "id": contains U+200B`},
 		{"stdin", idInput{file: "-"}, "x\ny\nx\n", []string{"x", "y"}, 1, ""},
 		{"IDs are exact", idInput{file: "-"}, "a \n", nil, 0, "line 1: leading or trailing whitespace"},
 		{"unless trimmed", idInput{file: "-", trimSpace: true}, " a \n\tb\n", []string{"a", "b"}, 0, ""},

@@ -48,6 +48,7 @@ func (cl *cli) addJobFlags(fs *pflag.FlagSet, cmd string) *jobOpts {
 	fs.StringVar(&o.in.file, "file", "", "read IDs from `PATH`, one per line (- for stdin)")
 	fs.StringVar(&o.in.csvColumn, "csv-column", "", "with --file: read IDs from this column of a CSV file with a header row")
 	fs.BoolVar(&o.in.trimSpace, "trim-space", false, "remove spaces around IDs instead of refusing them")
+	fs.BoolVar(&o.in.stripBOM, "strip-bom", true, "remove a UTF-8 byte order mark at the start of --file (said in a note); --strip-bom=false refuses it")
 	fs.StringVar(&o.journal, "journal", "", "the job's journal `PATH` (default mpgdpr-"+cmd+"-<digest of the job>.journal.jsonl in the current directory)")
 	fs.IntVar(&o.chunkSize, "chunk-size", 0, "IDs per request (default and maximum: "+strconv.Itoa(limitFor(cmd))+"; some projects allow fewer)")
 	fs.BoolVar(&o.wait, "wait", false, "follow every task until it ends (SUCCESS, FAILURE, REVOKED or NOT_FOUND)")
@@ -262,7 +263,7 @@ func (e *journalError) Unwrap() error { return e.err }
 // tasks if asked, and reports.
 func (cl *cli) runJob(ctx context.Context, j *job) *jobResult {
 	res := &jobResult{journal: j.jpath}
-	jr, opened, err := journal.Open(j.jpath, j.header())
+	jr, opened, err := journal.Open(j.jpath, j.header(), journal.MaxSize(len(j.ids.ids), j.ids.bytes))
 	if err != nil {
 		res.code = exitLocal
 		if errors.Is(err, journal.ErrMismatch) {
@@ -274,6 +275,9 @@ func (cl *cli) runJob(ctx context.Context, j *job) *jobResult {
 	}
 	defer jr.Close()
 	st := jr.State()
+	if j.ids.bomDropped {
+		fmt.Fprintf(cl.stderr, "note: %s starts with a UTF-8 byte order mark: removed (it marks the encoding, it is no part of the first ID)\n", j.ids.source)
+	}
 	if j.ids.duplicates > 0 {
 		fmt.Fprintf(cl.stderr, "note: %d repeated IDs in %s were dropped; each ID is filed once\n", j.ids.duplicates, j.ids.source)
 	}

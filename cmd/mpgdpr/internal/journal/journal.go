@@ -37,6 +37,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -144,7 +145,25 @@ var (
 	ErrCorrupt = errors.New("journal is corrupt")
 	// ErrBroken: an earlier write failed; nothing more is written.
 	ErrBroken = errors.New("journal write failed earlier")
+	// ErrNotRegular: the path names a directory, a device, a pipe or a
+	// socket, which Open refuses before opening it (reading /dev/zero or a
+	// FIFO would never end).
+	ErrNotRegular = errors.New("journal is not a regular file")
+	// ErrTooLarge: the file is larger than any journal of the job could be
+	// (see MaxSize); it is refused before it is read into memory.
+	ErrTooLarge = errors.New("file is too large to be this job's journal")
 )
+
+// MaxSize bounds the size of a journal for a job of n distinct IDs totalling
+// idBytes bytes: a journal records each ID in the requests that carried it
+// (one, plus a resubmission or two after an unknown outcome or a 409) and
+// a few hundred bytes per request and per task. MaxSize allows 64 MiB plus
+// 100 times the IDs as JSON at their largest (6 bytes per byte, for
+// escaped characters, plus quotes and a comma), far above what a job
+// writes, and far below a disk image or a log someone pointed --journal at.
+func MaxSize(n int, idBytes int64) int64 {
+	return 64<<20 + 100*(6*idBytes+3*int64(n))
+}
 
 // MismatchError says how a journal's header differs from the job being run.
 type MismatchError struct {
@@ -183,10 +202,26 @@ type Opened struct {
 // *MismatchError if the existing journal is for another job, ErrLocked if
 // another process has it open, and ErrCorrupt if it cannot be read.
 // The journal stays locked until Close.
-func Open(path string, h Header) (*Journal, Opened, error) {
+//
+// A path that is not a regular file (ErrNotRegular) or a file larger than
+// maxSize bytes (ErrTooLarge; 0: no limit) is refused before it is read.
+func Open(path string, h Header, maxSize int64) (*Journal, Opened, error) {
 	h.Type, h.Version = "header", Version
+	if fi, err := os.Stat(path); err == nil {
+		if err := checkFile(path, fi, maxSize); err != nil {
+			return nil, Opened{}, err
+		}
+	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
+		return nil, Opened{}, err
+	}
+	// The file opened may not be the one looked at: check it again.
+	if fi, err := f.Stat(); err != nil || checkFile(path, fi, maxSize) != nil {
+		_ = f.Close()
+		if err == nil {
+			err = checkFile(path, fi, maxSize)
+		}
 		return nil, Opened{}, err
 	}
 	if err := lock(f); err != nil {
@@ -197,7 +232,7 @@ func Open(path string, h Header) (*Journal, Opened, error) {
 		return nil, Opened{}, fmt.Errorf("locking %s: %w", path, err)
 	}
 	j := &Journal{f: f, path: path, now: time.Now, st: newState()}
-	op, err := j.load(h)
+	op, err := j.load(h, maxSize)
 	if err != nil {
 		_ = f.Close()
 		return nil, Opened{}, err
@@ -205,10 +240,44 @@ func Open(path string, h Header) (*Journal, Opened, error) {
 	return j, op, nil
 }
 
-func (j *Journal) load(h Header) (Opened, error) {
-	data, err := os.ReadFile(j.path)
+// checkFile refuses what cannot be a journal of at most maxSize bytes.
+func checkFile(path string, fi os.FileInfo, maxSize int64) error {
+	if !fi.Mode().IsRegular() {
+		what := "not a regular file"
+		switch {
+		case fi.IsDir():
+			what = "a directory"
+		case fi.Mode()&os.ModeNamedPipe != 0:
+			what = "a named pipe"
+		case fi.Mode()&os.ModeDevice != 0:
+			what = "a device"
+		case fi.Mode()&os.ModeSocket != 0:
+			what = "a socket"
+		}
+		return fmt.Errorf("%s: %w: it is %s", path, ErrNotRegular, what)
+	}
+	if maxSize > 0 && fi.Size() > maxSize {
+		return fmt.Errorf("%s: %w (%d bytes; a journal of this job stays under %d): is it the right path?", path, ErrTooLarge, fi.Size(), maxSize)
+	}
+	return nil
+}
+
+func (j *Journal) load(h Header, maxSize int64) (Opened, error) {
+	// Read through the locked descriptor, whose size was checked, and no
+	// more than allowed should it grow meanwhile.
+	if _, err := j.f.Seek(0, 0); err != nil {
+		return Opened{}, err
+	}
+	var r io.Reader = j.f
+	if maxSize > 0 {
+		r = io.LimitReader(j.f, maxSize+1)
+	}
+	data, err := io.ReadAll(r)
 	if err != nil {
 		return Opened{}, err
+	}
+	if maxSize > 0 && int64(len(data)) > maxSize {
+		return Opened{}, fmt.Errorf("%s: %w (it grew past %d bytes while being read)", j.path, ErrTooLarge, maxSize)
 	}
 	if len(data) == 0 {
 		return Opened{}, j.create(h)
@@ -225,7 +294,12 @@ func (j *Journal) load(h Header) (Opened, error) {
 		op.DroppedTail = true
 	}
 	if len(lines) == 0 {
-		// Not even the header survived: nothing was ever sent.
+		// Not even the header survived: nothing was ever sent. Only what a
+		// torn header write leaves (a prefix of a header, or zeros) is
+		// emptied: any other file was not written by this command.
+		if !tornHeader(data) {
+			return Opened{}, fmt.Errorf("%s: %w: the file holds no journal header (is it the right path?)", j.path, ErrCorrupt)
+		}
 		if err := j.truncate(0); err != nil {
 			return Opened{}, err
 		}
@@ -266,6 +340,20 @@ func (j *Journal) load(h Header) (Opened, error) {
 	}
 	op.Resumed = true
 	return op, nil
+}
+
+// headerStart is how every header line begins (Header's first field).
+var headerStart = []byte(`{"type":"header"`)
+
+// tornHeader reports whether data, which holds no newline, is what a crash
+// during the header's write can leave: a part of its first bytes, or
+// blocks of zeros.
+func tornHeader(data []byte) bool {
+	if len(bytes.Trim(data, "\x00")) == 0 {
+		return true
+	}
+	n := min(len(data), len(headerStart))
+	return bytes.Equal(data[:n], headerStart[:n])
 }
 
 func (j *Journal) truncate(n int64) error {

@@ -20,7 +20,7 @@ func header() Header {
 
 func mustOpen(t *testing.T, path string, h Header) (*Journal, Opened) {
 	t.Helper()
-	j, op, err := Open(path, h)
+	j, op, err := Open(path, h, 0)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -183,7 +183,7 @@ func TestCorruptMiddleLine(t *testing.T) {
 	f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
 	_, _ = f.WriteString("not json\n" + `{"state":"accepted","chunk":1,"task_id":"t1","time":"2025-01-01T00:00:00Z"}` + "\n")
 	_ = f.Close()
-	_, _, err := Open(path, header())
+	_, _, err := Open(path, header(), 0)
 	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "line 3") {
 		t.Fatalf("err = %v, want ErrCorrupt at line 3", err)
 	}
@@ -194,7 +194,7 @@ func TestCorruptMiddleLine(t *testing.T) {
 	f, _ = os.OpenFile(path2, os.O_APPEND|os.O_WRONLY, 0)
 	_, _ = f.WriteString(`{"state":"accepted","chunk":7,"task_id":"t1","time":"2025-01-01T00:00:00Z"}` + "\n")
 	_ = f.Close()
-	if _, _, err := Open(path2, header()); !errors.Is(err, ErrCorrupt) {
+	if _, _, err := Open(path2, header(), 0); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("err = %v, want ErrCorrupt", err)
 	}
 }
@@ -205,7 +205,7 @@ func TestMismatch(t *testing.T) {
 	_ = j.Close()
 	other := header()
 	other.Command, other.IDs, other.IDsSHA256 = "retrieve", 3, DigestIDs([]string{"a", "b", "c"})
-	_, _, err := Open(path, other)
+	_, _, err := Open(path, other, 0)
 	var me *MismatchError
 	if !errors.As(err, &me) || !errors.Is(err, ErrMismatch) {
 		t.Fatalf("err = %v, want a MismatchError", err)
@@ -216,7 +216,7 @@ func TestMismatch(t *testing.T) {
 	// The chunk size may change between runs: the state is per ID.
 	same := header()
 	same.ChunkSize = 1
-	j2, _, err := Open(path, same)
+	j2, _, err := Open(path, same, 0)
 	if err != nil {
 		t.Fatalf("another chunk size: %v", err)
 	}
@@ -229,11 +229,11 @@ func TestLocked(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "j.jsonl")
 	j, _ := mustOpen(t, path, header())
-	if _, _, err := Open(path, header()); !errors.Is(err, ErrLocked) {
+	if _, _, err := Open(path, header(), 0); !errors.Is(err, ErrLocked) {
 		t.Fatalf("second Open: %v, want ErrLocked", err)
 	}
 	_ = j.Close()
-	j2, _, err := Open(path, header())
+	j2, _, err := Open(path, header(), 0)
 	if err != nil {
 		t.Fatalf("after Close: %v", err)
 	}
@@ -320,5 +320,48 @@ func TestKeyFollowsTheJob(t *testing.T) {
 	h2.Compliance = "CCPA"
 	if h2.Key() == k {
 		t.Error("the compliance type does not change the key")
+	}
+}
+
+// A path that is not a regular file, or a file larger than a journal of the
+// job could be, is refused before anything is read (issue 12).
+func TestRefusesWhatCannotBeAJournal(t *testing.T) {
+	dir := t.TempDir()
+	if _, _, err := Open(dir, header(), 0); !errors.Is(err, ErrNotRegular) || !strings.Contains(err.Error(), "a directory") {
+		t.Errorf("a directory: %v", err)
+	}
+	if _, err := os.Stat("/dev/zero"); err == nil {
+		if _, _, err := Open("/dev/zero", header(), 0); !errors.Is(err, ErrNotRegular) || !strings.Contains(err.Error(), "a device") {
+			t.Errorf("/dev/zero: %v", err)
+		}
+	}
+	big := filepath.Join(dir, "big")
+	if err := os.WriteFile(big, make([]byte, 2000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Open(big, header(), 1000); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("a file over the bound: %v", err)
+	}
+	if b, _ := os.ReadFile(big); len(b) != 2000 {
+		t.Error("the refused file was changed")
+	}
+	// Within the bound, the same file is read: zeros are a torn header.
+	if _, _, err := Open(big, header(), 4000); err != nil {
+		t.Errorf("zeros within the bound: %v", err)
+	}
+	// A file of something else without a newline is not taken for a torn
+	// header and emptied.
+	other := filepath.Join(dir, "other")
+	if err := os.WriteFile(other, []byte("PK\x03\x04 not a journal"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Open(other, header(), 0); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("another file: %v", err)
+	}
+	if b, _ := os.ReadFile(other); len(b) == 0 {
+		t.Error("another file was emptied")
+	}
+	if MaxSize(10, 100) <= MaxSize(1, 1) || MaxSize(1_000_000, 40_000_000) < 24_000_000_000 {
+		t.Error("MaxSize does not grow with the input")
 	}
 }
