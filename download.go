@@ -2,13 +2,13 @@ package mpgdpr
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -23,15 +23,23 @@ var (
 	// ErrExportTooLarge: the export is larger than the allowed maximum.
 	ErrExportTooLarge = errors.New("export larger than allowed")
 	// ErrDownloadFailed: the export could not be downloaded completely.
+	// Every download error after the first request matches it, except
+	// ErrExportTooLarge and the context's own errors.
 	ErrDownloadFailed = errors.New("export download failed")
+	// ErrExportIncomplete: the bytes received do not form a complete zip
+	// archive (no end of central directory record at the end, or one that
+	// does not agree with the size): the transfer was cut, or the storage
+	// host sent something else. It also matches ErrDownloadFailed.
+	ErrExportIncomplete = fmt.Errorf("%w: not a complete zip archive", ErrDownloadFailed)
 )
 
 // DownloadOption configures one download.
 type DownloadOption func(*downloadConfig)
 
 type downloadConfig struct {
-	maxBytes int64
-	client   *http.Client
+	maxBytes     int64
+	client       *http.Client
+	loopbackHTTP bool
 }
 
 // WithMaxExportBytes fails a download larger than n bytes (default: no limit).
@@ -42,91 +50,59 @@ func WithMaxExportBytes(n int64) DownloadOption {
 // WithDownloadHTTPClient fetches the export with hc. By default a client of
 // its own is used, never the API client's: a transport that adds credentials
 // must not add them on the storage host. hc must not add credentials either.
+// Its redirects are checked as the default client's are (https only, no
+// secret in the link), then by hc's own CheckRedirect, if any.
 func WithDownloadHTTPClient(hc *http.Client) DownloadOption {
 	return func(c *downloadConfig) { c.client = hc }
 }
 
-// downloadClient has no credentials and follows redirects only to https
-// (or loopback, for tests).
+// WithInsecureLoopbackDownloads allows export links, and their redirects,
+// over plain http to a loopback address (127.0.0.0/8, ::1, localhost), for
+// tests with a local storage host. Without it, plain http is allowed only
+// when the client itself was pointed at a loopback http API with
+// WithBaseURL, as a fake server is. Other hosts always need https.
+func WithInsecureLoopbackDownloads() DownloadOption {
+	return func(c *downloadConfig) { c.loopbackHTTP = true }
+}
+
+// downloadClient has no credentials. Redirects are checked per download
+// (see redirectChecker).
 var downloadClient = &http.Client{
 	Transport: http.DefaultTransport.(*http.Transport).Clone(),
-	CheckRedirect: func(req *http.Request, via []*http.Request) error {
-		if err := checkLink(req.URL); err != nil {
-			return err
-		}
-		if len(via) >= 10 {
-			return errors.New("stopped after 10 redirects")
-		}
-		return nil
-	},
 }
 
 // DownloadExport streams a finished retrieval's export to w, in constant
-// memory, and returns the number of bytes written. It fails with
-// ErrExportNotReady or ErrNoExportLink before any request when the task is
-// not a finished retrieval with a link. The request carries no credentials.
-// A failed transfer is retried with the client's retry policy, resuming
-// with a Range request when the server supports it; a transfer that cannot
-// be completed is an error (ErrDownloadFailed), never a short success.
+// memory, and returns the number of bytes written.
+//
+// It fails with ErrExportNotReady or ErrNoExportLink before any request when
+// the task is not a finished retrieval with a link, and refuses a link that
+// is not https (see WithInsecureLoopbackDownloads). The request carries no
+// credentials.
+//
+// A nil error means the bytes written to w form a complete zip archive: the
+// transfer ended as its framing says (Content-Length, chunked encoding or,
+// for a body that ends when the connection closes, nothing), and the data
+// ends with a zip end of central directory record consistent with its size.
+// Anything else is an error matching ErrDownloadFailed (ErrExportIncomplete
+// when the bytes are not a complete archive), never a short success; what w
+// received then is not a usable export and should be discarded.
+//
+// A failed transfer is retried with the client's retry policy. It resumes
+// with a Range request only when the first answer carried a validator (a
+// strong ETag or a Last-Modified date), sent back as If-Range, and only if
+// the 206 answer carries the same validator: two versions of the object are
+// never spliced. When it cannot resume, the download fails, since bytes
+// already written to w cannot be taken back (DownloadExportFile starts over
+// instead). A TLS certificate that does not verify, a 4xx answer other than
+// 429, and a failure of w are not retried.
 func (c *Client) DownloadExport(ctx context.Context, task *Task, w io.Writer, opts ...DownloadOption) (int64, error) {
 	link, cfg, err := c.prepareDownload(task, opts)
 	if err != nil {
 		return 0, err
 	}
-	s := &sink{w: w}
+	s := newSink(w, nil)
 	err = c.download(ctx, link, s, cfg)
 	return s.n, err
-}
-
-// DownloadExportFile downloads the export to path atomically: into a
-// temporary file in the same directory, synced, then renamed over path. On
-// failure path is left as it was. The file is created 0600: it holds
-// personal data.
-func (c *Client) DownloadExportFile(ctx context.Context, task *Task, path string, opts ...DownloadOption) (int64, error) {
-	link, cfg, err := c.prepareDownload(task, opts)
-	if err != nil {
-		return 0, err
-	}
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.part")
-	if err != nil {
-		return 0, fmt.Errorf("mpgdpr: download: %w", err)
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			_ = f.Close()
-			_ = os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(0o600); err != nil {
-		return 0, fmt.Errorf("mpgdpr: download: %w", err)
-	}
-	s := &sink{w: f, reset: func() error {
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			return err
-		}
-		return f.Truncate(0)
-	}}
-	if err := c.download(ctx, link, s, cfg); err != nil {
-		return s.n, err
-	}
-	if err := f.Sync(); err != nil {
-		return s.n, fmt.Errorf("mpgdpr: download: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return s.n, fmt.Errorf("mpgdpr: download: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return s.n, fmt.Errorf("mpgdpr: download: %w", err)
-	}
-	ok = true
-	if d, err := os.Open(dir); err == nil { // make the rename durable
-		_ = d.Sync()
-		_ = d.Close()
-	}
-	return s.n, nil
 }
 
 func (c *Client) prepareDownload(task *Task, opts []DownloadOption) (*url.URL, downloadConfig, error) {
@@ -134,21 +110,27 @@ func (c *Client) prepareDownload(task *Task, opts []DownloadOption) (*url.URL, d
 	for _, o := range opts {
 		o(&cfg)
 	}
+	if cfg.client == nil {
+		return nil, cfg, &InputError{Field: "download http client", Problem: "nil"}
+	}
+	if c.base.Scheme == "http" && isLoopback(c.base.Hostname()) {
+		cfg.loopbackHTTP = true // a client for a local fake: its storage host is local too
+	}
 	if task == nil {
 		return nil, cfg, &InputError{Field: "task", Problem: "nil"}
 	}
 	if task.Status != StatusSuccess {
-		return nil, cfg, fmt.Errorf("mpgdpr: download: %w: task %s is %s", ErrExportNotReady, task.TrackingID, orUnknown(task.Status))
+		return nil, cfg, fmt.Errorf("mpgdpr: download: %w: task %s is %s", ErrExportNotReady, c.redact(task.TrackingID), orUnknown(Status(c.redact(string(task.Status)))))
 	}
 	raw := stripQuotes(task.DownloadURL)
 	if raw == "" {
-		return nil, cfg, fmt.Errorf("mpgdpr: download: %w: task %s", ErrNoExportLink, task.TrackingID)
+		return nil, cfg, fmt.Errorf("mpgdpr: download: %w: task %s", ErrNoExportLink, c.redact(task.TrackingID))
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {
-		return nil, cfg, fmt.Errorf("mpgdpr: download: %w: task %s: the link is not an absolute URL", ErrNoExportLink, task.TrackingID)
+		return nil, cfg, fmt.Errorf("mpgdpr: download: %w: task %s: the link is not an absolute URL", ErrNoExportLink, c.redact(task.TrackingID))
 	}
-	if err := checkLink(u); err != nil {
+	if err := c.checkLink(u, cfg.loopbackHTTP); err != nil {
 		return nil, cfg, &InputError{Field: "download link", Problem: err.Error()}
 	}
 	return u, cfg, nil
@@ -161,28 +143,56 @@ func orUnknown(s Status) string {
 	return string(s)
 }
 
-// checkLink allows https, and http only to loopback test servers.
-func checkLink(u *url.URL) error {
-	if u.Scheme == "https" || (u.Scheme == "http" && isLoopback(u.Hostname())) {
+// checkLink allows https, and http only to loopback hosts when allowed;
+// it refuses a link that carries one of the client's secrets, which must
+// never reach another host.
+func (c *Client) checkLink(u *url.URL, loopbackHTTP bool) error {
+	if c.linkHasSecret(u) {
+		return errors.New("refusing a link that contains a credential")
+	}
+	if u.Scheme == "https" || (u.Scheme == "http" && loopbackHTTP && isLoopback(u.Hostname())) {
 		return nil
+	}
+	if u.Scheme == "http" && isLoopback(u.Hostname()) {
+		return fmt.Errorf("refusing a plain http link to %s: exports are fetched over https (WithInsecureLoopbackDownloads allows a local test host)", u.Host)
 	}
 	return fmt.Errorf("refusing a %s link to %s: exports are fetched over https only", u.Scheme, u.Host)
 }
 
-// sink counts what was written, and can start over when it is a file.
-type sink struct {
-	w     io.Writer
-	n     int64
-	reset func() error
+// linkHasSecret looks for the client's secrets in a link, raw and decoded.
+func (c *Client) linkHasSecret(u *url.URL) bool {
+	raw := u.String()
+	forms := []string{raw}
+	if s, err := url.PathUnescape(raw); err == nil {
+		forms = append(forms, s)
+	}
+	if s, err := url.QueryUnescape(raw); err == nil {
+		forms = append(forms, s)
+	}
+	for _, f := range forms {
+		if c.redact(f) != f {
+			return true
+		}
+	}
+	return false
 }
 
-func (s *sink) Write(p []byte) (int, error) {
-	n, err := s.w.Write(p)
-	s.n += int64(n)
-	if err != nil {
-		err = &writeError{err}
+// redirectChecker applies checkLink to every redirect of a download, then
+// the caller's own policy, if any.
+func (c *Client) redirectChecker(cfg downloadConfig) func(*http.Request, []*http.Request) error {
+	next := cfg.client.CheckRedirect
+	return func(req *http.Request, via []*http.Request) error {
+		if err := c.checkLink(req.URL, cfg.loopbackHTTP); err != nil {
+			return permanent{fmt.Errorf("%w: redirected: %v", ErrDownloadFailed, err)}
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
 	}
-	return n, err
 }
 
 // permanent marks a download failure that retrying cannot fix.
@@ -190,22 +200,52 @@ type permanent struct{ error }
 
 func (p permanent) Unwrap() error { return p.error }
 
+// version is what the first answer said about the object being received,
+// so that a resumed transfer continues the same one.
+type version struct {
+	etag         string // strong ETag, or ""
+	lastModified string // Last-Modified, or ""
+	total        int64  // size of the whole object, -1 if unknown
+}
+
+func (v version) resumable() bool { return v.etag != "" || v.lastModified != "" }
+
+// versionOf reads the validators of an answer. A weak ETag cannot be used
+// with If-Range (RFC 9110, 13.1.5).
+func versionOf(h http.Header) version {
+	v := version{total: -1, lastModified: h.Get("Last-Modified")}
+	if e := h.Get("ETag"); e != "" && !strings.HasPrefix(e, "W/") {
+		v.etag = e
+	}
+	return v
+}
+
 func (c *Client) download(ctx context.Context, link *url.URL, s *sink, cfg downloadConfig) error {
+	hc := *cfg.client
+	hc.CheckRedirect = c.redirectChecker(cfg)
+	cfg.client = &hc
 	pol := c.retry
 	start := time.Now()
 	shown := safeLink(link)
+	var ver version
 	for attempt := 1; ; attempt++ {
-		err := c.fetchOnce(ctx, link, s, cfg)
+		err := c.fetchOnce(ctx, link, s, cfg, &ver)
 		if err == nil {
 			return nil
 		}
 		var perm permanent
 		if ctx.Err() != nil || errors.As(err, &perm) || errors.Is(err, ErrExportTooLarge) {
+			if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+				err = fmt.Errorf("%w (%v)", ctx.Err(), err)
+			}
 			return fmt.Errorf("mpgdpr: download %s: %w", shown, err)
 		}
 		wait := pol.backoff(attempt, c.rand)
 		if !pol.attemptsLeft(attempt) || wait > pol.MaxElapsed-time.Since(start) {
-			return fmt.Errorf("mpgdpr: download %s: %w after %d attempts (%d bytes received): %v", shown, ErrDownloadFailed, attempt, s.n, err)
+			if !errors.Is(err, ErrDownloadFailed) {
+				err = fmt.Errorf("%w: %v", ErrDownloadFailed, err)
+			}
+			return fmt.Errorf("mpgdpr: download %s: %w (after %d attempts, %d bytes received)", shown, err, attempt, s.n)
 		}
 		c.logger.Warn("mpgdpr: retrying download", "attempt", attempt, "wait", wait, "received", s.n, "reason", c.redact(err.Error()))
 		if err := sleep(ctx, wait); err != nil {
@@ -214,47 +254,97 @@ func (c *Client) download(ctx context.Context, link *url.URL, s *sink, cfg downl
 	}
 }
 
+// restart empties the sink to fetch the object again from its first byte,
+// or fails for good when the sink cannot start over.
+func restart(s *sink, why string) error {
+	if s.n == 0 {
+		return nil
+	}
+	if err := s.restart(); err != nil {
+		return permanent{fmt.Errorf("%w: %s, and %d bytes already written cannot be taken back", ErrDownloadFailed, why, s.n)}
+	}
+	return nil
+}
+
 // fetchOnce makes one request, resuming at s.n when something was already
-// received and the server honours the Range request.
-func (c *Client) fetchOnce(ctx context.Context, link *url.URL, s *sink, cfg downloadConfig) error {
+// received from a version that can be asked for again (If-Range).
+func (c *Client) fetchOnce(ctx context.Context, link *url.URL, s *sink, cfg downloadConfig, ver *version) error {
+	if s.n > 0 && !ver.resumable() {
+		if err := restart(s, "the transfer was cut and the storage host gave no ETag or Last-Modified to resume it safely"); err != nil {
+			return err
+		}
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, link.String(), nil)
 	if err != nil {
 		return permanent{err}
 	}
-	if s.n > 0 {
+	resuming := s.n > 0
+	if resuming {
 		req.Header.Set("Range", "bytes="+strconv.FormatInt(s.n, 10)+"-")
+		if ver.etag != "" {
+			req.Header.Set("If-Range", ver.etag)
+		} else {
+			req.Header.Set("If-Range", ver.lastModified)
+		}
 	}
 	resp, err := cfg.client.Do(req)
 	if err != nil {
+		var perm permanent
+		if errors.As(err, &perm) { // a redirect refused by redirectChecker
+			return perm
+		}
+		if cause, ok := tlsVerifyError(err); ok {
+			return permanent{fmt.Errorf("%w: the storage host's TLS certificate does not verify: %w", ErrDownloadFailed, cause)}
+		}
 		return errors.New(c.redact(scrubURLError(err)))
 	}
 	defer drainClose(resp)
-	switch {
-	case resp.StatusCode == http.StatusPartialContent && s.n > 0:
-		if !strings.HasPrefix(resp.Header.Get("Content-Range"), "bytes "+strconv.FormatInt(s.n, 10)+"-") {
+	switch code := resp.StatusCode; {
+	case code == http.StatusPartialContent && resuming:
+		got := versionOf(resp.Header)
+		start, total, ok := parseContentRange(resp.Header.Get("Content-Range"))
+		switch {
+		case !ok || start != s.n:
 			return permanent{fmt.Errorf("%w: the server resumed at the wrong offset (%q)", ErrDownloadFailed, resp.Header.Get("Content-Range"))}
-		}
-	case resp.StatusCode == http.StatusOK:
-		if s.n > 0 { // no resume: start over, if the sink can
-			if s.reset == nil {
-				return permanent{fmt.Errorf("%w: lost the connection after %d bytes and the server cannot resume", ErrDownloadFailed, s.n)}
+		case ver.etag != "" && got.etag != ver.etag,
+			ver.etag == "" && got.lastModified != ver.lastModified,
+			ver.total >= 0 && total >= 0 && total != ver.total:
+			// The server ignored If-Range: this is another version.
+			if err := restart(s, "the storage host resumed another version of the export"); err != nil {
+				return err
 			}
-			if err := s.reset(); err != nil {
-				return permanent{err}
-			}
-			s.n = 0
+			*ver = version{total: -1}
+			return errors.New("the storage host resumed another version of the export; starting over")
 		}
-	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
-		return fmt.Errorf("HTTP %d", resp.StatusCode)
+		if total >= 0 {
+			ver.total = total
+		}
+	case code == http.StatusOK:
+		if err := restart(s, "the storage host sent the export again from its start (it changed, or cannot resume)"); err != nil {
+			return err
+		}
+		*ver = versionOf(resp.Header)
+		if resp.ContentLength >= 0 {
+			ver.total = resp.ContentLength
+		}
+	case code == http.StatusRequestedRangeNotSatisfiable && resuming:
+		// What we hold is not a prefix of what the server has now.
+		if err := restart(s, "the storage host has no more bytes to resume with"); err != nil {
+			return err
+		}
+		*ver = version{total: -1}
+		return errors.New("the storage host could not resume (HTTP 416); starting over")
+	case code == http.StatusTooManyRequests || code >= 500:
+		return fmt.Errorf("HTTP %d", code)
 	default: // 403/404: an expired or wrong link will not get better
-		return permanent{fmt.Errorf("%w: HTTP %d (the link may have expired: check the retrieval again for a fresh one)", ErrDownloadFailed, resp.StatusCode)}
+		return permanent{fmt.Errorf("%w: HTTP %d (the link may have expired: check the retrieval again for a fresh one)", ErrDownloadFailed, code)}
 	}
 	want := int64(-1)
 	if resp.ContentLength >= 0 {
 		want = s.n + resp.ContentLength
 	}
-	if cfg.maxBytes > 0 && want > cfg.maxBytes {
-		return fmt.Errorf("%w: %d bytes, the maximum is %d", ErrExportTooLarge, want, cfg.maxBytes)
+	if cfg.maxBytes > 0 && (want > cfg.maxBytes || ver.total > cfg.maxBytes) {
+		return fmt.Errorf("%w: %d bytes, the maximum is %d", ErrExportTooLarge, max(want, ver.total), cfg.maxBytes)
 	}
 	body := io.Reader(resp.Body)
 	if cfg.maxBytes > 0 {
@@ -273,7 +363,75 @@ func (c *Client) fetchOnce(ctx context.Context, link *url.URL, s *sink, cfg down
 	if want >= 0 && s.n != want {
 		return fmt.Errorf("truncated: %d of %d bytes", s.n, want)
 	}
+	if ver.total >= 0 && s.n != ver.total {
+		return fmt.Errorf("truncated: %d of %d bytes", s.n, ver.total)
+	}
+	if err := s.complete(); err != nil {
+		if resp.ContentLength < 0 && !isChunked(resp) {
+			// The body ended when the connection closed: nothing tells a
+			// cut from the end, but an incomplete archive is a cut.
+			return fmt.Errorf("%w: the connection closed after %d bytes: %v", ErrExportIncomplete, s.n, err)
+		}
+		return permanent{fmt.Errorf("%w: %d bytes, as the storage host announced: %v", ErrExportIncomplete, s.n, err)}
+	}
 	return nil
+}
+
+func isChunked(resp *http.Response) bool {
+	for _, te := range resp.TransferEncoding {
+		if te == "chunked" {
+			return true
+		}
+	}
+	return false
+}
+
+// parseContentRange reads "bytes first-last/total" (total may be "*").
+func parseContentRange(h string) (start, total int64, ok bool) {
+	rest, found := strings.CutPrefix(h, "bytes ")
+	if !found {
+		return 0, 0, false
+	}
+	span, size, found := strings.Cut(rest, "/")
+	first, last, found2 := strings.Cut(span, "-")
+	if !found || !found2 {
+		return 0, 0, false
+	}
+	start, err1 := strconv.ParseInt(first, 10, 64)
+	end, err2 := strconv.ParseInt(last, 10, 64)
+	if err1 != nil || err2 != nil || start < 0 || end < start {
+		return 0, 0, false
+	}
+	total = -1
+	if size != "*" {
+		t, err := strconv.ParseInt(size, 10, 64)
+		if err != nil || t <= end {
+			return 0, 0, false
+		}
+		total = t
+	}
+	return start, total, true
+}
+
+// tlsVerifyError finds a certificate verification failure (unknown
+// authority, wrong name, expired or otherwise invalid) in a transport
+// error, and returns it without the URL that wraps it.
+func tlsVerifyError(err error) (error, bool) {
+	var cv *tls.CertificateVerificationError
+	var ua x509.UnknownAuthorityError
+	var he x509.HostnameError
+	var ci x509.CertificateInvalidError
+	switch {
+	case errors.As(err, &cv):
+		return cv, true
+	case errors.As(err, &ua):
+		return ua, true
+	case errors.As(err, &he):
+		return he, true
+	case errors.As(err, &ci):
+		return ci, true
+	}
+	return nil, false
 }
 
 // writeError marks a failure of the caller's writer, which is not retried.

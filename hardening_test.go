@@ -95,7 +95,7 @@ func TestDownloadUnlimitedAttempts(t *testing.T) {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	if _, err := c.DownloadExport(context.Background(), h.task(), &buf); err != nil || !bytes.Equal(buf.Bytes(), content) {
+	if _, err := c.DownloadExport(context.Background(), h.task(), &buf, dl); err != nil || !bytes.Equal(buf.Bytes(), content) {
 		t.Fatalf("err = %v after %d requests", err, len(h.requests()))
 	}
 }
