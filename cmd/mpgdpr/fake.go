@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -158,6 +159,12 @@ func (cl *cli) fakeOptions(cmd *cobra.Command, o *fakeOpts) ([]mpgdprtest.Option
 	case mpgdprtest.LinkDownloadURL, mpgdprtest.LinkResult, mpgdprtest.LinkResults:
 	default:
 		return nil, usagef("--link-field %q: want download_url, result or results", o.linkField)
+	}
+	if o.downloadURL != "" {
+		u, err := url.Parse(o.downloadURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.Trim(u.Path, "/") != "" || u.RawQuery != "" || u.User != nil {
+			return nil, usagef("--download-url %q: want http://HOST[:PORT] (or https), with no path", o.downloadURL)
+		}
 	}
 	if o.rate < 0 || o.maxRetrieval < 0 || o.maxDeletion < 0 {
 		return nil, usagef("--rate, --max-retrieval-ids and --max-deletion-ids must not be negative")
