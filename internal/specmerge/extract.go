@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"gopkg.in/yaml.v3"
 )
 
 // Extract returns the OpenAPI document (YAML or JSON) in an upstream file.
@@ -14,8 +16,10 @@ import (
 //   - a saved docs page, with the YAML (or JSON) in a Markdown fence (```yaml,
 //     ````yaml, ```json); the first such fence is the document;
 //   - the raw JSON file (the first non-blank character is "{");
-//   - the raw YAML file, or a page whose text comes before it: everything from
-//     the first line starting with "openapi:".
+//   - the raw YAML file: the whole file, if it is a YAML mapping with an
+//     "openapi" key (wherever that key is);
+//   - a page whose text comes before the YAML: everything from the first line
+//     starting with "openapi:".
 func Extract(raw []byte) ([]byte, error) {
 	raw = bytes.TrimPrefix(raw, []byte("\xef\xbb\xbf")) // a UTF-8 byte order mark
 	lines := strings.SplitAfter(string(raw), "\n")
@@ -40,6 +44,10 @@ func Extract(raw []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%s fence %q opened on line %d is never closed", lang[0], fence, i+1)
 	}
 	if t := bytes.TrimSpace(raw); len(t) > 0 && t[0] == '{' {
+		return raw, nil
+	}
+	var whole map[string]any
+	if yaml.Unmarshal(raw, &whole) == nil && whole["openapi"] != nil {
 		return raw, nil
 	}
 	for i, l := range lines {

@@ -45,7 +45,7 @@ func Bundle(s Source) (data []byte, files []string, err error) {
 	if err != nil || len(files) == 0 {
 		return nil, nil, err
 	}
-	data, err = yaml.Marshal(doc)
+	data, err = marshalOrdered(doc)
 	return data, files, err
 }
 
@@ -120,7 +120,8 @@ func (r *refResolver) follow(ref string, f file) (target any, tf file, where str
 	tf = f
 	if path != "" {
 		if u, perr := url.Parse(path); perr == nil && len(u.Scheme) > 1 {
-			return nil, tf, "", fmt.Errorf("%s: $ref %q points to %s, which is not followed: save that file beside the document and refer to it by a relative path", r.source, ref, u.Redacted())
+			// Named without the $ref itself: a URL may carry a password.
+			return nil, tf, "", fmt.Errorf("%s: a $ref points to %s, which is not followed: save that file beside the document and refer to it by a relative path", r.source, u.Redacted())
 		}
 		if r.root == "" {
 			return nil, tf, "", fmt.Errorf("%s: $ref %q refers to the file %s, and the source has no directory to find it in", r.source, ref, path)

@@ -19,6 +19,16 @@ var topOrder = []string{"openapi", "info", "externalDocs", "servers", "security"
 
 // Marshal renders the merged document as deterministic YAML.
 func Marshal(doc map[string]any) ([]byte, error) {
+	body, err := marshalOrdered(doc)
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte(Header), body...), nil
+}
+
+// marshalOrdered renders an OpenAPI document as YAML, top-level keys in
+// topOrder ("openapi" first), everything below sorted.
+func marshalOrdered(doc map[string]any) ([]byte, error) {
 	root := &yaml.Node{Kind: yaml.MappingNode}
 	seen := map[string]bool{}
 	add := func(k string) error {
@@ -50,7 +60,6 @@ func Marshal(doc map[string]any) ([]byte, error) {
 		}
 	}
 	var buf bytes.Buffer
-	buf.WriteString(Header)
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
 	if err := enc.Encode(root); err != nil {
