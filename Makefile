@@ -5,7 +5,7 @@ STATICCHECK_VERSION ?= v0.8.2
 # The Go modules of this repository. The root module is the client library;
 # the others hold what would make a library user's build heavier (the CLI and
 # its command tree, later the worker). tools/ is the generator's own module.
-MODULES ?= . cmd/mpgdpr
+MODULES ?= . cmd/mpgdpr worker
 
 .PHONY: all generate check-generate test lint tidy-check fuzz fuzz-short bench ci deps update-spec check-upstream demo
 

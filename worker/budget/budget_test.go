@@ -1,0 +1,231 @@
+package budget
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/privacykit/mpgdpr/worker/internal/pgtest"
+)
+
+// testRate keeps the tests short: 20 requests/s, one every 50 ms.
+const testRate = 20
+
+var testLimits = Limits{Rate: testRate, PollShare: 0.5}
+
+// implementations runs f on each Budget implementation.
+func implementations(t *testing.T, f func(t *testing.T, newBudget func(...Option) Budget)) {
+	t.Run("memory", func(t *testing.T) {
+		f(t, func(opts ...Option) Budget {
+			b, err := NewMemory(opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		})
+	})
+	t.Run("postgres", func(t *testing.T) {
+		pool := testPool(t)
+		f(t, func(opts ...Option) Budget {
+			b, err := NewPostgres(pool, opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		})
+	})
+}
+
+// testPool is a pool on a fresh, migrated database.
+func testPool(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	url := pgtest.URL(t)
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if err := Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	return pool
+}
+
+// TestGoroutinesNoTooSoon: many goroutines, creates and polls for two
+// projects, against a server that answers 429 to any two requests of a
+// project closer than 1/rate: none, and between two creates at most one
+// poll (share 0.5) while creates wait.
+func TestGoroutinesNoTooSoon(t *testing.T) {
+	implementations(t, func(t *testing.T, newBudget func(...Option) Budget) {
+		a := newArrivals(t, testRate)
+		b := newBudget(WithDefaultLimits(testLimits))
+		l := load{Projects: []string{"eu", "us"}, Creators: 3, Creates: 4, Pollers: 4, Polls: 6}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := l.run(ctx, b, a.srv.URL); err != nil {
+			t.Fatal(err)
+		}
+		checkArrivals(t, a, l, 1)
+	})
+}
+
+// checkArrivals checks a's log after load l ran n times: every request
+// arrived, none too soon, and polls kept to their share while creates
+// waited.
+func checkArrivals(t testing.TB, a *arrivals, l load, n int) {
+	t.Helper()
+	if too := a.tooSoon(); len(too) != 0 {
+		t.Errorf("429s (requests arriving closer than 1/rate) by project: %v", too)
+	}
+	for _, p := range l.Projects {
+		kinds := a.kinds(p)
+		creates, polls := 0, 0
+		for _, k := range kinds {
+			if k == Create {
+				creates++
+			} else {
+				polls++
+			}
+		}
+		if creates != n*l.Creators*l.Creates || polls != n*l.Pollers*l.Polls {
+			t.Errorf("%s: %d creates and %d polls arrived, want %d and %d", p, creates, polls, n*l.Creators*l.Creates, n*l.Pollers*l.Polls)
+		}
+		if run := maxPollsBetweenCreates(kinds); run > 1 {
+			t.Errorf("%s: %d polls in a row while creates waited (share 0.5 allows 1): %v", p, run, kinds)
+		}
+	}
+}
+
+// TestCancelWhileWaiting: Take returns ctx's error when ctx ends while the
+// slot is held by a grant that is never released.
+func TestCancelWhileWaiting(t *testing.T) {
+	implementations(t, func(t *testing.T, newBudget func(...Option) Budget) {
+		b := newBudget(WithDefaultLimits(testLimits), WithLease(time.Hour))
+		g, err := b.Take(context.Background(), "p", Create)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer g.Release(Answer{})
+		for _, k := range []Kind{Create, Poll} {
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() {
+				_, err := b.Take(ctx, "p", k)
+				done <- err
+			}()
+			time.Sleep(3 * testParams(0).gap) // let it wait a few rounds
+			cancel()
+			select {
+			case err := <-done:
+				if !errors.Is(err, context.Canceled) {
+					t.Errorf("%v: Take returned %v, want context.Canceled", k, err)
+				}
+			case <-time.After(20 * time.Second): // a hang, not a speed check
+				t.Fatalf("%v: Take did not return after its context was canceled", k)
+			}
+		}
+		// A deadline in the past: refused at once, nothing held.
+		ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+		defer cancel()
+		if _, err := b.Take(ctx, "q", Create); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("expired context: %v", err)
+		}
+	})
+}
+
+// TestLeaseTakesOver: a holder that never releases blocks its project only
+// until its lease ends; other projects are not blocked at all.
+func TestLeaseTakesOver(t *testing.T) {
+	implementations(t, func(t *testing.T, newBudget func(...Option) Budget) {
+		b := newBudget(WithDefaultLimits(testLimits), WithLease(300*time.Millisecond))
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		dead, err := b.Take(ctx, "p", Create) // never released
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dl := dead.Deadline(); dl.IsZero() {
+			t.Error("grant without a deadline")
+		}
+		other, err := b.Take(ctx, "other", Poll)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := other.Release(Answer{}); err != nil {
+			t.Fatal(err)
+		}
+		next, err := b.Take(ctx, "p", Poll)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := next.Release(Answer{At: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		if err := next.Release(Answer{}); err != nil {
+			t.Errorf("second Release: %v", err)
+		}
+	})
+}
+
+// TestInvalid: bad arguments and limits are refused before any wait.
+func TestInvalid(t *testing.T) {
+	b, err := NewMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := b.Take(ctx, "", Create); !errors.Is(err, ErrInvalid) {
+		t.Errorf("empty project: %v", err)
+	}
+	if _, err := b.Take(ctx, "p", Kind(0)); !errors.Is(err, ErrInvalid) {
+		t.Errorf("kind 0: %v", err)
+	}
+	for _, l := range []Limits{{Rate: 0}, {Rate: -1}, {Rate: 1, PollShare: 1}, {Rate: 1, PollShare: -0.1}} {
+		if _, err := NewMemory(WithDefaultLimits(l)); err == nil {
+			t.Errorf("limits %+v accepted", l)
+		}
+		if _, err := NewMemory(WithProjectLimits("p", l)); err == nil {
+			t.Errorf("project limits %+v accepted", l)
+		}
+	}
+	if _, err := NewPostgres(nil); !errors.Is(err, ErrInvalid) {
+		t.Errorf("nil pool: %v", err)
+	}
+}
+
+// TestProcessesNoTooSoon: three processes share one Postgres budget, with
+// creates and polls for two projects: no request arrives too soon, and
+// polls keep to their share while creates wait.
+func TestProcessesNoTooSoon(t *testing.T) {
+	url := pgtest.URL(t)
+	pool, err := pgxpool.New(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if err := Migrate(context.Background(), pool); err != nil {
+		t.Fatal(err)
+	}
+	a := newArrivals(t, testRate)
+	l := load{Projects: []string{"eu", "us"}, Creators: 2, Creates: 3, Pollers: 2, Polls: 5}
+	runProcesses(t, 3, url, a, testLimits, l)
+	checkArrivals(t, a, l, 3)
+}
+
+// TestMigrateIdempotent: Migrate twice, and concurrently, is fine.
+func TestMigrateIdempotent(t *testing.T) {
+	pool := testPool(t) // migrated once
+	errs := make(chan error, 3)
+	for range 3 {
+		go func() { errs <- Migrate(context.Background(), pool) }()
+	}
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}

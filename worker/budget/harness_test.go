@@ -1,0 +1,179 @@
+package budget
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// arrivals is a server that enforces a rate per project by arrival time,
+// as Mixpanel and mpgdprtest do: a request arriving less than 1/rate after
+// the project's previous one gets a 429. It records every request.
+type arrivals struct {
+	srv  *httptest.Server
+	rate float64
+
+	mu    sync.Mutex
+	last  map[string]time.Time
+	log   map[string][]Kind // kinds in arrival order, by project
+	too   map[string]int    // 429s by project
+	total int
+}
+
+func newArrivals(t testing.TB, rate float64) *arrivals {
+	a := &arrivals{rate: rate, last: map[string]time.Time{}, log: map[string][]Kind{}, too: map[string]int{}}
+	gap := time.Duration(float64(time.Second) / rate)
+	a.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// /project/kind
+		parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+		if len(parts) != 2 {
+			http.Error(w, "bad path", http.StatusNotFound)
+			return
+		}
+		project, kind := parts[0], Poll
+		if parts[1] == "create" {
+			kind = Create
+		}
+		a.mu.Lock()
+		now := time.Now() // under the lock: arrivals are ordered as stamped
+		prev, seen := a.last[project]
+		a.last[project] = now
+		a.total++
+		tooSoon := seen && now.Sub(prev) < gap
+		if tooSoon {
+			a.too[project]++
+		} else {
+			a.log[project] = append(a.log[project], kind)
+		}
+		a.mu.Unlock()
+		if tooSoon {
+			http.Error(w, "rate limit exceeded", http.StatusTooManyRequests)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	}))
+	t.Cleanup(a.srv.Close)
+	return a
+}
+
+func (a *arrivals) tooSoon() map[string]int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range a.too {
+		out[k] = v
+	}
+	return out
+}
+
+func (a *arrivals) kinds(project string) []Kind {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]Kind(nil), a.log[project]...)
+}
+
+// send is what the worker does for one request: take the budget, send,
+// release at the answer. It returns the answer's status.
+func send(ctx context.Context, b Budget, hc *http.Client, base, project string, kind Kind) (int, error) {
+	g, err := b.Take(ctx, project, kind)
+	if err != nil {
+		return 0, err
+	}
+	rctx, cancel := context.WithDeadline(ctx, g.Deadline())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(rctx, http.MethodGet, base+"/"+project+"/"+kind.String(), nil)
+	resp, err := hc.Do(req)
+	// Released right when the answer's headers are in: the server stamped
+	// the request before it answered, so "now" is after that stamp.
+	if rerr := g.Release(Answer{At: time.Now()}); rerr != nil && err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// maxPollsBetweenCreates checks the poll share in an arrival log: while
+// creates wait (between the first and the last create), at most max polls
+// arrive between two creates. It returns the longest run.
+func maxPollsBetweenCreates(kinds []Kind) int {
+	first, last := -1, -1
+	for i, k := range kinds {
+		if k == Create {
+			if first < 0 {
+				first = i
+			}
+			last = i
+		}
+	}
+	longest, run := 0, 0
+	for i := first + 1; first >= 0 && i <= last; i++ {
+		if kinds[i] == Poll {
+			run++
+			longest = max(longest, run)
+		} else {
+			run = 0
+		}
+	}
+	return longest
+}
+
+// load is a mix of requests for some projects: per project, creators
+// goroutines filing creates each, and pollers goroutines polling polls
+// each.
+type load struct {
+	Projects          []string
+	Creators, Creates int
+	Pollers, Polls    int
+}
+
+// run sends l through b to the server at base, and returns the first
+// error.
+func (l load) run(ctx context.Context, b Budget, base string) error {
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	defer hc.CloseIdleConnections()
+	var wg sync.WaitGroup
+	errs := make(chan error, 1)
+	fail := func(err error) {
+		select {
+		case errs <- err:
+		default:
+		}
+	}
+	for _, p := range l.Projects {
+		for range l.Creators {
+			wg.Go(func() {
+				for range l.Creates {
+					if _, err := send(ctx, b, hc, base, p, Create); err != nil {
+						fail(err)
+						return
+					}
+				}
+			})
+		}
+		for range l.Pollers {
+			wg.Go(func() {
+				for range l.Polls {
+					if _, err := send(ctx, b, hc, base, p, Poll); err != nil {
+						fail(err)
+						return
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+		return nil
+	}
+}

@@ -1,0 +1,160 @@
+package worker
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/privacykit/mpgdpr"
+	"github.com/privacykit/mpgdpr/mpgdprtest"
+	"github.com/riverqueue/river"
+)
+
+// testEnv is a worker on a fresh SQLite file with one fake per project.
+type testEnv struct {
+	t     *testing.T
+	dir   string
+	cfg   *Config
+	fakes map[string]*mpgdprtest.Server
+	db    *sql.DB
+	w     *Worker[*sql.Tx]
+}
+
+// testConfig writes a configuration for the fakes (name -> fake) with fast
+// windows and polls, secrets in environment variables.
+func testConfig(t *testing.T, dir string, fakes map[string]*mpgdprtest.Server, extra string) string {
+	t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "export_dir = %q\nbatch_window = \"300ms\"\npoll_min = \"10ms\"\npoll_max = \"40ms\"\njob_timeout = \"20s\"\n%s\n", filepath.Join(dir, "exports"), extra)
+	for _, name := range sortedKeys(fakes) {
+		f := fakes[name]
+		env := "MPGDPR_TEST_" + strings.ToUpper(name)
+		t.Setenv(env+"_OAUTH", f.OAuthToken())
+		t.Setenv(env+"_PROJECT", f.ProjectToken())
+		t.Setenv(env+"_SECRET", f.APISecret())
+		fmt.Fprintf(&b, "[[project]]\nname = %q\nbase_url = %q\nrate = 500\noauth_token_env = %q\nproject_token_env = %q\napi_secret_env = %q\n",
+			name, f.URL(), env+"_OAUTH", env+"_PROJECT", env+"_SECRET")
+	}
+	path := filepath.Join(dir, "worker.toml")
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	var keys []string
+	for k := range m {
+		keys = append(keys, k)
+	}
+	for i := range keys {
+		for j := i + 1; j < len(keys); j++ {
+			if keys[j] < keys[i] {
+				keys[i], keys[j] = keys[j], keys[i]
+			}
+		}
+	}
+	return keys
+}
+
+func testRiverConfig(c *river.Config) {
+	c.FetchPollInterval = 20 * time.Millisecond
+	c.FetchCooldown = 5 * time.Millisecond
+	c.TestOnly = true
+	c.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+func newTestEnv(t *testing.T, fakes map[string]*mpgdprtest.Server, extra string) *testEnv {
+	t.Helper()
+	dir := t.TempDir()
+	cfg, err := LoadConfig(testConfig(t, dir, fakes, extra))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := OpenSQLiteFile(filepath.Join(dir, "worker.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	w, err := NewSQLite(context.Background(), db, cfg, WithRiverConfig(testRiverConfig),
+		WithClientOptions(mpgdpr.WithRetryPolicy(mpgdpr.NoRetries())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testEnv{t: t, dir: dir, cfg: cfg, fakes: fakes, db: db, w: w}
+}
+
+func (e *testEnv) start() {
+	e.t.Helper()
+	if err := e.w.Start(context.Background()); err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = e.w.Stop(ctx)
+	})
+}
+
+// waitFor polls cond until it holds; the deadline only stops a hung test.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// allItems reports whether every item of every project is in one of states,
+// and how many items there are.
+func (e *testEnv) itemsIn(states ...string) (n int, all bool) {
+	st, err := e.w.Status(context.Background())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	total, in := 0, 0
+	for _, p := range st.Projects {
+		for s, c := range p.Items {
+			total += c
+			for _, want := range states {
+				if s == want {
+					in += c
+				}
+			}
+		}
+	}
+	return total, total == in
+}
+
+// filedTimes counts, per fake, how many tasks of kind cover each ID.
+func filedTimes(f *mpgdprtest.Server, kind mpgdprtest.Kind) map[string]int {
+	m := map[string]int{}
+	for _, task := range f.Tasks() {
+		if task.Kind != kind {
+			continue
+		}
+		for _, id := range task.DistinctIDs {
+			m[id]++
+		}
+	}
+	return m
+}
+
+func creates(f *mpgdprtest.Server, op string) int {
+	n := 0
+	for _, r := range f.Requests() {
+		if r.Op == op {
+			n++
+		}
+	}
+	return n
+}

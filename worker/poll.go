@@ -1,0 +1,360 @@
+package worker
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/privacykit/mpgdpr"
+	"github.com/privacykit/mpgdpr/export"
+	"github.com/riverqueue/river"
+)
+
+// pollWorker follows one task: each run polls it once and snoozes until the
+// next poll is due, so the River job lives as long as the task does.
+type pollWorker[TTx any] struct {
+	river.WorkerDefaults[pollArgs]
+	w *Worker[TTx]
+}
+
+type taskRow struct {
+	Project, TaskID, Kind, Status string
+	CreatedAt                     time.Time
+	Polls                         int
+	Done                          bool
+	ExportPath                    string
+}
+
+// PollInterval is the wait before a task of this age is polled again: an
+// eighth of its age, within [min, max]. A task is therefore polled at most
+// 3600/min times in any hour, and from its first hour on at most
+// max(1, 8·3600/age) times an hour (age in seconds): with the defaults
+// (1m, 6h) about 40 polls in the first day, then 4 a day.
+func PollInterval(age, minWait, maxWait time.Duration) time.Duration {
+	return min(max(age/8, minWait), maxWait)
+}
+
+func (pw *pollWorker[TTx]) Work(ctx context.Context, job *river.Job[pollArgs]) error {
+	w := pw.w
+	t, err := loadTask(ctx, w.db, job.Args.Project, job.Args.TaskID)
+	if err != nil {
+		return err
+	}
+	if t.Done {
+		return nil
+	}
+	client, ok := w.clients[t.Project]
+	if !ok {
+		return river.JobSnooze(time.Minute)
+	}
+	next := PollInterval(time.Since(t.CreatedAt), time.Duration(w.cfg.PollMin), time.Duration(w.cfg.PollMax))
+	if err := w.budget.Take(ctx, t.Project, ClassPoll); err != nil {
+		return river.JobSnooze(time.Second)
+	}
+	var task *mpgdpr.Task
+	if Kind(t.Kind) == Retrieval {
+		task, err = client.CheckRetrieval(ctx, t.TaskID)
+	} else {
+		task, err = client.CheckDeletion(ctx, t.TaskID)
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	if err != nil {
+		var mpErr *mpgdpr.Error
+		switch {
+		case errors.Is(err, mpgdpr.ErrNotFound):
+			// Mixpanel does not know the task: as NOT_FOUND.
+			task = &mpgdpr.Task{TrackingID: t.TaskID, Status: mpgdpr.StatusNotFound}
+		case errors.As(err, &mpErr) && mpErr.RetryAfter > 0:
+			return river.JobSnooze(max(mpErr.RetryAfter, next))
+		case errors.Is(err, mpgdpr.ErrUnauthorized) || errors.Is(err, mpgdpr.ErrForbidden):
+			return river.JobSnooze(max(5*time.Minute, next))
+		default:
+			return river.JobSnooze(next)
+		}
+	}
+	if err := w.recordPoll(rctx, t, task.Status); err != nil {
+		return err
+	}
+	if !task.Status.Terminal() {
+		return river.JobSnooze(next)
+	}
+	return w.taskEnded(rctx, ctx, t, task)
+}
+
+// recordPoll counts the poll and logs a status the first time it is seen;
+// items whose tasks are in progress become open.
+func (w *Worker[TTx]) recordPoll(ctx context.Context, t *taskRow, status mpgdpr.Status) error {
+	return inTx(ctx, w.db, func(tx dbTx) error {
+		now := time.Now()
+		if _, err := tx.exec(ctx, `UPDATE mpgdpr_task SET polls = polls + 1, last_polled_at = ?, status = ? WHERE project = ? AND task_id = ?`,
+			fmtTime(now), string(status), t.Project, t.TaskID); err != nil {
+			return err
+		}
+		if string(status) == t.Status {
+			return nil
+		}
+		if err := addEvent(ctx, tx, event{At: now, Project: t.Project, TaskID: t.TaskID, Event: evStatus, Detail: string(status)}); err != nil {
+			return err
+		}
+		if status.Terminal() {
+			return nil
+		}
+		items, err := itemsOfTask(ctx, tx, t.Project, t.TaskID)
+		if err != nil {
+			return err
+		}
+		for _, it := range items {
+			if it.State == StateFiled {
+				if err := setItemState(ctx, tx, it.itemRef, StateOpen, evOpen, t.TaskID, string(status)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// taskEnded handles a terminal status: fetch and check a retrieval's export,
+// settle the items, apply the FAILURE/NOT_FOUND policy.
+func (w *Worker[TTx]) taskEnded(ctx, workCtx context.Context, t *taskRow, task *mpgdpr.Task) error {
+	if task.Status.Succeeded() && Kind(t.Kind) == Retrieval && t.ExportPath == "" {
+		info, err := w.fetchExport(workCtx, t, task)
+		if err != nil {
+			_ = addEvent(ctx, w.db, event{Project: t.Project, TaskID: t.TaskID, Event: evExportError, Detail: errText(err)})
+			if errors.Is(err, export.ErrWrongSecret) {
+				return w.finishTask(ctx, t, task.Status, "export does not decrypt with the configured API secret")
+			}
+			// A link expires: polling again gets a fresh one.
+			return river.JobSnooze(time.Duration(w.cfg.PollMin))
+		}
+		if err := inTx(ctx, w.db, func(tx dbTx) error {
+			if _, err := tx.exec(ctx, `UPDATE mpgdpr_task SET export_path = ?, export_size = ?, export_sha256 = ? WHERE project = ? AND task_id = ?`,
+				info.Path, info.Size, info.SHA256, t.Project, t.TaskID); err != nil {
+				return err
+			}
+			return addEvent(ctx, tx, event{Project: t.Project, TaskID: t.TaskID, Event: evExported,
+				Detail: fmt.Sprintf("%s, %d bytes, sha256 %s, %d entries decrypted", info.Path, info.Size, info.SHA256, info.Entries)})
+		}); err != nil {
+			return err
+		}
+	}
+	return w.finishTask(ctx, t, task.Status, "")
+}
+
+// finishTask marks the task ended and settles its items. failure, if set,
+// makes a SUCCESS count as failed (an export that cannot be read).
+func (w *Worker[TTx]) finishTask(ctx context.Context, t *taskRow, status mpgdpr.Status, failure string) error {
+	var rescans map[scanArgs]bool
+	err := inTx(ctx, w.db, func(tx dbTx) error {
+		now := time.Now()
+		rescans = map[scanArgs]bool{}
+		if _, err := tx.exec(ctx, `UPDATE mpgdpr_task SET done_at = ?, status = ? WHERE project = ? AND task_id = ?`, fmtTime(now), string(status), t.Project, t.TaskID); err != nil {
+			return err
+		}
+		items, err := itemsOfTask(ctx, tx, t.Project, t.TaskID)
+		if err != nil {
+			return err
+		}
+		p, _ := w.cfg.Project(t.Project)
+		var ids []int64
+		for _, it := range items {
+			if isFinal(it.State) {
+				continue
+			}
+			if status.Succeeded() && failure == "" {
+				ids = append(ids, it.ID)
+				continue
+			}
+			why := failure
+			if why == "" {
+				why = fmt.Sprintf("task %s ended %s", t.TaskID, status)
+			}
+			policy := PolicyReport
+			if p != nil {
+				switch status {
+				case mpgdpr.StatusFailure:
+					policy = p.OnFailure
+				case mpgdpr.StatusNotFound:
+					policy = p.OnNotFound
+				}
+			}
+			if failure == "" && policy == PolicyResubmit && p != nil && it.Resubmits < *p.Resubmits {
+				if _, err := tx.exec(ctx, `UPDATE mpgdpr_item SET state = ?, batch_id = NULL, resubmits = resubmits + 1, queued_at = ?, updated_at = ?, detail = ? WHERE id = ?`,
+					StateQueued, fmtTime(now), fmtTime(now), why, it.ID); err != nil {
+					return err
+				}
+				if err := addEvent(ctx, tx, event{At: now, Reference: it.Reference, Project: it.Project, ItemID: it.ID, TaskID: t.TaskID, Event: evResubmitted,
+					Detail: fmt.Sprintf("%s; resubmission %d of %d", why, it.Resubmits+1, *p.Resubmits)}); err != nil {
+					return err
+				}
+				rescans[scanArgs{Project: it.Project, RequestKind: it.Kind, ComplianceType: it.Compliance, DisclosureType: it.Disclosure}] = true
+				continue
+			}
+			if err := setItemState(ctx, tx, it.itemRef, StateFailed, evFailed, t.TaskID, why); err != nil {
+				return err
+			}
+		}
+		if err := w.evaluateItems(ctx, tx, ids); err != nil {
+			return err
+		}
+		return w.insertScans(ctx, tx, rescans)
+	})
+	return err
+}
+
+func isFinal(state string) bool {
+	return state == StateDone || state == StateFailed || state == StateUnknown
+}
+
+// evaluateItems marks done each item whose current tasks have all succeeded
+// (with their exports, for retrievals).
+func (w *Worker[TTx]) evaluateItems(ctx context.Context, tx dbTx, ids []int64) error {
+	for _, id := range ids {
+		var ref, project, state, kind string
+		var round, pending, total int
+		if err := tx.queryRow(ctx, `SELECT reference, project, state, kind, resubmits FROM mpgdpr_item WHERE id = ?`, id).Scan(&ref, &project, &state, &kind, &round); err != nil {
+			return err
+		}
+		if state != StateFiled && state != StateOpen {
+			continue
+		}
+		if err := tx.queryRow(ctx, `SELECT COUNT(*), COALESCE(SUM(CASE WHEN t.done_at = '' OR t.status <> 'SUCCESS' OR (t.kind = 'retrieval' AND t.export_path = '') THEN 1 ELSE 0 END), 0)
+			FROM mpgdpr_item_task l JOIN mpgdpr_task t ON t.project = l.project AND t.task_id = l.task_id WHERE l.item_id = ? AND l.round = ?`, id, round).Scan(&total, &pending); err != nil {
+			return err
+		}
+		if total == 0 || pending > 0 {
+			continue
+		}
+		tasks, err := linkedTasks(ctx, tx, id, round)
+		if err != nil {
+			return err
+		}
+		if err := setItemState(ctx, tx, itemRef{ID: id, Reference: ref, Project: project}, StateDone, evDone, "", "tasks "+strings.Join(tasks, ", ")+" succeeded"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type taskItem struct {
+	itemRef
+	State, Kind, Compliance, Disclosure string
+	Resubmits                           int
+}
+
+// itemsOfTask lists the items whose current round is covered by the task.
+func itemsOfTask(ctx context.Context, q querier, project, taskID string) ([]taskItem, error) {
+	rows, err := q.query(ctx, `SELECT i.id, i.reference, i.project, i.state, i.kind, i.compliance_type, i.disclosure_type, i.resubmits
+		FROM mpgdpr_item_task l JOIN mpgdpr_item i ON i.id = l.item_id AND l.round = i.resubmits
+		WHERE l.project = ? AND l.task_id = ? ORDER BY i.id`, project, taskID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []taskItem
+	for rows.Next() {
+		var it taskItem
+		if err := rows.Scan(&it.ID, &it.Reference, &it.Project, &it.State, &it.Kind, &it.Compliance, &it.Disclosure, &it.Resubmits); err != nil {
+			return nil, err
+		}
+		out = append(out, it)
+	}
+	return out, rows.Err()
+}
+
+func loadTask(ctx context.Context, q querier, project, taskID string) (*taskRow, error) {
+	t := &taskRow{Project: project, TaskID: taskID}
+	var created, done string
+	err := q.queryRow(ctx, `SELECT kind, status, created_at, polls, done_at, export_path FROM mpgdpr_task WHERE project = ? AND task_id = ?`, project, taskID).
+		Scan(&t.Kind, &t.Status, &created, &t.Polls, &done, &t.ExportPath)
+	if err != nil {
+		return nil, fmt.Errorf("worker: task %s/%s: %w", project, taskID, err)
+	}
+	t.CreatedAt, t.Done = parseTime(created), done != ""
+	return t, nil
+}
+
+// ExportInfo describes a downloaded, checked export.
+type ExportInfo struct {
+	Project, TaskID string
+	Path            string // in the export directory
+	Size            int64
+	SHA256          string // hex
+	Entries         int    // files in the archive, each decrypted and CRC-checked
+}
+
+// Sink receives each export after it was downloaded and checked, e.g. to
+// hand it to a DSR platform. The file at info.Path stays in the export
+// directory; an error from Store makes the worker try again later.
+type Sink interface {
+	Store(ctx context.Context, info ExportInfo) error
+}
+
+func (w *Worker[TTx]) fetchExport(ctx context.Context, t *taskRow, task *mpgdpr.Task) (*ExportInfo, error) {
+	p, _ := w.cfg.Project(t.Project)
+	dir := w.cfg.path(p.ExportDir)
+	if dir == "" {
+		dir = w.cfg.path("exports")
+	}
+	dir = filepath.Join(dir, t.Project)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, safeName(t.TaskID)+".zip")
+	if _, err := w.clients[t.Project].DownloadExportFile(ctx, task, path); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	h := sha256.New()
+	size, err := io.Copy(h, f)
+	_ = f.Close()
+	if err != nil {
+		return nil, err
+	}
+	archive, err := export.OpenFile(path, w.secrets[t.Project].APISecret)
+	if err != nil {
+		return nil, err
+	}
+	defer archive.Close()
+	entries := 0
+	if err := archive.Walk(func(_ export.FileInfo, r io.Reader) error {
+		entries++
+		_, err := io.Copy(io.Discard, r)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	info := &ExportInfo{Project: t.Project, TaskID: t.TaskID, Path: path, Size: size, SHA256: hex.EncodeToString(h.Sum(nil)), Entries: entries}
+	if w.sink != nil {
+		if err := w.sink.Store(ctx, *info); err != nil {
+			return nil, fmt.Errorf("worker: export sink: %w", err)
+		}
+	}
+	return info, nil
+}
+
+// safeName keeps a task id usable as a file name.
+func safeName(id string) string {
+	ok := id != "" && id != "." && id != ".."
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			ok = false
+			break
+		}
+	}
+	if ok {
+		return id
+	}
+	return "task-" + hex.EncodeToString([]byte(id))
+}

@@ -1,0 +1,253 @@
+package worker
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/privacykit/mpgdpr"
+)
+
+// Kind says whether a request erases or exports.
+type Kind string
+
+// The two kinds of request.
+const (
+	Deletion  Kind = "deletion"
+	Retrieval Kind = "retrieval"
+)
+
+// Request is one data-subject request: erase or export what Mixpanel holds
+// about some distinct IDs, in one project, several, or all. It becomes one
+// item per project.
+type Request struct {
+	// Reference is the caller's own id for the request (a DSR ticket id):
+	// enqueuing the same reference again is the same request.
+	Reference      string
+	Kind           Kind
+	ComplianceType mpgdpr.ComplianceType
+	// DisclosureType is for CCPA retrievals only; empty for the default.
+	DisclosureType mpgdpr.DisclosureType
+	// DistinctIDs name the person (repeats are dropped).
+	DistinctIDs []string
+	// Projects names configured projects; AllProjects takes every one.
+	Projects    []string
+	AllProjects bool
+	// ReceivedAt is when the request reached the caller; zero means now.
+	ReceivedAt time.Time
+}
+
+// RequestArgs are the River job args of an enqueued request: the JSON in
+// river_job.args for kind "mpgdpr_request" (see README.md for inserting one
+// from another language).
+type RequestArgs struct {
+	Reference      string    `json:"reference" river:"unique"`
+	RequestKind    string    `json:"kind"`
+	ComplianceType string    `json:"compliance_type"`
+	DisclosureType string    `json:"disclosure_type,omitempty"`
+	DistinctIDs    []string  `json:"distinct_ids"`
+	Projects       []string  `json:"projects,omitempty"`
+	AllProjects    bool      `json:"all_projects,omitempty"`
+	ReceivedAt     time.Time `json:"received_at"`
+}
+
+// Kind is the River job kind.
+func (RequestArgs) Kind() string { return "mpgdpr_request" }
+
+// ErrConflictingRequest: a reference already names a different request
+// (other IDs, kind, types or projects).
+var ErrConflictingRequest = errors.New("worker: reference already used for a different request")
+
+// ErrInvalidRequest: the request was refused before anything was stored.
+var ErrInvalidRequest = errors.New("worker: invalid request")
+
+// RequestError is a request refused before anything was stored; it matches
+// ErrInvalidRequest. It never quotes a distinct ID.
+type RequestError struct {
+	Field, Problem string
+}
+
+func (e *RequestError) Error() string {
+	return "worker: request: " + e.Field + ": " + e.Problem
+}
+
+// Is matches ErrInvalidRequest.
+func (e *RequestError) Is(target error) bool { return target == ErrInvalidRequest }
+
+// EnqueueResult says what Enqueue did.
+type EnqueueResult struct {
+	Reference string
+	// Duplicate: the same request was already enqueued; nothing was added.
+	Duplicate bool
+	// Projects the request was enqueued for, sorted.
+	Projects []string
+}
+
+// normalized is a checked request, canonical for its digest.
+type normalized struct {
+	RequestArgs
+	digest string
+}
+
+// normalize checks a request against the configuration and the library's
+// input rules, drops repeated IDs and resolves the projects.
+func (c *Config) checkRequest(a RequestArgs) (*normalized, error) {
+	ref := a.Reference
+	switch {
+	case strings.TrimSpace(ref) == "":
+		return nil, &RequestError{"reference", "missing"}
+	case len(ref) > 256 || !utf8.ValidString(ref) || strings.IndexFunc(ref, unicode.IsControl) >= 0:
+		return nil, &RequestError{"reference", "longer than 256 bytes, not UTF-8, or has control characters"}
+	}
+	kind := Kind(a.RequestKind)
+	if kind != Deletion && kind != Retrieval {
+		return nil, &RequestError{"kind", fmt.Sprintf("%q is not deletion or retrieval", a.RequestKind)}
+	}
+	ct, err := mpgdpr.ParseComplianceType(a.ComplianceType)
+	if err != nil {
+		return nil, &RequestError{"compliance type", "choose GDPR or CCPA"}
+	}
+	var dt mpgdpr.DisclosureType
+	if a.DisclosureType != "" {
+		if kind != Retrieval || ct != mpgdpr.CCPA {
+			return nil, &RequestError{"disclosure type", "only CCPA retrievals take one"}
+		}
+		if dt, err = mpgdpr.ParseDisclosureType(a.DisclosureType); err != nil {
+			return nil, &RequestError{"disclosure type", "choose Data, Categories or Sources"}
+		}
+	}
+	if len(a.DistinctIDs) == 0 {
+		return nil, &RequestError{"distinct ids", "none given"}
+	}
+	ids := make([]string, 0, len(a.DistinctIDs))
+	seen := make(map[string]bool, len(a.DistinctIDs))
+	for i, id := range a.DistinctIDs {
+		if err := validateDistinctID(id); err != nil {
+			return nil, &RequestError{fmt.Sprintf("distinct id #%d", i+1), err.Error()}
+		}
+		if !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	var projects []string
+	switch {
+	case a.AllProjects && len(a.Projects) > 0:
+		return nil, &RequestError{"projects", "give projects or all projects, not both"}
+	case a.AllProjects:
+		projects = c.ProjectNames()
+	case len(a.Projects) == 0:
+		return nil, &RequestError{"projects", "none given (name some, or all)"}
+	default:
+		for _, name := range a.Projects {
+			if _, ok := c.Project(name); !ok {
+				return nil, &RequestError{"projects", fmt.Sprintf("no project %q in the configuration", name)}
+			}
+			if !slices.Contains(projects, name) {
+				projects = append(projects, name)
+			}
+		}
+		slices.Sort(projects)
+	}
+	for _, name := range projects {
+		p, _ := c.Project(name)
+		r, d := p.limits()
+		limit := d
+		if kind == Retrieval {
+			limit = r
+		}
+		if len(ids) > limit {
+			return nil, &RequestError{"distinct ids", fmt.Sprintf("%d IDs, more than one create may carry in project %q (%d): split the request", len(ids), name, limit)}
+		}
+		if kind == Retrieval && p.APISecretEnv == "" && p.APISecretFile == "" {
+			return nil, &RequestError{"projects", fmt.Sprintf("project %q has no api_secret_env or api_secret_file: its exports could not be checked", name)}
+		}
+	}
+	received := a.ReceivedAt
+	if received.IsZero() {
+		received = time.Now()
+	}
+	n := &normalized{RequestArgs: RequestArgs{
+		Reference:      ref,
+		RequestKind:    string(kind),
+		ComplianceType: string(ct),
+		DisclosureType: string(dt),
+		DistinctIDs:    ids,
+		Projects:       projects,
+		ReceivedAt:     received.UTC(),
+	}}
+	sorted := slices.Clone(ids)
+	slices.Sort(sorted)
+	canon, _ := json.Marshal([]any{n.RequestKind, n.ComplianceType, n.DisclosureType, sorted, projects})
+	sum := sha256.Sum256(canon)
+	n.digest = hex.EncodeToString(sum[:])
+	return n, nil
+}
+
+// args converts a Request to its job args.
+func (r Request) args() RequestArgs {
+	return RequestArgs{
+		Reference:      r.Reference,
+		RequestKind:    string(r.Kind),
+		ComplianceType: string(r.ComplianceType),
+		DisclosureType: string(r.DisclosureType),
+		DistinctIDs:    r.DistinctIDs,
+		Projects:       r.Projects,
+		AllProjects:    r.AllProjects,
+		ReceivedAt:     r.ReceivedAt,
+	}
+}
+
+// storeRequest records a checked request in tx, idempotently: inserted
+// reports a new row; an existing row with another digest is
+// ErrConflictingRequest.
+func storeRequest(ctx context.Context, tx dbTx, n *normalized, now time.Time) (inserted bool, err error) {
+	ids, _ := json.Marshal(n.DistinctIDs)
+	projects, _ := json.Marshal(n.Projects)
+	rows, err := tx.exec(ctx, `INSERT INTO mpgdpr_request (reference, kind, compliance_type, disclosure_type, distinct_ids, projects, digest, received_at, enqueued_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (reference) DO NOTHING`,
+		n.Reference, n.RequestKind, n.ComplianceType, n.DisclosureType, string(ids), string(projects), n.digest, fmtTime(n.ReceivedAt), fmtTime(now))
+	if err != nil {
+		return false, err
+	}
+	if rows == 1 {
+		return true, nil
+	}
+	var digest string
+	if err := tx.queryRow(ctx, `SELECT digest FROM mpgdpr_request WHERE reference = ?`, n.Reference).Scan(&digest); err != nil {
+		return false, err
+	}
+	if digest != n.digest {
+		return false, fmt.Errorf("%w: %q", ErrConflictingRequest, n.Reference)
+	}
+	return false, nil
+}
+
+// validateDistinctID applies the library's rules for one distinct ID.
+// TODO(issue 12): call mpgdpr.ValidateDistinctID once the root package
+// exports it; until then these are the same rules, restated.
+func validateDistinctID(id string) error {
+	if strings.TrimSpace(id) == "" {
+		return errors.New("empty or blank")
+	}
+	if !utf8.ValidString(id) {
+		return errors.New("not valid UTF-8")
+	}
+	if id != strings.TrimSpace(id) {
+		return errors.New("spaces around it")
+	}
+	for i, r := range id {
+		if unicode.Is(unicode.Cf, r) || unicode.IsControl(r) || !unicode.In(r, unicode.L, unicode.M, unicode.N, unicode.P, unicode.S, unicode.Zs) {
+			return fmt.Errorf("invisible, control or unassigned character U+%04X at byte %d", r, i)
+		}
+	}
+	return nil
+}

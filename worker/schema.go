@@ -1,0 +1,220 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/rivermigrate"
+)
+
+// The worker's own tables, in migrations numbered from 1. A migration is
+// never edited once released: add a new one. Each is written once with
+// {{id}} (an auto-increment primary key) and {{big}} (a 64-bit integer)
+// spelled per database.
+var migrations = []string{
+	// 1: requests, their per-project items, batches, the creates sent,
+	// the tasks followed and the append-only event log.
+	`
+CREATE TABLE mpgdpr_request (
+	reference       TEXT PRIMARY KEY,
+	kind            TEXT NOT NULL,
+	compliance_type TEXT NOT NULL,
+	disclosure_type TEXT NOT NULL DEFAULT '',
+	distinct_ids    TEXT NOT NULL,
+	projects        TEXT NOT NULL,
+	digest          TEXT NOT NULL,
+	received_at     TEXT NOT NULL,
+	enqueued_at     TEXT NOT NULL
+);
+CREATE TABLE mpgdpr_item (
+	id              {{id}},
+	reference       TEXT NOT NULL,
+	project         TEXT NOT NULL,
+	kind            TEXT NOT NULL,
+	compliance_type TEXT NOT NULL,
+	disclosure_type TEXT NOT NULL DEFAULT '',
+	n_ids           INTEGER NOT NULL,
+	state           TEXT NOT NULL,
+	batch_id        {{big}},
+	resubmits       INTEGER NOT NULL DEFAULT 0,
+	queued_at       TEXT NOT NULL,
+	updated_at      TEXT NOT NULL,
+	detail          TEXT NOT NULL DEFAULT '',
+	UNIQUE (reference, project)
+);
+CREATE INDEX mpgdpr_item_queue ON mpgdpr_item (project, kind, compliance_type, disclosure_type, state, queued_at);
+CREATE INDEX mpgdpr_item_batch ON mpgdpr_item (batch_id);
+CREATE TABLE mpgdpr_batch (
+	id              {{id}},
+	project         TEXT NOT NULL,
+	kind            TEXT NOT NULL,
+	compliance_type TEXT NOT NULL,
+	disclosure_type TEXT NOT NULL DEFAULT '',
+	state           TEXT NOT NULL,
+	created_at      TEXT NOT NULL,
+	updated_at      TEXT NOT NULL
+);
+CREATE TABLE mpgdpr_create (
+	id           {{id}},
+	batch_id     {{big}} NOT NULL,
+	seq          INTEGER NOT NULL,
+	distinct_ids TEXT NOT NULL,
+	state        TEXT NOT NULL,
+	task_id      TEXT NOT NULL DEFAULT '',
+	conflict_ids TEXT NOT NULL DEFAULT '[]',
+	conflict_tasks TEXT NOT NULL DEFAULT '[]',
+	detail       TEXT NOT NULL DEFAULT '',
+	sent_at      TEXT NOT NULL,
+	answered_at  TEXT NOT NULL DEFAULT '',
+	UNIQUE (batch_id, seq)
+);
+CREATE TABLE mpgdpr_task (
+	project        TEXT NOT NULL,
+	task_id        TEXT NOT NULL,
+	kind           TEXT NOT NULL,
+	origin         TEXT NOT NULL,
+	status         TEXT NOT NULL DEFAULT '',
+	created_at     TEXT NOT NULL,
+	last_polled_at TEXT NOT NULL DEFAULT '',
+	polls          INTEGER NOT NULL DEFAULT 0,
+	done_at        TEXT NOT NULL DEFAULT '',
+	export_path    TEXT NOT NULL DEFAULT '',
+	export_size    {{big}} NOT NULL DEFAULT 0,
+	export_sha256  TEXT NOT NULL DEFAULT '',
+	PRIMARY KEY (project, task_id)
+);
+CREATE TABLE mpgdpr_item_task (
+	item_id {{big}} NOT NULL,
+	round   INTEGER NOT NULL,
+	project TEXT NOT NULL,
+	task_id TEXT NOT NULL,
+	origin  TEXT NOT NULL,
+	linked_at TEXT NOT NULL,
+	PRIMARY KEY (item_id, round, task_id)
+);
+CREATE INDEX mpgdpr_item_task_task ON mpgdpr_item_task (project, task_id);
+CREATE TABLE mpgdpr_event (
+	id        {{id}},
+	at        TEXT NOT NULL,
+	reference TEXT NOT NULL DEFAULT '',
+	project   TEXT NOT NULL DEFAULT '',
+	item_id   {{big}},
+	batch_id  {{big}},
+	task_id   TEXT NOT NULL DEFAULT '',
+	event     TEXT NOT NULL,
+	detail    TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX mpgdpr_event_reference ON mpgdpr_event (reference, id);
+CREATE INDEX mpgdpr_event_task ON mpgdpr_event (project, task_id);
+{{append_only}}
+`,
+	// 2: the event log's hash chain (chain.go).
+	chainMigration,
+}
+
+// appendOnly refuses UPDATE and DELETE on the event log, in the database
+// itself, so that no code path (ours or a careless script) rewrites evidence.
+var appendOnly = map[dialect]string{
+	dialectSQLite: `
+CREATE TRIGGER mpgdpr_event_no_update BEFORE UPDATE ON mpgdpr_event BEGIN SELECT RAISE(ABORT, 'mpgdpr_event is append-only'); END;
+CREATE TRIGGER mpgdpr_event_no_delete BEFORE DELETE ON mpgdpr_event BEGIN SELECT RAISE(ABORT, 'mpgdpr_event is append-only'); END;
+`,
+	dialectPostgres: `
+CREATE FUNCTION mpgdpr_event_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'mpgdpr_event is append-only'; END $$;
+CREATE TRIGGER mpgdpr_event_no_change BEFORE UPDATE OR DELETE ON mpgdpr_event
+	FOR EACH ROW EXECUTE FUNCTION mpgdpr_event_append_only();
+`,
+}
+
+func migrationSQL(d dialect, m string) string {
+	id, big := "INTEGER PRIMARY KEY AUTOINCREMENT", "INTEGER"
+	if d == dialectPostgres {
+		id, big = "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "BIGINT"
+	}
+	r := strings.NewReplacer("{{id}}", id, "{{big}}", big, "{{append_only}}", appendOnly[d])
+	return r.Replace(m)
+}
+
+// advisoryLockKey serialises migrations of concurrent worker starts on
+// Postgres ("mpgdpr" in ASCII).
+const advisoryLockKey = 0x6d70676470720000
+
+// migrate brings River's tables and ours up to date, in one transaction,
+// idempotently: running it again, or from several processes at once, is safe.
+func migrate[TTx any](ctx context.Context, db database, driver riverdriver.Driver[TTx]) (applied []string, err error) {
+	migrator, err := rivermigrate.New(driver, nil)
+	if err != nil {
+		return nil, fmt.Errorf("worker: river migrator: %w", err)
+	}
+	err = inTx(ctx, db, func(tx dbTx) error {
+		if db.dialect() == dialectPostgres {
+			if _, err := tx.exec(ctx, "SELECT pg_advisory_xact_lock(?)", int64(advisoryLockKey)); err != nil {
+				return err
+			}
+		}
+		res, err := migrator.MigrateTx(ctx, tx.raw().(TTx), rivermigrate.DirectionUp, nil)
+		if err != nil {
+			return fmt.Errorf("river migrations: %w", err)
+		}
+		for _, v := range res.Versions {
+			applied = append(applied, fmt.Sprintf("river %d", v.Version))
+		}
+		if _, err := tx.exec(ctx, `CREATE TABLE IF NOT EXISTS mpgdpr_schema (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)`); err != nil {
+			return err
+		}
+		var have int
+		if err := tx.queryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM mpgdpr_schema`).Scan(&have); err != nil {
+			return err
+		}
+		if have > len(migrations) {
+			return fmt.Errorf("database schema version %d is newer than this worker knows (%d): upgrade the worker", have, len(migrations))
+		}
+		for v := have + 1; v <= len(migrations); v++ {
+			if err := execScript(ctx, tx, db.dialect(), migrationSQL(db.dialect(), migrations[v-1])); err != nil {
+				return fmt.Errorf("mpgdpr migration %d: %w", v, err)
+			}
+			if _, err := tx.exec(ctx, `INSERT INTO mpgdpr_schema (version, applied_at) VALUES (?, ?)`, v, fmtTime(time.Now())); err != nil {
+				return err
+			}
+			applied = append(applied, fmt.Sprintf("mpgdpr %d", v))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("worker: migrate: %w", err)
+	}
+	return applied, nil
+}
+
+// execScript runs a script statement by statement (SQLite's driver takes one
+// at a time). Statements end with ";" at a line's end; a Postgres function
+// body between $$ markers is kept whole.
+func execScript(ctx context.Context, tx dbTx, d dialect, script string) error {
+	if d == dialectPostgres {
+		_, err := tx.exec(ctx, script)
+		return err
+	}
+	var stmt strings.Builder
+	for _, line := range strings.Split(script, "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		stmt.WriteString(line)
+		stmt.WriteByte('\n')
+		if strings.HasSuffix(strings.TrimSpace(line), ";") {
+			if _, err := tx.exec(ctx, stmt.String()); err != nil {
+				return err
+			}
+			stmt.Reset()
+		}
+	}
+	if strings.TrimSpace(stmt.String()) != "" {
+		_, err := tx.exec(ctx, stmt.String())
+		return err
+	}
+	return nil
+}

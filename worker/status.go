@@ -1,0 +1,163 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Status is the worker's picture of its work, per project.
+type Status struct {
+	Projects []ProjectStatus
+}
+
+// ProjectStatus counts one project's items by state, its open tasks and the
+// creates and polls sent in the last minute (the budget in use).
+type ProjectStatus struct {
+	Name string
+	// Items by state: queued, batched, filed, open, done, failed, unknown.
+	Items map[string]int
+	// OpenTasks are tasks followed and not yet ended.
+	OpenTasks int
+	// CreatesLastMinute counts creates sent in the last minute, across all
+	// workers; PollsLastMinute the task polls. Their sum over 60 s against
+	// Rate is the budget in use.
+	CreatesLastMinute int
+	PollsLastMinute   int
+	Rate              float64
+}
+
+// Status reports every configured project's counts.
+func (w *Worker[TTx]) Status(ctx context.Context) (*Status, error) {
+	st := &Status{}
+	since := fmtTime(time.Now().Add(-time.Minute))
+	for _, name := range w.cfg.ProjectNames() {
+		p, _ := w.cfg.Project(name)
+		ps := ProjectStatus{Name: name, Items: map[string]int{}, Rate: p.Rate}
+		for _, s := range []string{StateQueued, StateBatched, StateFiled, StateOpen, StateDone, StateFailed, StateUnknown} {
+			ps.Items[s] = 0
+		}
+		if err := collect(ctx, w.db, `SELECT state, COUNT(*) FROM mpgdpr_item WHERE project = ? GROUP BY state`, []any{name}, func(r rowScanner) error {
+			var s string
+			var n int
+			if err := r.Scan(&s, &n); err != nil {
+				return err
+			}
+			ps.Items[s] = n
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+		if err := w.db.queryRow(ctx, `SELECT COUNT(*) FROM mpgdpr_task WHERE project = ? AND done_at = ''`, name).Scan(&ps.OpenTasks); err != nil {
+			return nil, err
+		}
+		if err := w.db.queryRow(ctx, `SELECT COUNT(*) FROM mpgdpr_create c JOIN mpgdpr_batch b ON b.id = c.batch_id WHERE b.project = ? AND c.sent_at >= ?`, name, since).Scan(&ps.CreatesLastMinute); err != nil {
+			return nil, err
+		}
+		if err := w.db.queryRow(ctx, `SELECT COUNT(*) FROM mpgdpr_task WHERE project = ? AND last_polled_at >= ?`, name, since).Scan(&ps.PollsLastMinute); err != nil {
+			return nil, err
+		}
+		st.Projects = append(st.Projects, ps)
+	}
+	return st, nil
+}
+
+// RequestStatus is what the worker knows of one request.
+type RequestStatus struct {
+	Reference  string
+	Kind       Kind
+	ReceivedAt time.Time
+	Items      []ItemStatus
+}
+
+// ItemStatus is one project's part of a request.
+type ItemStatus struct {
+	Project string
+	State   string
+	Detail  string
+	Tasks   []TaskStatus
+	Events  []Event
+}
+
+// TaskStatus is a Mixpanel task covering an item.
+type TaskStatus struct {
+	TaskID       string
+	Origin       string // filed (by this worker) or conflict (named by a 409)
+	Status       string // last status seen; empty before the first poll
+	Polls        int
+	Done         bool
+	ExportPath   string
+	ExportSize   int64
+	ExportSHA256 string
+}
+
+// Event is one entry of the append-only log.
+type Event struct {
+	At      time.Time
+	Event   string
+	TaskID  string
+	BatchID int64
+	Detail  string
+}
+
+// ErrUnknownReference: no request has this reference.
+var ErrUnknownReference = fmt.Errorf("worker: no request with this reference")
+
+// RequestStatus reports a request's items, their tasks and every event of
+// each item and of its tasks, oldest first.
+func (w *Worker[TTx]) RequestStatus(ctx context.Context, reference string) (*RequestStatus, error) {
+	rs := &RequestStatus{Reference: reference}
+	var kind, received, projects string
+	if err := w.db.queryRow(ctx, `SELECT kind, received_at, projects FROM mpgdpr_request WHERE reference = ?`, reference).Scan(&kind, &received, &projects); err != nil {
+		if isNoRows(err) {
+			return nil, ErrUnknownReference
+		}
+		return nil, err
+	}
+	rs.Kind, rs.ReceivedAt = Kind(kind), parseTime(received)
+	var names []string
+	_ = json.Unmarshal([]byte(projects), &names)
+	for _, name := range names {
+		is := ItemStatus{Project: name, State: StateQueued}
+		var id int64
+		err := w.db.queryRow(ctx, `SELECT id, state, detail FROM mpgdpr_item WHERE reference = ? AND project = ?`, reference, name).Scan(&id, &is.State, &is.Detail)
+		if err != nil && !isNoRows(err) {
+			return nil, err
+		}
+		if isNoRows(err) {
+			is.Detail = "not yet taken in by a worker"
+			rs.Items = append(rs.Items, is)
+			continue
+		}
+		if err := collect(ctx, w.db, `SELECT DISTINCT t.task_id, t.origin, t.status, t.polls, t.done_at, t.export_path, t.export_size, t.export_sha256
+			FROM mpgdpr_item_task l JOIN mpgdpr_task t ON t.project = l.project AND t.task_id = l.task_id WHERE l.item_id = ? ORDER BY t.task_id`, []any{id}, func(r rowScanner) error {
+			var ts TaskStatus
+			var done string
+			if err := r.Scan(&ts.TaskID, &ts.Origin, &ts.Status, &ts.Polls, &done, &ts.ExportPath, &ts.ExportSize, &ts.ExportSHA256); err != nil {
+				return err
+			}
+			ts.Done = done != ""
+			is.Tasks = append(is.Tasks, ts)
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+		if err := collect(ctx, w.db, `SELECT e.at, e.event, e.task_id, COALESCE(e.batch_id, 0), e.detail FROM mpgdpr_event e
+			WHERE e.item_id = ? OR (e.item_id IS NULL AND e.project = ? AND e.task_id IN (SELECT task_id FROM mpgdpr_item_task WHERE item_id = ?))
+			ORDER BY e.id`, []any{id, name, id}, func(r rowScanner) error {
+			var e Event
+			var at string
+			if err := r.Scan(&at, &e.Event, &e.TaskID, &e.BatchID, &e.Detail); err != nil {
+				return err
+			}
+			e.At = parseTime(at)
+			is.Events = append(is.Events, e)
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+		rs.Items = append(rs.Items, is)
+	}
+	return rs, nil
+}

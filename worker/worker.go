@@ -1,0 +1,310 @@
+package worker
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/privacykit/mpgdpr"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	_ "modernc.org/sqlite" // the pure-Go SQLite, registered as "sqlite"
+)
+
+// Worker files and follows data-subject requests with River, on SQLite
+// (TTx = *sql.Tx) or Postgres (TTx = pgx.Tx). Every process sharing one
+// Postgres database runs its own Worker; they share the work and, through
+// a shared Budget, each project's request rate.
+type Worker[TTx any] struct {
+	cfg     *Config
+	db      database
+	driver  riverdriver.Driver[TTx]
+	river   *river.Client[TTx]
+	clients map[string]*mpgdpr.Client
+	secrets map[string]Secrets
+	budget  Budget
+	sink    Sink
+	log     *slog.Logger
+
+	mu      sync.Mutex
+	started bool
+}
+
+// Option configures a Worker.
+type Option func(*options)
+
+type options struct {
+	logger     *slog.Logger
+	budget     Budget
+	sink       Sink
+	httpClient *http.Client
+	river      func(*river.Config)
+	clientOpts []mpgdpr.Option
+}
+
+// WithLogger logs through l (default: slog.Default()). Nothing logged holds
+// a secret or a distinct ID.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithBudget shares each project's request rate through b; use one that all
+// worker processes share (package budget's Postgres budget) when several run.
+// The default paces each project within this process only.
+func WithBudget(b Budget) Option { return func(o *options) { o.budget = b } }
+
+// WithSink hands every checked export to s as well as keeping it in the
+// export directory.
+func WithSink(s Sink) Option { return func(o *options) { o.sink = s } }
+
+// WithHTTPClient sends API calls with hc (see mpgdpr.WithHTTPClient).
+func WithHTTPClient(hc *http.Client) Option { return func(o *options) { o.httpClient = hc } }
+
+// WithClientOptions adds options to every project's mpgdpr.Client (after the
+// worker's own, so they win), e.g. for tests.
+func WithClientOptions(opts ...mpgdpr.Option) Option {
+	return func(o *options) { o.clientOpts = append(o.clientOpts, opts...) }
+}
+
+// WithRiverConfig lets f adjust River's configuration before the client is
+// made (fetch intervals, extra queues, hooks). Changing the worker's queues
+// or workers breaks it.
+func WithRiverConfig(f func(*river.Config)) Option { return func(o *options) { o.river = f } }
+
+// OpenSQLiteFile opens a SQLite database file as the worker wants it:
+// WAL journal, a busy timeout, transactions that take the write lock when
+// they begin, and one connection (River's advice for SQLite).
+func OpenSQLiteFile(path string) (*sql.DB, error) {
+	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("worker: open %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(1)
+	if err := db.Ping(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("worker: open %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// NewSQLite makes a worker on a SQLite database (see OpenSQLiteFile) and
+// runs the migrations. The database must not be closed while the worker runs.
+func NewSQLite(ctx context.Context, db *sql.DB, cfg *Config, opts ...Option) (*Worker[*sql.Tx], error) {
+	return newWorker[*sql.Tx](ctx, sqlDatabase{db}, riversqlite.New(db), cfg, opts)
+}
+
+// NewPostgres makes a worker on a Postgres pool and runs the migrations.
+func NewPostgres(ctx context.Context, pool *pgxpool.Pool, cfg *Config, opts ...Option) (*Worker[pgx.Tx], error) {
+	return newWorker[pgx.Tx](ctx, pgxDatabase{pool}, riverpgxv5.New(pool), cfg, opts)
+}
+
+// Migrate brings River's tables and the worker's own up to date on a
+// SQLite database, idempotently; NewSQLite does it too.
+func MigrateSQLite(ctx context.Context, db *sql.DB) ([]string, error) {
+	return migrate[*sql.Tx](ctx, sqlDatabase{db}, riversqlite.New(db))
+}
+
+// MigratePostgres is MigrateSQLite for Postgres.
+func MigratePostgres(ctx context.Context, pool *pgxpool.Pool) ([]string, error) {
+	return migrate[pgx.Tx](ctx, pgxDatabase{pool}, riverpgxv5.New(pool))
+}
+
+func newWorker[TTx any](ctx context.Context, db database, driver riverdriver.Driver[TTx], cfg *Config, opts []Option) (*Worker[TTx], error) {
+	if cfg == nil {
+		return nil, errors.New("worker: no configuration")
+	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.logger == nil {
+		o.logger = slog.Default()
+	}
+	w := &Worker[TTx]{
+		cfg: cfg, db: db, driver: driver,
+		clients: map[string]*mpgdpr.Client{}, secrets: map[string]Secrets{},
+		budget: o.budget, sink: o.sink, log: o.logger,
+	}
+	if w.budget == nil {
+		w.budget = newLocalBudget(cfg)
+	}
+	for i := range cfg.Projects {
+		p := &cfg.Projects[i]
+		s, err := cfg.Secrets(p)
+		if err != nil {
+			return nil, err
+		}
+		retr, del := p.limits()
+		copts := []mpgdpr.Option{
+			mpgdpr.WithMaxIDsPerRequest(retr, del),
+			// The budget paces every call; each call is one attempt, so
+			// that every request on the wire took its turn, and a create
+			// refused for pacing is filed again only by the worker.
+			mpgdpr.WithRateLimiter(nil),
+			mpgdpr.WithRetryPolicy(mpgdpr.NoRetries()),
+			mpgdpr.WithLogger(o.logger),
+		}
+		if p.BaseURL != "" {
+			copts = append(copts, mpgdpr.WithBaseURL(p.BaseURL))
+		} else {
+			r, _ := mpgdpr.ParseRegion(p.Region)
+			copts = append(copts, mpgdpr.WithRegion(r))
+		}
+		if s.APISecret != "" {
+			copts = append(copts, mpgdpr.WithAPISecret(s.APISecret))
+		}
+		if o.httpClient != nil {
+			copts = append(copts, mpgdpr.WithHTTPClient(o.httpClient))
+		}
+		copts = append(copts, o.clientOpts...)
+		c, err := mpgdpr.New(s.OAuthToken, s.ProjectToken, copts...)
+		if err != nil {
+			return nil, fmt.Errorf("worker: project %q: %w", p.Name, err)
+		}
+		w.clients[p.Name] = c
+		w.secrets[p.Name] = s
+	}
+	if _, err := migrate(ctx, db, driver); err != nil {
+		return nil, err
+	}
+
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &intakeWorker[TTx]{w: w})
+	river.AddWorker(workers, &scanWorker[TTx]{w: w})
+	river.AddWorker(workers, &fileWorker[TTx]{w: w})
+	river.AddWorker(workers, &pollWorker[TTx]{w: w})
+	river.AddWorker(workers, &sweepWorker[TTx]{w: w})
+	timeout := time.Duration(cfg.JobTimeout)
+	sweepEvery := min(max(time.Duration(cfg.BatchWindow), time.Second), time.Minute)
+	rc := &river.Config{
+		Queues: map[string]river.QueueConfig{
+			queueIntake: {MaxWorkers: 4},
+			queueFile:   {MaxWorkers: 2*len(cfg.Projects) + 2},
+			queuePoll:   {MaxWorkers: 4*len(cfg.Projects) + 4},
+		},
+		Workers:              workers,
+		JobTimeout:           timeout,
+		RescueStuckJobsAfter: timeout + time.Minute,
+		MaxAttempts:          maxAttempts,
+		Logger:               o.logger,
+		PeriodicJobs: []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(sweepEvery),
+			func() (river.JobArgs, *river.InsertOpts) { return sweepArgs{}, nil },
+			&river.PeriodicJobOpts{ID: "mpgdpr_sweep", RunOnStart: true})},
+	}
+	if o.river != nil {
+		o.river(rc)
+	}
+	rcl, err := river.NewClient(driver, rc)
+	if err != nil {
+		return nil, fmt.Errorf("worker: river client: %w", err)
+	}
+	w.river = rcl
+	return w, nil
+}
+
+// Start starts working jobs in the background; Stop ends it.
+func (w *Worker[TTx]) Start(ctx context.Context) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.started {
+		return errors.New("worker: already started")
+	}
+	if err := w.river.Start(ctx); err != nil {
+		return fmt.Errorf("worker: start: %w", err)
+	}
+	w.started = true
+	return nil
+}
+
+// Stop stops fetching jobs and waits for those running to finish; when ctx
+// ends first, their contexts are cancelled: a create then in flight is
+// recorded as of unknown outcome, and everything else is left to be taken
+// up by the next start.
+func (w *Worker[TTx]) Stop(ctx context.Context) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.started {
+		return nil
+	}
+	w.started = false
+	err := w.river.Stop(ctx)
+	if err != nil && ctx.Err() != nil {
+		// Soft stop ran out of time: cancel what still runs and wait.
+		return w.river.StopAndCancel(context.WithoutCancel(ctx))
+	}
+	return err
+}
+
+// Run starts the worker and works until ctx ends (e.g. on SIGTERM through
+// signal.NotifyContext), then stops it, giving running jobs grace to finish.
+func (w *Worker[TTx]) Run(ctx context.Context, grace time.Duration) error {
+	if err := w.Start(context.WithoutCancel(ctx)); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
+	defer cancel()
+	return w.Stop(sctx)
+}
+
+// River returns the River client, e.g. for River UI or subscriptions.
+func (w *Worker[TTx]) River() *river.Client[TTx] { return w.river }
+
+// Config returns the configuration the worker runs with.
+func (w *Worker[TTx]) Config() *Config { return w.cfg }
+
+// Enqueue stores a request and its River job in one transaction. The same
+// request enqueued again (same reference, same content) is reported as a
+// Duplicate and adds nothing; another request under a used reference is
+// ErrConflictingRequest. Nothing is sent to Mixpanel here.
+func (w *Worker[TTx]) Enqueue(ctx context.Context, r Request) (*EnqueueResult, error) {
+	var res *EnqueueResult
+	err := inTx(ctx, w.db, func(tx dbTx) error {
+		var err error
+		res, err = w.enqueue(ctx, tx, r)
+		return err
+	})
+	return res, err
+}
+
+// EnqueueTx is Enqueue on the caller's own transaction (a *sql.Tx on
+// SQLite, a pgx.Tx on Postgres, of the worker's database): the request is
+// stored if and only if the transaction commits, so an application can
+// delete an account and enqueue its erasure atomically.
+func (w *Worker[TTx]) EnqueueTx(ctx context.Context, tx TTx, r Request) (*EnqueueResult, error) {
+	t, err := w.db.wrap(tx)
+	if err != nil {
+		return nil, err
+	}
+	return w.enqueue(ctx, t, r)
+}
+
+func (w *Worker[TTx]) enqueue(ctx context.Context, tx dbTx, r Request) (*EnqueueResult, error) {
+	n, err := w.cfg.checkRequest(r.args())
+	if err != nil {
+		return nil, err
+	}
+	inserted, err := storeRequest(ctx, tx, n, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	res := &EnqueueResult{Reference: n.Reference, Duplicate: !inserted, Projects: n.Projects}
+	if !inserted {
+		return res, nil
+	}
+	if err := addEvent(ctx, tx, event{Reference: n.Reference, Event: evEnqueued, Detail: fmt.Sprintf("%s %s for %d IDs in %d projects", n.RequestKind, n.ComplianceType, len(n.DistinctIDs), len(n.Projects))}); err != nil {
+		return nil, err
+	}
+	if _, err := w.river.InsertTx(ctx, tx.raw().(TTx), n.RequestArgs, nil); err != nil {
+		return nil, fmt.Errorf("worker: enqueue: %w", err)
+	}
+	return res, nil
+}
