@@ -24,7 +24,8 @@ var (
 	ErrExportTooLarge = errors.New("export larger than allowed")
 	// ErrDownloadFailed: the export could not be downloaded completely.
 	// Every download error after the first request matches it, except
-	// ErrExportTooLarge and the context's own errors.
+	// ErrExportTooLarge, a failure of the caller's writer or file, and the
+	// context's own errors.
 	ErrDownloadFailed = errors.New("export download failed")
 	// ErrExportIncomplete: the bytes received do not form a complete zip
 	// archive (no end of central directory record at the end, or one that
