@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -28,6 +29,7 @@ const (
 	envRegion       = "MIXPANEL_REGION"
 	envBaseURL      = "MIXPANEL_BASE_URL"
 	envLog          = "MPGDPR_LOG"
+	envNoteAfter    = "MPGDPR_NOTE_AFTER"
 )
 
 // cli is one run of the command: its streams and environment.
@@ -44,7 +46,15 @@ type cli struct {
 
 	verbose bool         // --verbose
 	logger  *slog.Logger // for the library (WithLogger) and the command's own log lines
+	logOn   slog.Level   // the lowest level logged; above slog.LevelError: none
 	code    int          // the exit code the command ran to (see exits)
+
+	// noteAfter is how long a wait may last before it is said
+	// (MPGDPR_NOTE_AFTER, default 3s); maxAttempts is the retry policy's
+	// (0: no limit), for "attempt 3/8".
+	noteAfter   time.Duration
+	maxAttempts int
+	prog        atomic.Pointer[progress] // the command's progress line, if any
 }
 
 func newCLI(stdin io.Reader, stdout, stderr io.Writer, environ []string) *cli {
@@ -67,6 +77,8 @@ func newCLI(stdin io.Reader, stdout, stderr io.Writer, environ []string) *cli {
 		env:       env,
 		secrets:   s,
 		logger:    slog.New(slog.DiscardHandler),
+		logOn:     slog.LevelError + 1,
+		noteAfter: defaultNoteAfter,
 	}
 }
 
@@ -214,8 +226,10 @@ func (cl *cli) client(a *apiFlags, extra ...mpgdpr.Option) (*mpgdpr.Client, erro
 		}
 		opts = append(opts, mpgdpr.WithBaseURL(a.baseURL))
 	}
+	cl.maxAttempts = mpgdpr.DefaultRetryPolicy().MaxAttempts
 	if a.retryFor > 0 {
 		opts = append(opts, mpgdpr.WithRetryPolicy(mpgdpr.RetryPolicy{MaxAttempts: -1, MaxElapsed: a.retryFor}))
+		cl.maxAttempts = 0
 	}
 	c, err := mpgdpr.New(token, project, append(opts, extra...)...)
 	if err != nil {

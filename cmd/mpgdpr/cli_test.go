@@ -525,7 +525,7 @@ func TestProgressLine(t *testing.T) {
 		args := []string{"delete", "--compliance", "GDPR", "--chunk-size", "1", "--journal", filepath.Join(dir, mode), "a", "b",
 			"--base-url", srv.URL(), "--rate", "1000", "--progress", mode}
 		r := runCmd(t, credEnv(), "", append(args, waitFast...)...)
-		drawn := strings.Contains(r.stderr, "\rdelete: requests filed 2/2 · tasks done 2/2")
+		drawn := strings.Contains(r.stderr, "\rdelete: requests filed 2/2 · tasks ended 2/2 (2 SUCCESS) · ")
 		if r.code != 0 || drawn != (mode == "always") {
 			t.Errorf("--progress %s: drawn %v\n%v", mode, drawn, r)
 		}

@@ -104,8 +104,10 @@ func (cl *cli) cmdDemo(ctx context.Context, o *demoOpts, pos []string) int {
 	env[envToken], env[envProjectToken], env[envAPISecret] = srv.OAuthToken(), srv.ProjectToken(), srv.APISecret()
 	delete(env, envRegion)
 	sub := &cli{stdin: cl.stdin, stdout: cl.stdout, stderr: cl.stderr, rawStderr: cl.rawStderr, env: env, secrets: cl.secrets,
-		verbose: cl.verbose, logger: cl.logger,
-		limiter: rate.NewLimiter(demoClientRate, 1)}
+		verbose: cl.verbose, limiter: rate.NewLimiter(demoClientRate, 1)}
+	if err := sub.setupLogging(); err != nil {
+		return cl.fail("demo", exitUsage, err)
+	}
 	common := []string{"--base-url", srv.URL(), "--rate", fmt.Sprint(demoClientRate), "--progress", o.progress}
 	if o.json {
 		common = append(common, "--json")

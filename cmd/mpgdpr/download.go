@@ -68,7 +68,7 @@ func (cl *cli) cmdDownload(ctx context.Context, o *downloadOpts, ids []string) i
 	if o.extract && o.api.apiSecret == "" {
 		return cl.fail("download", exitUsage, usagef("--extract needs the API secret: set %s (or pass --api-secret)", envAPISecret))
 	}
-	prog := newProgress(cl.rawStderr, o.api.progress, "download")
+	prog := cl.newProgress(o.api.progress, "download", o.api.rate)
 	code := exitOK
 	var rows [][]string
 	for _, id := range ids {

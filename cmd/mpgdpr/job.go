@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"sort"
 	"strconv"
@@ -146,6 +147,7 @@ type job struct {
 	resubmit bool
 	json     bool
 	progress string
+	rate     float64 // --rate
 }
 
 // parseJob reads a delete or retrieve command line, for the demo's steps.
@@ -168,7 +170,7 @@ func (cl *cli) parseJob(cmd string, args []string) (*job, int) {
 // prepareJob checks everything it can before anything is sent.
 func (cl *cli) prepareJob(cmd string, o *jobOpts) (*job, error) {
 	j := &job{cmd: cmd, deletion: cmd == "delete", wait: o.wait || o.download != "", dir: o.download,
-		extract: o.extract, resubmit: o.resubmitUnknown, json: o.api.json, progress: o.api.progress,
+		extract: o.extract, resubmit: o.resubmitUnknown, json: o.api.json, progress: o.api.progress, rate: o.api.rate,
 		poll: [2]time.Duration{o.pollStart, o.pollMax}}
 	if o.compliance == "" {
 		return nil, usagef("--compliance is required: GDPR or CCPA")
@@ -291,7 +293,7 @@ func (cl *cli) runJob(ctx context.Context, j *job) *jobResult {
 		fmt.Fprintf(cl.stderr, "journal: %s (new)\n", j.jpath)
 	}
 
-	prog := newProgress(cl.rawStderr, j.progress, j.cmd)
+	prog := cl.newProgress(j.progress, j.cmd, j.rate)
 	prog.start()
 	defer prog.finish()
 
@@ -454,11 +456,27 @@ func (cl *cli) submit(ctx context.Context, j *job, jr *journal.Journal, pending 
 		}
 		return nil
 	}
+	// A request that waits for its turn at the rate limit for long (a low
+	// --rate, or a limit shared with many polls) says so.
+	var paced *time.Timer
+	defer func() {
+		if paced != nil {
+			paced.Stop()
+		}
+	}()
 	beforeChunk := func(seq int, ids []string) error {
 		queued[seq] = time.Now()
+		n, every := len(ids), time.Duration(float64(time.Second)/j.rate)
+		paced = time.AfterFunc(cl.noteAfter, func() {
+			msg := fmt.Sprintf("the next request (%s) waits for its turn at the rate limit (--rate %g: one request every %s)", plural(n, "ID"), j.rate, roundDuration(every))
+			cl.waitNote(msg, msg, time.Time{}, slog.LevelDebug)
+		})
 		return nil
 	}
 	beforeSend := func(seq int, ids []string) error {
+		if paced != nil && !paced.Stop() {
+			prog.clearWait()
+		}
 		n := jr.State().NextChunk()
 		if err := record(journal.Record{State: journal.Sending, Chunk: n, IDs: ids}); err != nil {
 			return err
@@ -466,7 +484,7 @@ func (cl *cli) submit(ctx context.Context, j *job, jr *journal.Journal, pending 
 		chunkOf[seq], last = n, seq
 		waited := time.Since(queued[seq])
 		prog.requests.Add(1)
-		cl.logger.Debug("sending", "op", j.cmd, "request", n, "ids", len(ids), "paced", waited.Round(time.Millisecond))
+		cl.logger.Debug("sending", "command", j.cmd, "request", n, "ids", len(ids), "paced", waited.Round(time.Millisecond))
 		return nil
 	}
 	onChunk := func(t mpgdpr.BatchTask) error {
@@ -476,7 +494,7 @@ func (cl *cli) submit(ctx context.Context, j *job, jr *journal.Journal, pending 
 			return err
 		}
 		prog.chunksDone.Add(1)
-		cl.logger.Info("filed", "op", j.cmd, "request", chunkOf[t.Seq], "ids", len(t.DistinctIDs), "task", t.TaskID)
+		cl.logger.Info("filed", "command", j.cmd, "request", chunkOf[t.Seq], "ids", len(t.DistinctIDs), "task", t.TaskID)
 		return nil
 	}
 	onUnknown := func(seq int, ids []string, err error) error {
@@ -592,12 +610,22 @@ func (cl *cli) follow(ctx context.Context, j *job, jr *journal.Journal, prog *pr
 	}
 	dl := make(chan struct{}, 2) // exports downloaded at once
 	var wg sync.WaitGroup
+	var open []journal.Task
 	for _, t := range tasks {
-		needsDownload := !j.deletion && j.dir != "" && t.Status == string(mpgdpr.StatusSuccess) && !downloaded(t)
-		if t.Status != "" && !needsDownload {
-			prog.tasksDone.Add(1)
-			continue
+		if t.Status != "" {
+			prog.setStatus(t.ID, t.Status)
 		}
+		needsDownload := !j.deletion && j.dir != "" && t.Status == string(mpgdpr.StatusSuccess) && !downloaded(t)
+		if t.Status == "" || needsDownload {
+			open = append(open, t)
+		}
+	}
+	if n := len(open); n > 0 && !prog.on && j.poll[0] >= cl.noteAfter {
+		// Without a progress line, say once what the coming silence is.
+		prog.note(cl.stderr, "%s: waiting for %s to end: each is checked after %s, the wait doubling up to %s; Mixpanel takes minutes to days%s",
+			j.cmd, plural(n, "task"), roundDuration(j.poll[0]), roundDuration(j.poll[1]), map[bool]string{true: " (up to 30 for a deletion)", false: ""}[j.deletion])
+	}
+	for _, t := range open {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -616,7 +644,6 @@ func (cl *cli) follow(ctx context.Context, j *job, jr *journal.Journal, prog *pr
 					return
 				}
 			}
-			prog.tasksDone.Add(1)
 			if j.deletion || j.dir == "" || !task.Status.Succeeded() {
 				return
 			}
@@ -651,9 +678,20 @@ func downloaded(t journal.Task) bool {
 
 // waitTask waits for one task to end, with the library's backoff.
 func (cl *cli) waitTask(ctx context.Context, c *mpgdpr.Client, deletion bool, id string, poll [2]time.Duration, prog *progress) (*mpgdpr.Task, error) {
+	kind := kindName(deletion)
 	opts := []mpgdpr.WaitOption{
 		mpgdpr.WithPollInterval(poll[0], poll[1]),
-		mpgdpr.WithOnPoll(func(*mpgdpr.Task) { prog.requests.Add(1) }),
+		mpgdpr.WithOnPoll(func(t *mpgdpr.Task) {
+			prog.requests.Add(1)
+			prog.setStatus(id, string(t.Status))
+			cl.logger.Debug("checked", "kind", kind, "task", id, "status", string(t.Status))
+			if t.Status.Terminal() {
+				cl.logger.Info("task ended", "kind", kind, "task", id, "status", string(t.Status))
+				if !prog.on && cl.logOn > slog.LevelInfo {
+					prog.note(cl.stderr, "%s task %s ended: %s", kind, id, t.Status)
+				}
+			}
+		}),
 	}
 	if deletion {
 		return c.WaitDeletion(ctx, id, opts...)

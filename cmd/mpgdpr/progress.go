@@ -3,35 +3,47 @@ package main
 import (
 	"fmt"
 	"io"
+	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
 // progress is the one-line status of a long job on stderr: requests filed,
-// tasks ended, request rate. It is drawn only on a terminal (or when asked
-// with --progress always), overwriting itself, so that logs and pipes get
-// clean output.
+// tasks by status, the request rate, an estimate of the filing time left,
+// and what the command is waiting for when it waits. It is drawn only on a
+// terminal (or when asked with --progress always), overwriting itself, so
+// that logs and pipes get clean output; there, a long wait is said in a
+// note instead (see cli.waitNote).
 type progress struct {
 	w       io.Writer
 	on      bool
 	label   string
 	started time.Time
+	rate    float64 // the client's request rate limit, per second, for the estimate
 
 	chunksDone, chunksTotal atomic.Int64
-	tasksDone, tasksTotal   atomic.Int64
-	requests                atomic.Int64
+	tasksTotal              atomic.Int64
+	requests                atomic.Int64 // requests sent (creates, checks, retries)
 
-	mu       sync.Mutex // serialises drawing
+	mu       sync.Mutex // serialises drawing; guards what follows
+	status   map[string]string
+	waitMsg  string
+	waitEnd  time.Time
 	stop     chan struct{}
 	stopped  chan struct{}
 	drawn    bool
 	finished bool
 }
 
-func newProgress(w io.Writer, mode, label string) *progress {
-	on := mode == "always" || mode == "auto" && isTerminal(w)
-	return &progress{w: w, on: on, label: label, started: time.Now()}
+// newProgress returns the progress line of one command, and makes it the
+// one the cli's notes and log observer (retries, waits) draw on.
+func (cl *cli) newProgress(mode, label string, rate float64) *progress {
+	on := mode == "always" || mode == "auto" && isTerminal(cl.rawStderr)
+	p := &progress{w: cl.rawStderr, on: on, label: label, started: time.Now(), rate: rate, status: map[string]string{}}
+	cl.prog.Store(p)
+	return p
 }
 
 // start redraws the line every 200ms until finish.
@@ -66,6 +78,7 @@ func (p *progress) finish() {
 		<-p.stopped
 		p.stop = nil
 	}
+	p.clearWait()
 	p.draw()
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -87,26 +100,99 @@ func (p *progress) note(w io.Writer, format string, a ...any) {
 	fmt.Fprintf(w, format+"\n", a...)
 }
 
+// setStatus records a task's latest status, for the counts per status.
+func (p *progress) setStatus(task, status string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.status[task] = status
+}
+
+// setWait says on the line what the command waits for, until end (zero:
+// until clearWait).
+func (p *progress) setWait(msg string, end time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.waitMsg, p.waitEnd = msg, end
+}
+
+func (p *progress) clearWait() { p.setWait("", time.Time{}) }
+
 func (p *progress) draw() {
 	if !p.on {
 		return
 	}
+	line := p.line(time.Now())
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.finished {
 		return
 	}
-	fmt.Fprint(p.w, "\r"+p.line()+"\x1b[K")
+	fmt.Fprint(p.w, "\r"+line+"\x1b[K")
 	p.drawn = true
 }
 
-func (p *progress) line() string {
-	el := time.Since(p.started)
-	r := 0.0
-	if s := el.Seconds(); s > 0 {
-		r = float64(p.requests.Load()) / s
+// terminal statuses, for "tasks ended n/m".
+var terminalStatus = map[string]bool{"SUCCESS": true, "FAILURE": true, "REVOKED": true, "NOT_FOUND": true}
+
+// line is the progress line at now.
+func (p *progress) line(now time.Time) string {
+	el := now.Sub(p.started)
+	parts := []string{}
+	done, total := p.chunksDone.Load(), p.chunksTotal.Load()
+	if total > 0 {
+		parts = append(parts, fmt.Sprintf("requests filed %d/%d", done, total))
 	}
-	return fmt.Sprintf("%s: requests filed %d/%d · tasks done %d/%d · %.1f req/s · %s",
-		p.label, p.chunksDone.Load(), p.chunksTotal.Load(), p.tasksDone.Load(), p.tasksTotal.Load(),
-		r, el.Truncate(time.Second))
+	p.mu.Lock()
+	counts := map[string]int{}
+	ended := 0
+	for _, s := range p.status {
+		counts[s]++
+		if terminalStatus[s] {
+			ended++
+		}
+	}
+	waitMsg, waitEnd := p.waitMsg, p.waitEnd
+	p.mu.Unlock()
+	if n := p.tasksTotal.Load(); n > 0 {
+		s := fmt.Sprintf("tasks ended %d/%d", ended, n)
+		if len(counts) > 0 {
+			var byStatus []string
+			for st, c := range counts {
+				byStatus = append(byStatus, fmt.Sprintf("%d %s", c, st))
+			}
+			sort.Strings(byStatus)
+			s += " (" + strings.Join(byStatus, ", ") + ")"
+		}
+		parts = append(parts, s)
+	}
+	// A rate over less than a second says nothing (one request in 1 ms is
+	// not 1000 req/s): count the requests until then.
+	if n := p.requests.Load(); el < time.Second {
+		parts = append(parts, plural(int(n), "request"))
+	} else {
+		parts = append(parts, fmt.Sprintf("%.1f req/s", float64(n)/el.Seconds()))
+	}
+	if left := total - done; left > 0 && p.rate > 0 {
+		// Requests go out at the rate limit at best: the filing cannot end
+		// sooner than this (retries and polls share the limit).
+		eta := time.Duration(float64(left) / p.rate * float64(time.Second))
+		parts = append(parts, "filing ETA "+roundDuration(eta))
+	}
+	if waitMsg != "" && (waitEnd.IsZero() || now.Before(waitEnd)) {
+		if !waitEnd.IsZero() {
+			waitMsg = strings.Replace(waitMsg, "{left}", roundDuration(waitEnd.Sub(now)), 1)
+		}
+		parts = append(parts, waitMsg)
+	}
+	parts = append(parts, el.Truncate(time.Second).String())
+	return p.label + ": " + strings.Join(parts, " · ")
+}
+
+// roundDuration is d to the second (to the millisecond below a second),
+// e.g. "16s", "2m5s", "300ms".
+func roundDuration(d time.Duration) string {
+	if d < time.Second {
+		return d.Round(time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
 }

@@ -86,7 +86,11 @@ func (cl *cli) cmdCheck(ctx context.Context, cmd string, o *checkOpts, pos []str
 		return cl.fail(cmd, exitFor(err), err)
 	}
 	ids := pos[1:]
-	prog := newProgress(cl.rawStderr, o.api.progress, cmd)
+	mode := o.api.progress
+	if cmd == "status" {
+		mode = "never" // one check per task: nothing to show progress of
+	}
+	prog := cl.newProgress(mode, cmd, o.api.rate)
 	prog.tasksTotal.Store(int64(len(ids)))
 	if cmd == "wait" {
 		prog.start()
@@ -99,7 +103,6 @@ func (cl *cli) cmdCheck(ctx context.Context, cmd string, o *checkOpts, pos []str
 			go func() {
 				defer func() { done <- struct{}{} }()
 				results[i], errs[i] = cl.waitTask(ctx, c, deletion, id, [2]time.Duration{o.pollStart, o.pollMax}, prog)
-				prog.tasksDone.Add(1)
 			}()
 		}
 		for range ids {
