@@ -1,0 +1,168 @@
+package worker
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	"github.com/privacykit/mpgdpr"
+	"github.com/privacykit/mpgdpr/mpgdprtest"
+	"github.com/riverqueue/river/rivertype"
+)
+
+func itemEvents(t *testing.T, e *testEnv, ref, project string) (*ItemStatus, []string) {
+	t.Helper()
+	rs, err := e.w.RequestStatus(context.Background(), ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range rs.Items {
+		if rs.Items[i].Project == project {
+			var evs []string
+			for _, ev := range rs.Items[i].Events {
+				evs = append(evs, ev.Event)
+			}
+			return &rs.Items[i], evs
+		}
+	}
+	t.Fatalf("no item for %s in %s", project, ref)
+	return nil, nil
+}
+
+// A deletion whose answer is lost is filed again; the 409 names the task
+// that the first create made, and the item follows that task to its end.
+func TestUnknownDeletionResubmittedAndLinkedByConflict(t *testing.T) {
+	fakes := twoFakes(t)
+	fakes["us"].InjectFault(mpgdprtest.Fault{Op: mpgdprtest.OpCreateDeletion, Reset: mpgdprtest.ResetAfterHandling})
+	e := newTestEnv(t, fakes, "")
+	ctx := context.Background()
+	if _, err := e.w.Enqueue(ctx, Request{Reference: "U-1", Kind: Deletion, ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{"bob"}, Projects: []string{"us"}}); err != nil {
+		t.Fatal(err)
+	}
+	e.start()
+	waitFor(t, "item done", func() bool { total, ok := e.itemsIn(StateDone); return total == 1 && ok })
+	if fakes["us"].FaultsLeft() != 0 {
+		t.Fatal("the fault was not exercised")
+	}
+	tasks := fakes["us"].Tasks()
+	if len(tasks) != 1 || filedTimes(fakes["us"], mpgdprtest.Deletion)["bob"] != 1 {
+		t.Fatalf("tasks %+v", tasks)
+	}
+	if c := creates(fakes["us"], mpgdprtest.OpCreateDeletion); c != 2 {
+		t.Errorf("%d creates, want 2 (lost answer, then 409)", c)
+	}
+	it, evs := itemEvents(t, e, "U-1", "us")
+	if len(it.Tasks) != 1 || it.Tasks[0].TaskID != tasks[0].ID || it.Tasks[0].Origin != "conflict" {
+		t.Errorf("item tasks %+v, want the fake's %s from a 409", it.Tasks, tasks[0].ID)
+	}
+	for _, want := range []string{evUnknown, evConflict, evDone} {
+		if !slices.Contains(evs, want) {
+			t.Errorf("no %q in %v", want, evs)
+		}
+	}
+}
+
+// A retrieval whose answer is lost is reported unknown and never filed again.
+func TestUnknownRetrievalReportedNotRefiled(t *testing.T) {
+	fakes := twoFakes(t)
+	fakes["eu"].InjectFault(mpgdprtest.Fault{Op: mpgdprtest.OpCreateRetrieval, Reset: mpgdprtest.ResetAfterHandling})
+	e := newTestEnv(t, fakes, "")
+	ctx := context.Background()
+	for _, ref := range []string{"R-a", "R-b"} {
+		if _, err := e.w.Enqueue(ctx, Request{Reference: ref, Kind: Retrieval, ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{"p-" + ref}, Projects: []string{"eu"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.start()
+	waitFor(t, "items unknown", func() bool { total, ok := e.itemsIn(StateUnknown); return total == 2 && ok })
+	// Run the sweeper to its end: it must not file the batch again.
+	res, err := e.w.River().Insert(ctx, sweepArgs{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the sweep", func() bool {
+		j, err := e.w.River().JobGet(ctx, res.Job.ID)
+		return err != nil || j.State == rivertype.JobStateCompleted
+	})
+	waitFor(t, "file jobs ended", func() bool {
+		var n int
+		_ = e.db.QueryRow(`SELECT COUNT(*) FROM river_job WHERE kind = 'mpgdpr_file' AND state NOT IN ('completed', 'cancelled', 'discarded')`).Scan(&n)
+		return n == 0
+	})
+	if c := creates(fakes["eu"], mpgdprtest.OpCreateRetrieval); c != 1 {
+		t.Errorf("%d retrieval creates, want 1", c)
+	}
+	it, evs := itemEvents(t, e, "R-a", "eu")
+	if it.State != StateUnknown || !slices.Contains(evs, evUnknown) || it.Detail == "" {
+		t.Errorf("item %+v events %v", it, evs)
+	}
+}
+
+func TestFailurePolicyResubmitsOnceThenReports(t *testing.T) {
+	fakes := twoFakes(t, mpgdprtest.WithSchedule(mpgdprtest.Manual()))
+	e := newTestEnv(t, fakes, "")
+	ctx := context.Background()
+	if _, err := e.w.Enqueue(ctx, Request{Reference: "F-1", Kind: Deletion, ComplianceType: mpgdpr.CCPA, DistinctIDs: []string{"carol"}, Projects: []string{"us"}}); err != nil {
+		t.Fatal(err)
+	}
+	e.start()
+	us := fakes["us"]
+	fail := func(n int) {
+		waitFor(t, "a task", func() bool { return len(us.Tasks()) == n })
+		if err := us.SetStatus(us.Tasks()[n-1].ID, mpgdprtest.StatusFailure); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fail(1) // resubmitted (resubmits = 1)
+	fail(2) // reported
+	waitFor(t, "item failed", func() bool { total, ok := e.itemsIn(StateFailed); return total == 1 && ok })
+	it, evs := itemEvents(t, e, "F-1", "us")
+	if !slices.Contains(evs, evResubmitted) || len(it.Tasks) != 2 {
+		t.Errorf("item %+v events %v", it, evs)
+	}
+	if n := len(us.Tasks()); n != 2 {
+		t.Errorf("%d tasks, want 2", n)
+	}
+}
+
+func TestNotFoundPolicyReport(t *testing.T) {
+	fakes := twoFakes(t, mpgdprtest.WithSchedule(mpgdprtest.Manual()))
+	e := newTestEnv(t, fakes, "")
+	// Per-project policy: appended to the last project's table (us).
+	e.w.cfg.Projects[1].OnNotFound = PolicyReport
+	if e.w.cfg.Projects[1].Name != "us" {
+		t.Fatal("project order changed")
+	}
+	ctx := context.Background()
+	if _, err := e.w.Enqueue(ctx, Request{Reference: "N-1", Kind: Deletion, ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{"dan"}, Projects: []string{"us"}}); err != nil {
+		t.Fatal(err)
+	}
+	e.start()
+	us := fakes["us"]
+	waitFor(t, "a task", func() bool { return len(us.Tasks()) == 1 })
+	if err := us.SetStatus(us.Tasks()[0].ID, mpgdprtest.StatusNotFound); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "item failed", func() bool { total, ok := e.itemsIn(StateFailed); return total == 1 && ok })
+	if n := len(us.Tasks()); n != 1 {
+		t.Errorf("%d tasks, want 1 (report, no resubmission)", n)
+	}
+}
+
+func TestMigrationsIdempotentAndEventsAppendOnly(t *testing.T) {
+	e := newTestEnv(t, twoFakes(t), "")
+	ctx := context.Background()
+	applied, err := MigrateSQLite(ctx, e.db)
+	if err != nil || len(applied) != 0 {
+		t.Fatalf("second migration applied %v, %v", applied, err)
+	}
+	if _, err := e.w.Enqueue(ctx, Request{Reference: "M-1", Kind: Deletion, ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{"x"}, AllProjects: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.db.Exec(`UPDATE mpgdpr_event SET detail = 'changed'`); err == nil {
+		t.Error("an event was updated")
+	}
+	if _, err := e.db.Exec(`DELETE FROM mpgdpr_event`); err == nil {
+		t.Error("an event was deleted")
+	}
+}
