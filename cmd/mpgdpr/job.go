@@ -34,6 +34,8 @@ type jobOpts struct {
 	download        string
 	extract         bool
 	resubmitUnknown bool
+	dryRun          bool
+	showIDs         bool
 }
 
 // addJobFlags defines the flags of delete or retrieve on fs.
@@ -55,6 +57,8 @@ func (cl *cli) addJobFlags(fs *pflag.FlagSet, cmd string) *jobOpts {
 	fs.BoolVar(&o.wait, "wait", false, "follow every task until it ends (SUCCESS, FAILURE, REVOKED or NOT_FOUND)")
 	fs.DurationVar(&o.pollStart, "poll-interval", mpgdpr.DefaultPollStart, "with --wait: first wait between two checks of a task; it doubles up to --poll-max")
 	fs.DurationVar(&o.pollMax, "poll-max", mpgdpr.DefaultPollMax, "with --wait: longest wait between two checks of a task")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "read and check the whole input, print the requests that would be sent (counts and sizes), send nothing")
+	fs.BoolVar(&o.showIDs, "show-ids", false, "with --dry-run: also print each request's IDs (personal data)")
 	cl.addAPIFlags(fs, &o.api)
 	return o
 }
@@ -74,6 +78,9 @@ func newJobCmd(cl *cli, cmd, use, short, long string) *cobra.Command {
 		j, err := cl.prepareJob(cmd, o)
 		if err != nil {
 			return cl.fail(cmd, exitFor(err), err)
+		}
+		if o.dryRun {
+			return cl.dryRun(j, o.showIDs)
 		}
 		return cl.runJob(ctx, j).code
 	})
@@ -97,6 +104,9 @@ IDs are filed once. IDs that begin with "-" go after "--".
 
 IDs are sent in requests of at most --chunk-size, at most --rate requests per
 second, with the library's retries where they are safe.
+--dry-run reads and checks the whole input as a real run does, prints the
+requests it would send (IDs and bytes per request; the IDs themselves only
+with --show-ids) and sends nothing: no request, no journal.
 
 Journal: the job is recorded in a journal of JSON lines (mode 0600: it
 holds the IDs; it never holds a token): each request before it is sent and
@@ -190,6 +200,9 @@ func (cl *cli) prepareJob(cmd string, o *jobOpts) (*job, error) {
 	}
 	if o.extract && o.download == "" {
 		return nil, usagef("--extract needs --download DIR")
+	}
+	if o.showIDs && !o.dryRun {
+		return nil, usagef("--show-ids is for --dry-run only")
 	}
 	if o.chunkSize < 0 || o.chunkSize > limitFor(cmd) {
 		return nil, usagef("--chunk-size %d: want 1 to %d IDs per request", o.chunkSize, limitFor(cmd))

@@ -215,6 +215,7 @@ terminal. A wait of more than a few seconds (a retry, a poll) is always
 said, on the progress line or as a note.
   --verbose, -v           log retries, waits, pacing and polls to stderr
   MPGDPR_LOG=LEVEL        the same at debug; info: the job's steps; warn: retries only
+  MPGDPR_NOTE_AFTER=3s    how long a wait may last before it is said (0: every wait)
 `
 
 const exitStatusText = `
