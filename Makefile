@@ -33,8 +33,12 @@ demo:
 	cd cmd/mpgdpr && $(GO) run . demo
 
 ## test: the whole suite of every module under the race detector.
+##   -race needs cgo and a C compiler (gcc or clang); without one: make test RACE=
+RACE ?= -race
 test: deps
-	@set -e; for m in $(MODULES); do echo "== go test -race ./... in $$m"; (cd $$m && $(GO) test -race -count=1 ./...); done
+	@if [ -n "$(RACE)" ] && [ "$$($(GO) env CGO_ENABLED)" != 1 ]; then \
+		echo "test: $(RACE) needs cgo and a C compiler (gcc or clang): install one (apt-get install gcc), or run 'make test RACE=' to test without the race detector" >&2; exit 2; fi
+	@set -e; for m in $(MODULES); do echo "== go test $(RACE) ./... in $$m"; (cd $$m && $(GO) test $(RACE) -count=1 ./...); done
 
 ## lint: gofmt, go vet and staticcheck.
 lint:
