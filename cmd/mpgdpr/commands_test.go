@@ -163,3 +163,26 @@ func TestJournalPathRefused(t *testing.T) {
 		t.Errorf("%d requests sent", n)
 	}
 }
+
+// MIXPANEL_BASE_URL is the environment form of --base-url; errors in the
+// environment name the variable.
+func TestBaseURLAndRegionFromEnv(t *testing.T) {
+	srv := newFake(t)
+	r := runCmd(t, credEnv(envBaseURL+"="+srv.URL()), "", "delete", "--compliance", "GDPR", "--journal", filepath.Join(t.TempDir(), "j"), "--rate", "1000", "a")
+	if r.code != 0 || len(srv.Tasks()) != 1 {
+		t.Fatalf("MIXPANEL_BASE_URL: %v", r)
+	}
+	if r := runCmd(t, credEnv(envBaseURL+"=ftp://example.com"), "", "status", "deletion", "t1"); r.code != exitUsage || !strings.Contains(r.stderr, envBaseURL+": not an absolute http(s) URL") {
+		t.Errorf("bad MIXPANEL_BASE_URL: %v", r)
+	}
+	// The flag wins over the variable.
+	if r := runCmd(t, credEnv(envBaseURL+"=ftp://example.com"), "", "status", "deletion", "nope", "--base-url", srv.URL()); r.code != exitAPI || !strings.Contains(r.stderr, "404") {
+		t.Errorf("--base-url over MIXPANEL_BASE_URL: %v", r)
+	}
+	if r := runCmd(t, credEnv(envRegion+"=moon"), "", "status", "deletion", "t1"); r.code != exitUsage || !strings.Contains(r.stderr, `unknown region "moon" in MIXPANEL_REGION`) {
+		t.Errorf("bad MIXPANEL_REGION: %v", r)
+	}
+	if r := runCmd(t, credEnv(envRegion+"=moon"), "", "status", "deletion", "t1", "--region", "mars"); r.code != exitUsage || strings.Contains(r.stderr, "MIXPANEL_REGION") {
+		t.Errorf("bad --region: %v", r)
+	}
+}

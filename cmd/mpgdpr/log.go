@@ -130,7 +130,9 @@ func (cl *cli) observeRetry(r slog.Record) {
 	if p != nil {
 		p.requests.Add(1)
 	}
-	if wait < cl.noteAfter {
+	// A long wait is said; so are the shorter ones from the third try on,
+	// lest several in a row add up to a silence.
+	if wait < cl.noteAfter && (attempt < 2 || wait < cl.noteAfter/4) {
 		return
 	}
 	of := ""
