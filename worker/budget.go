@@ -2,61 +2,43 @@ package worker
 
 import (
 	"context"
-	"sync"
+	"time"
 
-	"golang.org/x/time/rate"
+	"github.com/privacykit/mpgdpr/worker/budget"
 )
 
-// RequestClass says what a request to Mixpanel is for, so that a Budget can
-// keep polls from starving creates.
-type RequestClass int
-
-// The classes of request.
-const (
-	ClassCreate RequestClass = iota
-	ClassPoll
-)
-
-// Budget paces a project's requests to Mixpanel: Take returns when one
-// request of that class may be sent, or with ctx's error. Every create and
-// every poll takes one turn. Package budget implements it for one process
-// and for all processes sharing a Postgres database.
-type Budget interface {
-	Take(ctx context.Context, project string, class RequestClass) error
-}
-
-// BudgetFunc adapts a function to Budget.
-type BudgetFunc func(ctx context.Context, project string, class RequestClass) error
-
-// Take calls f.
-func (f BudgetFunc) Take(ctx context.Context, project string, class RequestClass) error {
-	return f(ctx, project, class)
-}
-
-// localBudget paces each project within this process: a token bucket per
-// project at its configured rate, burst 1. It does not reserve a share for
-// creates; use package budget for that.
-type localBudget struct {
-	mu       sync.Mutex
-	limiters map[string]*rate.Limiter
-	rates    map[string]float64
-}
-
-func newLocalBudget(cfg *Config) *localBudget {
-	b := &localBudget{limiters: map[string]*rate.Limiter{}, rates: map[string]float64{}}
+// budgetOptions gives package budget each project's limits from the
+// configuration; every process sharing a database reads the same file.
+func budgetOptions(cfg *Config) []budget.Option {
+	opts := []budget.Option{budget.WithDefaultLimits(budget.Limits{Rate: float64(budget.DefaultLimits.Rate), PollShare: cfg.PollShare})}
 	for _, p := range cfg.Projects {
-		b.rates[p.Name] = p.Rate
+		opts = append(opts, budget.WithProjectLimits(p.Name, budget.Limits{Rate: p.Rate, PollShare: cfg.PollShare}))
 	}
-	return b
+	return opts
 }
 
-func (b *localBudget) Take(ctx context.Context, project string, _ RequestClass) error {
-	b.mu.Lock()
-	l, ok := b.limiters[project]
-	if !ok {
-		l = rate.NewLimiter(rate.Limit(b.rates[project]), 1)
-		b.limiters[project] = l
+// withGrant takes one turn of the project's budget, runs f (one request on
+// the wire) within the grant's lease and releases the grant when f returns.
+// errTurn wraps a failure to get a turn (ctx ended), in which case f did not
+// run.
+func (w *Worker[TTx]) withGrant(ctx context.Context, project string, kind budget.Kind, before func() error, f func(ctx context.Context)) (ran bool, err error) {
+	g, err := w.budget.Take(ctx, project, kind)
+	if err != nil {
+		return false, err
 	}
-	b.mu.Unlock()
-	return l.Wait(ctx)
+	if before != nil {
+		if err := before(); err != nil {
+			_ = g.Release(budget.Answer{})
+			return false, err
+		}
+	}
+	cctx, cancel := context.WithDeadline(ctx, g.Deadline())
+	f(cctx)
+	cancel()
+	// The answer has arrived (or the attempt ended) by now; a later time
+	// than the truth only costs rate.
+	if err := g.Release(budget.Answer{At: time.Now()}); err != nil {
+		w.log.Warn("mpgdpr worker: budget release failed; the project waits for the lease to end", "project", project, "error", err)
+	}
+	return true, nil
 }

@@ -183,8 +183,8 @@ func (c *Config) normalize() error {
 	if c.PollShare == 0 {
 		c.PollShare = DefaultPollShare
 	}
-	if c.PollShare <= 0 || c.PollShare > 1 {
-		return &ConfigError{Field: "poll_share", Problem: "must be above 0 and at most 1"}
+	if c.PollShare <= 0 || c.PollShare >= 1 {
+		return &ConfigError{Field: "poll_share", Problem: "must be above 0 and below 1"}
 	}
 	if c.PollMin == 0 {
 		c.PollMin = Duration(DefaultPollMin)

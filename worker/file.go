@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/privacykit/mpgdpr"
+	"github.com/privacykit/mpgdpr/worker/budget"
 	"github.com/riverqueue/river"
 )
 
@@ -114,15 +115,23 @@ func (fw *fileWorker[TTx]) Work(ctx context.Context, job *river.Job[fileArgs]) e
 	}
 	unknownsInRow := 0
 	for len(remaining) > 0 {
-		if err := w.budget.Take(ctx, b.Project, ClassCreate); err != nil {
-			return river.JobSnooze(time.Second) // stopping, or timed out waiting: try again later
-		}
 		seq++
-		createID, err := w.journalSending(ctx, b, items, seq, remaining)
-		if err != nil {
+		var createID int64
+		var taskID string
+		var callErr error
+		ran, err := w.withGrant(ctx, b.Project, budget.Create, func() error {
+			var err error
+			createID, err = w.journalSending(ctx, b, items, seq, remaining)
+			return err
+		}, func(cctx context.Context) {
+			taskID, callErr = w.callCreate(cctx, client, b, remaining)
+		})
+		if !ran {
+			if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
+				return river.JobSnooze(time.Second) // stopping, or timed out waiting: try again later
+			}
 			return err
 		}
-		taskID, callErr := w.callCreate(ctx, client, b, remaining)
 		// The answer is recorded even when ctx has ended (stop, timeout).
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		next, wait, err := w.recordCreate(rctx, b, items, createID, remaining, taskID, callErr)

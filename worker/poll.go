@@ -14,6 +14,7 @@ import (
 
 	"github.com/privacykit/mpgdpr"
 	"github.com/privacykit/mpgdpr/export"
+	"github.com/privacykit/mpgdpr/worker/budget"
 	"github.com/riverqueue/river"
 )
 
@@ -55,15 +56,19 @@ func (pw *pollWorker[TTx]) Work(ctx context.Context, job *river.Job[pollArgs]) e
 		return river.JobSnooze(time.Minute)
 	}
 	next := PollInterval(time.Since(t.CreatedAt), time.Duration(w.cfg.PollMin), time.Duration(w.cfg.PollMax))
-	if err := w.budget.Take(ctx, t.Project, ClassPoll); err != nil {
-		return river.JobSnooze(time.Second)
-	}
 	var task *mpgdpr.Task
-	if Kind(t.Kind) == Retrieval {
-		task, err = client.CheckRetrieval(ctx, t.TaskID)
-	} else {
-		task, err = client.CheckDeletion(ctx, t.TaskID)
+	var checkErr error
+	ran, _ := w.withGrant(ctx, t.Project, budget.Poll, nil, func(cctx context.Context) {
+		if Kind(t.Kind) == Retrieval {
+			task, checkErr = client.CheckRetrieval(cctx, t.TaskID)
+		} else {
+			task, checkErr = client.CheckDeletion(cctx, t.TaskID)
+		}
+	})
+	if !ran {
+		return river.JobSnooze(time.Second) // no turn (stopping, or timed out waiting)
 	}
+	err = checkErr
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
 	if err != nil {

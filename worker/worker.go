@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/privacykit/mpgdpr"
+	"github.com/privacykit/mpgdpr/worker/budget"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
@@ -31,7 +32,7 @@ type Worker[TTx any] struct {
 	river   *river.Client[TTx]
 	clients map[string]*mpgdpr.Client
 	secrets map[string]Secrets
-	budget  Budget
+	budget  budget.Budget
 	sink    Sink
 	log     *slog.Logger
 
@@ -44,7 +45,7 @@ type Option func(*options)
 
 type options struct {
 	logger     *slog.Logger
-	budget     Budget
+	budget     budget.Budget
 	sink       Sink
 	httpClient *http.Client
 	river      func(*river.Config)
@@ -55,10 +56,10 @@ type options struct {
 // a secret or a distinct ID.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
-// WithBudget shares each project's request rate through b; use one that all
-// worker processes share (package budget's Postgres budget) when several run.
-// The default paces each project within this process only.
-func WithBudget(b Budget) Option { return func(o *options) { o.budget = b } }
+// WithBudget paces each project's requests with b instead of the default:
+// budget.Memory on SQLite (one process), budget.Postgres on Postgres (shared
+// by every worker process on the database).
+func WithBudget(b budget.Budget) Option { return func(o *options) { o.budget = b } }
 
 // WithSink hands every checked export to s as well as keeping it in the
 // export directory.
@@ -98,12 +99,21 @@ func OpenSQLiteFile(path string) (*sql.DB, error) {
 // NewSQLite makes a worker on a SQLite database (see OpenSQLiteFile) and
 // runs the migrations. The database must not be closed while the worker runs.
 func NewSQLite(ctx context.Context, db *sql.DB, cfg *Config, opts ...Option) (*Worker[*sql.Tx], error) {
-	return newWorker[*sql.Tx](ctx, sqlDatabase{db}, riversqlite.New(db), cfg, opts)
+	return newWorker[*sql.Tx](ctx, sqlDatabase{db}, riversqlite.New(db), cfg, opts, func() (budget.Budget, error) {
+		return budget.NewMemory(budgetOptions(cfg)...)
+	})
 }
 
 // NewPostgres makes a worker on a Postgres pool and runs the migrations.
+// Unless WithBudget says otherwise, every project's requests are paced by a
+// budget.Postgres in the same database, shared by all worker processes.
 func NewPostgres(ctx context.Context, pool *pgxpool.Pool, cfg *Config, opts ...Option) (*Worker[pgx.Tx], error) {
-	return newWorker[pgx.Tx](ctx, pgxDatabase{pool}, riverpgxv5.New(pool), cfg, opts)
+	return newWorker[pgx.Tx](ctx, pgxDatabase{pool}, riverpgxv5.New(pool), cfg, opts, func() (budget.Budget, error) {
+		if err := budget.Migrate(ctx, pool); err != nil {
+			return nil, err
+		}
+		return budget.NewPostgres(pool, budgetOptions(cfg)...)
+	})
 }
 
 // Migrate brings River's tables and the worker's own up to date on a
@@ -117,7 +127,7 @@ func MigratePostgres(ctx context.Context, pool *pgxpool.Pool) ([]string, error) 
 	return migrate[pgx.Tx](ctx, pgxDatabase{pool}, riverpgxv5.New(pool))
 }
 
-func newWorker[TTx any](ctx context.Context, db database, driver riverdriver.Driver[TTx], cfg *Config, opts []Option) (*Worker[TTx], error) {
+func newWorker[TTx any](ctx context.Context, db database, driver riverdriver.Driver[TTx], cfg *Config, opts []Option, defaultBudget func() (budget.Budget, error)) (*Worker[TTx], error) {
 	if cfg == nil {
 		return nil, errors.New("worker: no configuration")
 	}
@@ -132,9 +142,6 @@ func newWorker[TTx any](ctx context.Context, db database, driver riverdriver.Dri
 		cfg: cfg, db: db, driver: driver,
 		clients: map[string]*mpgdpr.Client{}, secrets: map[string]Secrets{},
 		budget: o.budget, sink: o.sink, log: o.logger,
-	}
-	if w.budget == nil {
-		w.budget = newLocalBudget(cfg)
 	}
 	for i := range cfg.Projects {
 		p := &cfg.Projects[i]
@@ -174,6 +181,13 @@ func newWorker[TTx any](ctx context.Context, db database, driver riverdriver.Dri
 	}
 	if _, err := migrate(ctx, db, driver); err != nil {
 		return nil, err
+	}
+	if w.budget == nil {
+		b, err := defaultBudget()
+		if err != nil {
+			return nil, fmt.Errorf("worker: budget: %w", err)
+		}
+		w.budget = b
 	}
 
 	workers := river.NewWorkers()
