@@ -226,7 +226,7 @@ func TestFakeOverHTTP(t *testing.T) {
 
 	// A request the document forbids: 400, and the control API reports it.
 	curl := func() int {
-		cmd := exec.Command(lookTool(t, "curl"), "-fsS", "-o", os.DevNull, f.ready.ControlURL+"/violations")
+		cmd := exec.Command(lookTool(t, "curl"), "--noproxy", "*", "-fsS", "-o", os.DevNull, f.ready.ControlURL+"/violations")
 		err := cmd.Run()
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {

@@ -24,6 +24,9 @@ OAUTH = os.environ["MPGDPR_FAKE_OAUTH_TOKEN"]
 PROJECT = os.environ["MPGDPR_FAKE_PROJECT_TOKEN"]
 SECRET = os.environ["MPGDPR_FAKE_API_SECRET"]
 
+# The fake is on loopback: never through an http_proxy from the environment.
+urllib.request.install_opener(urllib.request.build_opener(urllib.request.ProxyHandler({})))
+
 
 def start_fake(*args):
     """Start `mpgdpr fake --json`, return (process, first line as a dict)."""
