@@ -21,6 +21,12 @@
 // request (InjectFault), so tests of retries need no handlers of their own.
 // Requests records what it saw, without credential values.
 //
+// WithControlAPI mounts a control API under ControlPrefix (/_fake/) on the
+// API host, documented by its own OpenAPI document (ControlOpenAPI), so the
+// same can be done over HTTP: the `mpgdpr fake` command serves it as a
+// process for tests in any language. Start is NewServer returning an error;
+// WithListen, WithDownloadListen and WithDownloadURL choose where it listens.
+//
 // This package does not import the root client package, so the client's
 // own tests can use it.
 package mpgdprtest
