@@ -143,7 +143,8 @@ type Policy struct {
 func NewPolicy(regs ...Regulation) *Policy {
 	p := &Policy{Location: time.UTC, regs: map[string]Regulation{"GDPR": GDPR, "CCPA": CCPA}, ext: map[[2]string]Extension{}}
 	for _, r := range regs {
-		p.regs[strings.ToUpper(r.Name)] = r
+		r.Name = strings.ToUpper(r.Name)
+		p.regs[r.Name] = r
 	}
 	return p
 }

@@ -1,0 +1,73 @@
+package evidence
+
+// pageHTML is the HTML report's template: everything inline.
+const pageHTML = `<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{.Title}}</title>
+<style>
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:1.5em;color:#222}
+h1{font-size:1.4em;margin:0 0 .2em}h2{font-size:1.1em;margin:1.4em 0 .4em}
+table{border-collapse:collapse;font-size:.85em}th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left}
+th{background:#f3f3f3}td.n{text-align:right;font-variant-numeric:tabular-nums}
+.on_time{color:#2b7bb9}.at_risk{color:#b37400;font-weight:bold}.overdue{color:#c0392b;font-weight:bold}.met{color:#2e8b57}.met_late{color:#8e44ad;font-weight:bold}
+.legend span{display:inline-block;margin-right:1em}.legend i{display:inline-block;width:1em;height:.6em;margin-right:.3em}
+.controls{margin:.5em 0}.controls input,.controls select,.controls button{font:inherit;margin-right:.5em}
+.note{color:#555;font-size:.85em}.bad{color:#c0392b;font-weight:bold}.good{color:#2e8b57}
+</style></head><body>
+<h1>{{.Title}}</h1>
+<p class="note">Generated {{.Generated}} (UTC). <span id="total" data-total="{{.Total}}">{{.Total}}</span> requests. Deadlines: GDPR one month from receipt (extendable by two months), CCPA 45 days (extendable by 45), as configured.</p>
+{{with .Verification}}<h2>History</h2><ul id="verification" class="{{if $.VerifyOK}}good{{else}}bad{{end}}">{{range .}}<li>{{.}}</li>{{end}}</ul>{{end}}
+<h2>Summary per project</h2>
+<table id="summary"><thead><tr><th>Project</th><th>Requests</th>{{range .States}}<th>{{label .}}</th>{{end}}<th>Median days to complete</th><th>Worst days to complete</th></tr></thead>
+<tbody>{{range $s := .Summary}}<tr data-project="{{$s.Project}}"><td>{{$s.Project}}</td><td class="n" data-k="total">{{$s.Total}}</td>{{range $.States}}<td class="n {{.}}" data-k="{{.}}">{{count $s.ByState .}}</td>{{end}}<td class="n" data-k="median">{{days $s.MedianDays}}</td><td class="n" data-k="worst">{{days $s.WorstDays}}</td></tr>
+{{end}}</tbody></table>
+<h2>Requests over time against their deadlines</h2>
+<p class="legend note"><span><i style="background:#2b7bb9"></i>on time</span><span><i style="background:#e69f00"></i>at risk</span><span><i style="background:#c0392b"></i>overdue</span><span><i style="background:#2e8b57"></i>met</span><span><i style="background:#8e44ad"></i>met late</span><span>| deadline</span> Each bar runs from receipt to completion (or now).</p>
+{{.Chart}}
+<h2>Requests</h2>
+<div class="controls">
+<input id="q" type="search" placeholder="Filter: reference, project, ID, task" size="36">
+<select id="state"><option value="">every state</option>{{range .States}}<option value="{{.}}">{{label .}}</option>{{end}}</select>
+<button id="prev" type="button">&larr; previous</button><button id="next" type="button">next &rarr;</button>
+<span id="shown"></span>
+</div>
+<table id="requests"><thead><tr><th>Reference</th><th>Project</th><th>Kind</th><th>Type</th><th>IDs</th><th>Received</th><th>First filed</th><th>Tasks</th><th>Last status</th><th>Completed</th><th>Days</th><th>Deadline</th><th>State</th><th>Extension</th><th>Notes</th></tr></thead>
+<tbody id="rows"></tbody></table>
+<noscript><p>The table needs JavaScript; the CSV or JSON report has the same rows.</p></noscript>
+<script type="application/json" id="data">{{.Data}}</script>
+<script>
+(function(){
+"use strict";
+var all=JSON.parse(document.getElementById("data").textContent||"[]");
+var page=0,size=50,shown=all;
+var q=document.getElementById("q"),st=document.getElementById("state"),body=document.getElementById("rows"),info=document.getElementById("shown");
+function cell(tr,text,cls){var td=document.createElement("td");td.textContent=text;if(cls)td.className=cls;tr.appendChild(td);}
+function render(){
+  body.textContent="";
+  var pages=Math.max(1,Math.ceil(shown.length/size));if(page>=pages)page=pages-1;
+  var from=page*size,to=Math.min(shown.length,from+size);
+  for(var i=from;i<to;i++){var r=shown[i],tr=document.createElement("tr");tr.setAttribute("data-ref",r.ref);tr.setAttribute("data-state",r.state);
+    cell(tr,r.ref);cell(tr,r.project);cell(tr,r.kind);cell(tr,r.reg);cell(tr,r.ids);cell(tr,r.received);cell(tr,r.filed);cell(tr,r.tasks);cell(tr,r.status);
+    cell(tr,r.completed);cell(tr,r.days<0?"":r.days.toFixed(2),"n");cell(tr,r.due);cell(tr,r.state.replace("_"," "),r.state);cell(tr,r.extended);cell(tr,r.notes?String(r.notes):"","n");
+    body.appendChild(tr);}
+  info.textContent=(shown.length?(from+1)+"\u2013"+to:"0")+" of "+shown.length+(shown.length!==all.length?" (filtered from "+all.length+")":"");
+  info.setAttribute("data-matching",String(shown.length));
+}
+function filter(){
+  var t=q.value.toLowerCase(),s=st.value;
+  shown=all.filter(function(r){
+    if(s&&r.state!==s)return false;
+    if(!t)return true;
+    return (r.ref+" "+r.project+" "+r.ids+" "+r.tasks+" "+r.kind+" "+r.reg).toLowerCase().indexOf(t)>=0;});
+  page=0;render();
+}
+q.addEventListener("input",filter);st.addEventListener("change",filter);
+document.getElementById("prev").addEventListener("click",function(){if(page>0){page--;render();}});
+document.getElementById("next").addEventListener("click",function(){if((page+1)*size<shown.length){page++;render();}});
+var h=location.hash.match(/^#state=(\w+)$/);if(h){st.value=h[1];}
+filter();
+})();
+</script>
+</body></html>
+`
