@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // The listen addresses a Server uses unless told otherwise: loopback, on
@@ -111,7 +112,8 @@ func listenOn(h http.Handler, addr, fallback string) (*httptest.Server, error) {
 	// httptest.NewUnstartedServer listens on 127.0.0.1:0 itself (and
 	// panics if it cannot); an http.Server built here would lose its
 	// waiting for requests in progress on Close.
-	srv := &httptest.Server{Listener: l, Config: &http.Server{Handler: h}}
+	// A header timeout, for a fake left running where slow clients reach it.
+	srv := &httptest.Server{Listener: l, Config: &http.Server{Handler: h, ReadHeaderTimeout: time.Minute}}
 	return srv, nil
 }
 

@@ -225,21 +225,28 @@ func TestFakeOverHTTP(t *testing.T) {
 	unzipExport(t, zipPath, fakeSecret, "alice", "bob")
 
 	// A request the document forbids: 400, and the control API reports it.
-	curl := func() int {
-		cmd := exec.Command(lookTool(t, "curl"), "--noproxy", "*", "-fsS", "-o", os.DevNull, f.ready.ControlURL+"/violations")
-		err := cmd.Run()
+	// curl -f: exit 22 on an HTTP error status. Without curl (make deps
+	// does not install it) only this check is left out.
+	curlPath, _ := exec.LookPath("curl")
+	curl := func(want int) {
+		t.Helper()
+		if curlPath == "" {
+			t.Log("curl is not installed: its check of GET /_fake/violations is left out")
+			return
+		}
+		err := exec.Command(curlPath, "--noproxy", "*", "-fsS", "-o", os.DevNull, f.ready.ControlURL+"/violations").Run()
+		code := 0
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
-			return ee.ExitCode()
-		}
-		if err != nil {
+			code = ee.ExitCode()
+		} else if err != nil {
 			t.Fatal(err)
 		}
-		return 0
+		if code != want {
+			t.Errorf("curl -f %s/violations: exit %d, want %d", f.ready.ControlURL, code, want)
+		}
 	}
-	if code := curl(); code != 0 {
-		t.Errorf("curl -f on no violations: exit %d", code)
-	}
+	curl(0)
 	if r := mixpanel(t, c, f, "POST", "/data-deletions/v3.0", `{"distinct_ids":["erin"],"compliance_type":"HIPAA"}`); r.code != 400 {
 		t.Errorf("an unknown compliance type: %d %s", r.code, r.body)
 	}
@@ -248,9 +255,7 @@ func TestFakeOverHTTP(t *testing.T) {
 		vs.Violations[0].Op != "createDeletion" || !strings.Contains(vs.Violations[0].Message, "compliance_type") {
 		t.Errorf("violations: %d %s", r.code, r.body)
 	}
-	if code := curl(); code != 22 {
-		t.Errorf("curl -f with a violation: exit %d, want 22 (HTTP error)", code)
-	}
+	curl(22) // an HTTP error status
 
 	// What the fake recorded: every request, no credential value.
 	r = do(t, c, "GET", f.ready.ControlURL+"/requests", "", "")
@@ -276,9 +281,10 @@ func TestFakeOverHTTP(t *testing.T) {
 	}
 
 	// Clear and reset.
-	if r := do(t, c, "DELETE", f.ready.ControlURL+"/violations", "", ""); r.code != 204 || curl() != 0 {
+	if r := do(t, c, "DELETE", f.ready.ControlURL+"/violations", "", ""); r.code != 204 {
 		t.Errorf("clear violations: %d", r.code)
 	}
+	curl(0)
 	if r := do(t, c, "POST", f.ready.ControlURL+"/reset", "", ""); r.code != 204 {
 		t.Errorf("reset: %d", r.code)
 	}
@@ -297,7 +303,11 @@ func TestFakeOverHTTP(t *testing.T) {
 // person's files are there and a wrong password fails.
 func unzipExport(t *testing.T, zipPath, secret string, ids ...string) {
 	t.Helper()
-	unzip := lookTool(t, "unzip")
+	unzip, err := exec.LookPath("unzip")
+	if err != nil {
+		t.Logf("unzip is not installed (make deps installs it): the export of %v is not opened with Info-ZIP", ids)
+		return
+	}
 	out := filepath.Join(t.TempDir(), "x")
 	if b, err := exec.Command(unzip, "-P", secret, "-q", "-d", out, zipPath).CombinedOutput(); err != nil {
 		t.Fatalf("unzip -P: %v: %s", err, b)
