@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -38,6 +39,7 @@ type Worker[TTx any] struct {
 
 	mu      sync.Mutex
 	started bool
+	lock    *os.File // SQLite: held while started
 }
 
 // Option configures a Worker.
@@ -231,7 +233,18 @@ func (w *Worker[TTx]) Start(ctx context.Context) error {
 	if w.started {
 		return errors.New("worker: already started")
 	}
+	if w.db.dialect() == dialectSQLite {
+		lock, requeued, err := claimSQLite(ctx, w.db)
+		if err != nil {
+			return err
+		}
+		if requeued > 0 {
+			w.log.Info("mpgdpr worker: jobs left running by a stopped worker requeued", "jobs", requeued)
+		}
+		w.lock = lock
+	}
 	if err := w.river.Start(ctx); err != nil {
+		w.unlock()
 		return fmt.Errorf("worker: start: %w", err)
 	}
 	w.started = true
@@ -249,12 +262,20 @@ func (w *Worker[TTx]) Stop(ctx context.Context) error {
 		return nil
 	}
 	w.started = false
+	defer w.unlock()
 	err := w.river.Stop(ctx)
 	if err != nil && ctx.Err() != nil {
 		// Soft stop ran out of time: cancel what still runs and wait.
 		return w.river.StopAndCancel(context.WithoutCancel(ctx))
 	}
 	return err
+}
+
+func (w *Worker[TTx]) unlock() {
+	if w.lock != nil {
+		_ = w.lock.Close()
+		w.lock = nil
+	}
 }
 
 // Run starts the worker and works until ctx ends (e.g. on SIGTERM through
