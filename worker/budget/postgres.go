@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -135,7 +138,7 @@ func (s *pgStore) attempt(ctx context.Context, project string, kind Kind, p para
 				} else if v.granted {
 					polls = 1
 				}
-				b.Queue(`UPDATE mpgdpr_budget SET next_at = $2, holder = nullif($3, 0), held_until = $4, poll_tokens = $5,
+				b.Queue(`UPDATE mpgdpr_budget SET next_at = $2, holder = nullif($3::bigint, 0), held_until = $4, poll_tokens = $5,
 					creates = creates + $6, polls = polls + $7 WHERE project = $1`,
 					project, ceilMicro(st.NextAt), st.Holder, held, st.Tokens, creates, polls)
 			}
@@ -207,16 +210,20 @@ func (s *pgStore) retry(ctx context.Context, f func() error) error {
 
 func transient(err error) bool {
 	var pe *pgconn.PgError
-	if !errors.As(err, &pe) {
-		return true // no answer from the server: connection trouble
+	if errors.As(err, &pe) {
+		switch {
+		case pe.Code == "40001", pe.Code == "40P01": // serialisation failure, deadlock
+			return true
+		case len(pe.Code) == 5 && (pe.Code[:2] == "08" || pe.Code[:2] == "57" || pe.Code[:2] == "53"): // connection, shutdown, resources
+			return true
+		}
+		return false
 	}
-	switch {
-	case pe.Code == "40001", pe.Code == "40P01": // serialisation failure, deadlock
-		return true
-	case len(pe.Code) == 5 && (pe.Code[:2] == "08" || pe.Code[:2] == "57" || pe.Code[:2] == "53"): // connection, shutdown, resources
-		return true
-	}
-	return false
+	// No answer from the server: connection trouble.
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	return pgconn.SafeToRetry(err) || pgconn.Timeout(err) || errors.As(err, &ce) || errors.As(err, &ne) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED)
 }
 
 // ceilMicro rounds t up to Postgres's microsecond: rounding down would
