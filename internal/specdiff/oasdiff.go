@@ -74,6 +74,9 @@ type Oasdiff struct {
 	Go      string // the go command; "go" when empty
 	Modfile string // the tools go.mod that pins oasdiff
 	Dir     string // a directory inside a module, for `go tool -modfile`
+	// Bin is an oasdiff executable to run instead of `go tool oasdiff`
+	// (tests build it once; see gotool). Modfile and Go are then unused.
+	Bin string
 }
 
 // Changelog runs `oasdiff changelog` on two files and returns every finding
@@ -83,9 +86,11 @@ func (o Oasdiff) Changelog(ctx context.Context, basePath, revisionPath string) (
 	if goCmd == "" {
 		goCmd = "go"
 	}
-	cmd := exec.CommandContext(ctx, goCmd, "tool", "-modfile="+o.Modfile, "oasdiff", "changelog",
-		basePath, revisionPath,
-		"--format", "json", "--level", "INFO", "--allow-external-refs=false")
+	args := []string{"changelog", basePath, revisionPath, "--format", "json", "--level", "INFO", "--allow-external-refs=false"}
+	cmd := exec.CommandContext(ctx, goCmd, append([]string{"tool", "-modfile=" + o.Modfile, "oasdiff"}, args...)...)
+	if o.Bin != "" {
+		cmd = exec.CommandContext(ctx, o.Bin, args...)
+	}
 	cmd.Dir = o.Dir
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/privacykit/mpgdpr/internal/specdiff/gotool"
 )
 
 func TestIsBreaking(t *testing.T) {
@@ -81,11 +83,22 @@ func TestOasdiffChangelog(t *testing.T) {
 	if err := os.WriteFile(rev, []byte(revisionDoc), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	o := Oasdiff{Modfile: filepath.Join(root, "tools", "go.mod"), Dir: root}
+	modfile := filepath.Join(root, "tools", "go.mod")
+	// Built once under gotool's lock, so that the other packages' tests
+	// running beside this one do not compile oasdiff at the same time.
+	bin, err := gotool.Path(context.Background(), modfile, root, "oasdiff")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := Oasdiff{Modfile: modfile, Dir: root} // through go tool, as updatespec runs it
 	fs, err := o.Changelog(context.Background(), base, rev)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if direct, err := (Oasdiff{Bin: bin}).Changelog(context.Background(), base, rev); err != nil || !reflect.DeepEqual(direct, fs) {
+		t.Errorf("the built executable gives %v, %v; go tool gives %v", direct, err, fs)
+	}
+	o = Oasdiff{Bin: bin}
 	byID := map[string]Finding{}
 	for _, f := range fs {
 		byID[f.ID] = f

@@ -25,6 +25,7 @@ import (
 	"testing"
 
 	"github.com/privacykit/mpgdpr/internal/specdiff"
+	"github.com/privacykit/mpgdpr/internal/specdiff/gotool"
 	"github.com/privacykit/mpgdpr/internal/specmerge"
 )
 
@@ -174,6 +175,7 @@ func TestGoldenMatchesCommittedSpecForTheSameSources(t *testing.T) {
 // Drill 1: an optional field added to a status response reaches the merged
 // document, the generated Task struct, and a decoded response.
 func TestDrillNewOptionalFieldFlowsIntoGen(t *testing.T) {
+	t.Parallel()
 	merged := mustMerge(t, "eta-seconds")
 	changes, err := specdiff.Compare(mustMerge(t, ""), merged)
 	if err != nil {
@@ -230,6 +232,7 @@ func TestDecodesEtaSeconds(t *testing.T) {
 // Drill 2: a new upstream operation becomes a new method of the generated
 // client, which calls it.
 func TestDrillNewOperationInClient(t *testing.T) {
+	t.Parallel()
 	merged := mustMerge(t, "new-operation")
 	changes, err := specdiff.Compare(mustMerge(t, ""), merged)
 	if err != nil {
@@ -308,6 +311,7 @@ func TestListDeletions(t *testing.T) {
 // source alone describes them) and are reported as breaking by the spec diff,
 // by oasdiff under the update rule, and by the Go API diff.
 func TestDrillBreakingChangesReported(t *testing.T) {
+	t.Parallel()
 	base, merged := mustMerge(t, ""), mustMerge(t, "breaking")
 	changes, err := specdiff.Compare(base, merged)
 	if err != nil {
@@ -323,12 +327,11 @@ func TestDrillBreakingChangesReported(t *testing.T) {
 	if testing.Short() {
 		t.Skip("oasdiff and generation skipped in -short mode")
 	}
-	root := repoRoot(t)
 	dir := t.TempDir()
 	basePath, revPath := filepath.Join(dir, "base.yaml"), filepath.Join(dir, "revision.yaml")
 	writeFile(t, basePath, base)
 	writeFile(t, revPath, merged)
-	findings, err := specdiff.Oasdiff{Modfile: filepath.Join(root, "tools", "go.mod"), Dir: root}.Changelog(context.Background(), basePath, revPath)
+	findings, err := specdiff.Oasdiff{Bin: tool(t, "oasdiff")}.Changelog(context.Background(), basePath, revPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -441,8 +444,9 @@ func generate(t *testing.T, spec []byte) []byte {
 	cfgPath, specPath := filepath.Join(dir, "oapi-codegen.yaml"), filepath.Join(dir, "openapi.yaml")
 	writeFile(t, cfgPath, cfg)
 	writeFile(t, specPath, spec)
-	cmd := exec.Command("go", "tool", "-modfile="+filepath.Join(root, "tools", "go.mod"), "oapi-codegen", "-config", cfgPath, specPath)
-	cmd.Dir = root // go tool -modfile needs to run inside a module; nothing is written there
+	bin := tool(t, "oapi-codegen")
+	cmd := exec.Command(bin, "-config", cfgPath, specPath)
+	cmd.Dir = dir
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("oapi-codegen: %v\n%s", err, b)
 	}
@@ -452,6 +456,18 @@ func generate(t *testing.T, spec []byte) []byte {
 	}
 	genCache[key] = g
 	return g
+}
+
+// tool returns the executable of a tool pinned in tools/go.mod, built once
+// for every test binary of the run (gotool).
+func tool(t *testing.T, name string) string {
+	t.Helper()
+	root := repoRoot(t)
+	p, err := gotool.Path(context.Background(), filepath.Join(root, "tools", "go.mod"), root, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // runGenTest compiles generated code with a test file in a scratch module

@@ -85,6 +85,7 @@ func publishedForms(t *testing.T) map[string]specmerge.Source {
 }
 
 func TestDrillPublishedDocumentIsAPatch(t *testing.T) {
+	t.Parallel()
 	base := mustMerge(t, "")
 	forms := publishedForms(t)
 	_, want, err := mergeReplacing(t, forms["yaml"])

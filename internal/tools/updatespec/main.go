@@ -62,6 +62,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&cfg.Check, "check", false, "report only, for a scheduled job: exit 0 if there is nothing to take, 4 if there is an update, 3 if it is breaking, 1 on a conflict")
 	fs.BoolVar(&cfg.NoBuild, "no-build", false, "install without checking that the module still compiles (go vet ./...)")
 	fs.StringVar(&cfg.ToolsModfile, "tools-modfile", "", "the go.mod pinning oapi-codegen and oasdiff (default <root>/tools/go.mod)")
+	fs.StringVar(&cfg.OasdiffBin, "oasdiff", "", "an oasdiff `executable` to run instead of go tool oasdiff (it must be the pinned version)")
+	fs.StringVar(&cfg.CodegenBin, "oapi-codegen", "", "an oapi-codegen `executable` to run instead of go tool oapi-codegen (it must be the pinned version)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: updatespec [-replace|-add api/sources/<name> -with <file>] [-accept-breaking] [-dry-run|-check]\n\n")
 		fs.PrintDefaults()

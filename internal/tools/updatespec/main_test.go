@@ -18,6 +18,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/privacykit/mpgdpr/internal/specdiff/gotool"
 	"github.com/privacykit/mpgdpr/internal/specmerge"
 )
 
@@ -56,7 +57,11 @@ var baseline = sync.OnceValues(func() ([2][]byte, error) {
 	if err != nil {
 		return out, err
 	}
-	u := &update{config: config{Root: root, ToolsModfile: filepath.Join(root, "tools", "go.mod")}}
+	bins, err := tools()
+	if err != nil {
+		return out, err
+	}
+	u := &update{config: config{Root: root, ToolsModfile: filepath.Join(root, "tools", "go.mod"), OasdiffBin: bins[0], CodegenBin: bins[1]}}
 	skel, err := os.ReadFile(filepath.Join(root, skeletonPath))
 	if err != nil {
 		return out, err
@@ -181,8 +186,36 @@ func sameState(t *testing.T, before, after map[string]string) {
 	}
 }
 
-// runTool runs the command on a scratch tree.
+// tools are the oasdiff and oapi-codegen executables, built once for every
+// test binary of the run (gotool), so that the tests do not pay for `go tool`
+// on each call.
+var tools = sync.OnceValues(func() ([2]string, error) {
+	var out [2]string
+	root, err := filepath.Abs("../../..")
+	if err != nil {
+		return out, err
+	}
+	for i, name := range []string{"oasdiff", "oapi-codegen"} {
+		if out[i], err = gotool.Path(context.Background(), filepath.Join(root, "tools", "go.mod"), root, name); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+})
+
+// runTool runs the command on a scratch tree, with the built tools.
 func runTool(t *testing.T, root string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	bins, err := tools()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return runToolGo(t, root, append([]string{"-oasdiff", bins[0], "-oapi-codegen", bins[1]}, args...)...)
+}
+
+// runToolGo runs the command on a scratch tree as make update-spec does,
+// with the tools through go tool.
+func runToolGo(t *testing.T, root string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var o, e bytes.Buffer
 	all := append([]string{"-root", root, "-tools-modfile", filepath.Join(repoRoot(t), "tools", "go.mod")}, args...)
@@ -203,7 +236,7 @@ func TestReportOnCleanTree(t *testing.T) {
 	t.Parallel()
 	root := newTree(t)
 	before := state(t, root)
-	code, out, errOut := runTool(t, root)
+	code, out, errOut := runToolGo(t, root) // through go tool, as make update-spec runs
 	if code != exitOK {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
 	}

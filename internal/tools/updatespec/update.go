@@ -37,6 +37,9 @@ type config struct {
 	Check          bool // report only, with an exit status saying whether there is an update
 	NoBuild        bool
 	ToolsModfile   string
+	// OasdiffBin and CodegenBin are executables to run instead of `go tool
+	// oasdiff` and `go tool oapi-codegen` (the tests build them once).
+	OasdiffBin, CodegenBin string
 }
 
 type update struct {
@@ -226,7 +229,7 @@ func (u *update) plan(ctx context.Context) (*plan, error) {
 	if p.specChanges, err = specdiff.Compare(base, p.merged); err != nil {
 		return nil, err
 	}
-	oas := specdiff.Oasdiff{Modfile: u.ToolsModfile, Dir: u.Root}
+	oas := specdiff.Oasdiff{Modfile: u.ToolsModfile, Dir: u.Root, Bin: u.OasdiffBin}
 	if p.findings, err = oas.Changelog(ctx, filepath.Join(u.Root, mergedPath), candidate); err != nil {
 		return nil, err
 	}
@@ -307,7 +310,13 @@ func (u *update) generate(ctx context.Context, dir, spec string) ([]byte, error)
 	if err := os.WriteFile(cfgPath, tmpCfg, 0o644); err != nil {
 		return nil, err
 	}
-	if err := u.goCmd(ctx, "tool", "-modfile="+u.ToolsModfile, "oapi-codegen", "-config", cfgPath, spec); err != nil {
+	if u.CodegenBin != "" {
+		cmd := exec.CommandContext(ctx, u.CodegenBin, "-config", cfgPath, spec)
+		cmd.Dir = u.Root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("oapi-codegen: %w\n%s", err, bytes.TrimSpace(out))
+		}
+	} else if err := u.goCmd(ctx, "tool", "-modfile="+u.ToolsModfile, "oapi-codegen", "-config", cfgPath, spec); err != nil {
 		return nil, fmt.Errorf("oapi-codegen: %w", err)
 	}
 	return os.ReadFile(genFile)
