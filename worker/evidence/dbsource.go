@@ -258,4 +258,3 @@ func (d *DB) pending(ctx context.Context, f Filter, yield func(*Record) error) e
 	}
 	return rows.Err()
 }
-

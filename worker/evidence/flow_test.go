@@ -23,6 +23,8 @@ import (
 	"github.com/privacykit/mpgdpr/worker/evidence"
 	"github.com/privacykit/mpgdpr/worker/internal/pgtest"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivermigrate"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -38,7 +40,7 @@ type flow struct {
 
 func writeConfig(t *testing.T, dir string, fakes map[string]*mpgdprtest.Server, database string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "database = %q\nexport_dir = %q\nbatch_window = \"200ms\"\npoll_min = \"10ms\"\npoll_max = \"40ms\"\njob_timeout = \"20s\"\n", database, filepath.Join(dir, "exports"))
+	fmt.Fprintf(&b, "database = %q\nexport_dir = %q\nbatch_window = \"200ms\"\npoll_min = \"10ms\"\npoll_max = \"40ms\"\njob_timeout = \"20s\"\nrequest_lease = \"5s\"\n", database, filepath.Join(dir, "exports"))
 	for _, name := range []string{"eu", "us"} {
 		f := fakes[name]
 		env := "MPGDPR_EVIDENCE_TEST_" + strings.ToUpper(name)
@@ -101,6 +103,17 @@ func runFlow(t *testing.T, postgres bool) *flow {
 			t.Fatal(err)
 		}
 		t.Cleanup(pool.Close)
+		// River's own migrations first, each in its transaction: Postgres
+		// refuses a new enum value used in the transaction that adds it,
+		// which the worker's one-transaction migrate runs into on a fresh
+		// database.
+		m, err := rivermigrate.New(riverpgxv5.New(pool), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+			t.Fatal(err)
+		}
 		w, err := worker.NewPostgres(ctx, pool, cfg, worker.WithRiverConfig(riverConfig))
 		if err != nil {
 			t.Fatal(err)
