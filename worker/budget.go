@@ -10,7 +10,10 @@ import (
 // budgetOptions gives package budget each project's limits from the
 // configuration; every process sharing a database reads the same file.
 func budgetOptions(cfg *Config) []budget.Option {
-	opts := []budget.Option{budget.WithDefaultLimits(budget.Limits{Rate: float64(budget.DefaultLimits.Rate), PollShare: cfg.PollShare})}
+	opts := []budget.Option{
+		budget.WithDefaultLimits(budget.Limits{Rate: budget.DefaultLimits.Rate, PollShare: cfg.PollShare}),
+		budget.WithLease(time.Duration(cfg.RequestLease)),
+	}
 	for _, p := range cfg.Projects {
 		opts = append(opts, budget.WithProjectLimits(p.Name, budget.Limits{Rate: p.Rate, PollShare: cfg.PollShare}))
 	}

@@ -52,9 +52,13 @@ type Config struct {
 	PollMin Duration `toml:"poll_min"`
 	PollMax Duration `toml:"poll_max"`
 	// JobTimeout bounds one run of a job (a create, a poll, a download);
-	// a job running longer than JobTimeout plus a minute is taken to be
+	// on Postgres a job still running after 1.5 × JobTimeout is taken to be
 	// orphaned by a dead worker and run again (default 10m).
 	JobTimeout Duration `toml:"job_timeout"`
+	// RequestLease bounds one request to Mixpanel: a worker killed while
+	// holding a project's turn holds that project up this long, no more
+	// (default 1m, package budget's).
+	RequestLease Duration `toml:"request_lease"`
 	// Projects, at least one; names are unique.
 	Projects []Project `toml:"project"`
 
@@ -195,8 +199,14 @@ func (c *Config) normalize() error {
 	if c.PollMax < c.PollMin {
 		return &ConfigError{Field: "poll_max", Problem: "below poll_min"}
 	}
+	if c.RequestLease == 0 {
+		c.RequestLease = Duration(time.Minute)
+	}
 	if c.JobTimeout == 0 {
 		c.JobTimeout = Duration(DefaultJobTimeout)
+	}
+	if c.JobTimeout <= c.RequestLease {
+		return &ConfigError{Field: "job_timeout", Problem: "must exceed request_lease (a job's run holds at least one request)"}
 	}
 	if len(c.Projects) == 0 {
 		return &ConfigError{Problem: "no [[project]]"}

@@ -179,6 +179,24 @@ func (p pgxDatabase) wrap(tx any) (dbTx, error) {
 	return pgxTx{t}, nil
 }
 
+// sessionLocker runs f holding a database-wide advisory lock.
+type sessionLocker interface {
+	withSessionLock(ctx context.Context, key int64, f func() error) error
+}
+
+func (p pgxDatabase) withSessionLock(ctx context.Context, key int64, f func() error) error {
+	conn, err := p.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", key); err != nil {
+		return err
+	}
+	defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", key) }()
+	return f()
+}
+
 type pgxTx struct{ tx pgx.Tx }
 
 func (t pgxTx) exec(ctx context.Context, q string, args ...any) (int64, error) {

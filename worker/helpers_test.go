@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/privacykit/mpgdpr"
 	"github.com/privacykit/mpgdpr/mpgdprtest"
+	"github.com/privacykit/mpgdpr/worker/internal/pgtest"
 	"github.com/riverqueue/river"
 )
 
@@ -22,8 +24,10 @@ type testEnv struct {
 	dir   string
 	cfg   *Config
 	fakes map[string]*mpgdprtest.Server
-	db    *sql.DB
-	w     *Worker[*sql.Tx]
+	db    *sql.DB          // SQLite only
+	w     *Worker[*sql.Tx] // SQLite only
+	svc   Service
+	url   string // the database, as testworker takes it
 }
 
 // testConfig writes a configuration for the fakes (name -> fake) with fast
@@ -31,7 +35,7 @@ type testEnv struct {
 func testConfig(t *testing.T, dir string, fakes map[string]*mpgdprtest.Server, extra string) string {
 	t.Helper()
 	var b strings.Builder
-	fmt.Fprintf(&b, "export_dir = %q\nbatch_window = \"300ms\"\npoll_min = \"10ms\"\npoll_max = \"40ms\"\njob_timeout = \"20s\"\n%s\n", filepath.Join(dir, "exports"), extra)
+	fmt.Fprintf(&b, "export_dir = %q\nbatch_window = \"300ms\"\npoll_min = \"10ms\"\npoll_max = \"40ms\"\njob_timeout = \"20s\"\nrequest_lease = \"5s\"\n%s\n", filepath.Join(dir, "exports"), extra)
 	for _, name := range sortedKeys(fakes) {
 		f := fakes[name]
 		env := "MPGDPR_TEST_" + strings.ToUpper(name)
@@ -87,18 +91,40 @@ func newTestEnv(t *testing.T, fakes map[string]*mpgdprtest.Server, extra string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testEnv{t: t, dir: dir, cfg: cfg, fakes: fakes, db: db, w: w}
+	return &testEnv{t: t, dir: dir, cfg: cfg, fakes: fakes, db: db, w: w, svc: w, url: "sqlite:" + filepath.Join(dir, "worker.db")}
+}
+
+// newPGEnv is newTestEnv on a fresh Postgres database (pgtest).
+func newPGEnv(t *testing.T, fakes map[string]*mpgdprtest.Server, extra string) *testEnv {
+	t.Helper()
+	url := pgtest.URL(t)
+	dir := t.TempDir()
+	cfg, err := LoadConfig(testConfig(t, dir, fakes, extra))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pgxpool.New(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	w, err := NewPostgres(context.Background(), pool, cfg, WithRiverConfig(testRiverConfig),
+		WithClientOptions(mpgdpr.WithRetryPolicy(mpgdpr.NoRetries())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testEnv{t: t, dir: dir, cfg: cfg, fakes: fakes, svc: w, url: url}
 }
 
 func (e *testEnv) start() {
 	e.t.Helper()
-	if err := e.w.Start(context.Background()); err != nil {
+	if err := e.svc.Start(context.Background()); err != nil {
 		e.t.Fatal(err)
 	}
 	e.t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_ = e.w.Stop(ctx)
+		_ = e.svc.Stop(ctx)
 	})
 }
 
@@ -117,7 +143,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // allItems reports whether every item of every project is in one of states,
 // and how many items there are.
 func (e *testEnv) itemsIn(states ...string) (n int, all bool) {
-	st, err := e.w.Status(context.Background())
+	st, err := e.svc.Status(context.Background())
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -158,3 +184,5 @@ func creates(f *mpgdprtest.Server, op string) int {
 	}
 	return n
 }
+
+func TestMain(m *testing.M) { pgtest.Main(m) }

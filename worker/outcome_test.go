@@ -12,7 +12,7 @@ import (
 
 func itemEvents(t *testing.T, e *testEnv, ref, project string) (*ItemStatus, []string) {
 	t.Helper()
-	rs, err := e.w.RequestStatus(context.Background(), ref)
+	rs, err := e.svc.RequestStatus(context.Background(), ref)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,11 +32,18 @@ func itemEvents(t *testing.T, e *testEnv, ref, project string) (*ItemStatus, []s
 // A deletion whose answer is lost is filed again; the 409 names the task
 // that the first create made, and the item follows that task to its end.
 func TestUnknownDeletionResubmittedAndLinkedByConflict(t *testing.T) {
+	testUnknownDeletion(t, newTestEnv)
+}
+func TestPostgresUnknownDeletionResubmittedAndLinkedByConflict(t *testing.T) {
+	testUnknownDeletion(t, newPGEnv)
+}
+
+func testUnknownDeletion(t *testing.T, newEnv envMaker) {
 	fakes := twoFakes(t)
 	fakes["us"].InjectFault(mpgdprtest.Fault{Op: mpgdprtest.OpCreateDeletion, Reset: mpgdprtest.ResetAfterHandling})
-	e := newTestEnv(t, fakes, "")
+	e := newEnv(t, fakes, "")
 	ctx := context.Background()
-	if _, err := e.w.Enqueue(ctx, Request{Reference: "U-1", Kind: Deletion, ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{"bob"}, Projects: []string{"us"}}); err != nil {
+	if _, err := e.svc.Enqueue(ctx, Request{Reference: "U-1", Kind: Deletion, ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{"bob"}, Projects: []string{"us"}}); err != nil {
 		t.Fatal(err)
 	}
 	e.start()

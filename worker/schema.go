@@ -143,51 +143,72 @@ func migrationSQL(d dialect, m string) string {
 // Postgres ("mpgdpr" in ASCII).
 const advisoryLockKey = 0x6d70676470720000
 
-// migrate brings River's tables and ours up to date, in one transaction,
-// idempotently: running it again, or from several processes at once, is safe.
+// migrate brings River's tables and ours up to date, idempotently: running
+// it again, or from several processes at once, is safe. On SQLite all of it
+// is one transaction. On Postgres, River's migrations need a transaction
+// each (one adds an enum value a later statement uses), so the whole run is
+// serialised by a session advisory lock instead, and ours are one
+// transaction.
 func migrate[TTx any](ctx context.Context, db database, driver riverdriver.Driver[TTx]) (applied []string, err error) {
 	migrator, err := rivermigrate.New(driver, nil)
 	if err != nil {
 		return nil, fmt.Errorf("worker: river migrator: %w", err)
 	}
-	err = inTx(ctx, db, func(tx dbTx) error {
+	run := func() error {
 		if db.dialect() == dialectPostgres {
-			if _, err := tx.exec(ctx, "SELECT pg_advisory_xact_lock(?)", int64(advisoryLockKey)); err != nil {
-				return err
+			res, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil)
+			if err != nil {
+				return fmt.Errorf("river migrations: %w", err)
+			}
+			for _, v := range res.Versions {
+				applied = append(applied, fmt.Sprintf("river %d", v.Version))
 			}
 		}
-		res, err := migrator.MigrateTx(ctx, tx.raw().(TTx), rivermigrate.DirectionUp, nil)
-		if err != nil {
-			return fmt.Errorf("river migrations: %w", err)
-		}
-		for _, v := range res.Versions {
-			applied = append(applied, fmt.Sprintf("river %d", v.Version))
-		}
-		if _, err := tx.exec(ctx, `CREATE TABLE IF NOT EXISTS mpgdpr_schema (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)`); err != nil {
-			return err
-		}
-		var have int
-		if err := tx.queryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM mpgdpr_schema`).Scan(&have); err != nil {
-			return err
-		}
-		if have > len(migrations) {
-			return fmt.Errorf("database schema version %d is newer than this worker knows (%d): upgrade the worker", have, len(migrations))
-		}
-		for v := have + 1; v <= len(migrations); v++ {
-			if err := execScript(ctx, tx, db.dialect(), migrationSQL(db.dialect(), migrations[v-1])); err != nil {
-				return fmt.Errorf("mpgdpr migration %d: %w", v, err)
+		return inTx(ctx, db, func(tx dbTx) error {
+			if db.dialect() == dialectSQLite {
+				res, err := migrator.MigrateTx(ctx, tx.raw().(TTx), rivermigrate.DirectionUp, nil)
+				if err != nil {
+					return fmt.Errorf("river migrations: %w", err)
+				}
+				for _, v := range res.Versions {
+					applied = append(applied, fmt.Sprintf("river %d", v.Version))
+				}
 			}
-			if _, err := tx.exec(ctx, `INSERT INTO mpgdpr_schema (version, applied_at) VALUES (?, ?)`, v, fmtTime(time.Now())); err != nil {
-				return err
-			}
-			applied = append(applied, fmt.Sprintf("mpgdpr %d", v))
-		}
-		return nil
-	})
+			return migrateOwn(ctx, tx, db.dialect(), &applied)
+		})
+	}
+	if l, ok := db.(sessionLocker); ok {
+		err = l.withSessionLock(ctx, advisoryLockKey, run)
+	} else {
+		err = run()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("worker: migrate: %w", err)
 	}
 	return applied, nil
+}
+
+func migrateOwn(ctx context.Context, tx dbTx, d dialect, applied *[]string) error {
+	if _, err := tx.exec(ctx, `CREATE TABLE IF NOT EXISTS mpgdpr_schema (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)`); err != nil {
+		return err
+	}
+	var have int
+	if err := tx.queryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM mpgdpr_schema`).Scan(&have); err != nil {
+		return err
+	}
+	if have > len(migrations) {
+		return fmt.Errorf("database schema version %d is newer than this worker knows (%d): upgrade the worker", have, len(migrations))
+	}
+	for v := have + 1; v <= len(migrations); v++ {
+		if err := execScript(ctx, tx, d, migrationSQL(d, migrations[v-1])); err != nil {
+			return fmt.Errorf("mpgdpr migration %d: %w", v, err)
+		}
+		if _, err := tx.exec(ctx, `INSERT INTO mpgdpr_schema (version, applied_at) VALUES (?, ?)`, v, fmtTime(time.Now())); err != nil {
+			return err
+		}
+		*applied = append(*applied, fmt.Sprintf("mpgdpr %d", v))
+	}
+	return nil
 }
 
 // execScript runs a script statement by statement (SQLite's driver takes one

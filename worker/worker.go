@@ -208,7 +208,7 @@ func newWorker[TTx any](ctx context.Context, db database, driver riverdriver.Dri
 		},
 		Workers:              workers,
 		JobTimeout:           timeout,
-		RescueStuckJobsAfter: timeout + time.Minute,
+		RescueStuckJobsAfter: timeout + max(timeout/2, time.Second),
 		MaxAttempts:          maxAttempts,
 		Logger:               o.logger,
 		PeriodicJobs: []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(sweepEvery),

@@ -24,14 +24,21 @@ func twoFakes(t *testing.T, opts ...mpgdprtest.Option) map[string]*mpgdprtest.Se
 	return map[string]*mpgdprtest.Server{"us": us, "eu": eu}
 }
 
-func TestDeletionsBatchedAcrossTwoProjects(t *testing.T) {
+type envMaker func(t *testing.T, fakes map[string]*mpgdprtest.Server, extra string) *testEnv
+
+func TestDeletionsBatchedAcrossTwoProjects(t *testing.T) { testDeletionsBatched(t, newTestEnv) }
+func TestPostgresDeletionsBatchedAcrossTwoProjects(t *testing.T) {
+	testDeletionsBatched(t, newPGEnv)
+}
+
+func testDeletionsBatched(t *testing.T, newEnv envMaker) {
 	fakes := twoFakes(t)
-	e := newTestEnv(t, fakes, "")
+	e := newEnv(t, fakes, "")
 	ctx := context.Background()
 	const n = 30
 	// Enqueued before the worker starts: they all wait for the same window.
 	for i := range n {
-		res, err := e.w.Enqueue(ctx, Request{Reference: fmt.Sprintf("DSR-%d", i), Kind: Deletion, ComplianceType: mpgdpr.GDPR,
+		res, err := e.svc.Enqueue(ctx, Request{Reference: fmt.Sprintf("DSR-%d", i), Kind: Deletion, ComplianceType: mpgdpr.GDPR,
 			DistinctIDs: []string{fmt.Sprintf("user-%d", i)}, AllProjects: true})
 		if err != nil {
 			t.Fatal(err)
@@ -53,7 +60,7 @@ func TestDeletionsBatchedAcrossTwoProjects(t *testing.T) {
 			t.Errorf("%s: %d creates for %d requests: not coalesced", name, c, n)
 		}
 	}
-	rs, err := e.w.RequestStatus(ctx, "DSR-7")
+	rs, err := e.svc.RequestStatus(ctx, "DSR-7")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,17 +83,22 @@ func TestDeletionsBatchedAcrossTwoProjects(t *testing.T) {
 	}
 }
 
-func TestRetrievalExportDownloadedAndChecked(t *testing.T) {
+func TestRetrievalExportDownloadedAndChecked(t *testing.T) { testRetrievalExport(t, newTestEnv) }
+func TestPostgresRetrievalExportDownloadedAndChecked(t *testing.T) {
+	testRetrievalExport(t, newPGEnv)
+}
+
+func testRetrievalExport(t *testing.T, newEnv envMaker) {
 	fakes := twoFakes(t)
-	e := newTestEnv(t, fakes, "")
+	e := newEnv(t, fakes, "")
 	ctx := context.Background()
-	if _, err := e.w.Enqueue(ctx, Request{Reference: "R-1", Kind: Retrieval, ComplianceType: mpgdpr.CCPA, DisclosureType: mpgdpr.DisclosureData,
+	if _, err := e.svc.Enqueue(ctx, Request{Reference: "R-1", Kind: Retrieval, ComplianceType: mpgdpr.CCPA, DisclosureType: mpgdpr.DisclosureData,
 		DistinctIDs: []string{"alice", "alice-2"}, Projects: []string{"eu"}}); err != nil {
 		t.Fatal(err)
 	}
 	e.start()
 	waitFor(t, "retrieval done", func() bool { total, ok := e.itemsIn(StateDone); return total == 1 && ok })
-	rs, err := e.w.RequestStatus(ctx, "R-1")
+	rs, err := e.svc.RequestStatus(ctx, "R-1")
 	if err != nil {
 		t.Fatal(err)
 	}
