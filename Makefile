@@ -7,7 +7,7 @@ STATICCHECK_VERSION ?= v0.8.2
 # its command tree, later the worker). tools/ is the generator's own module.
 MODULES ?= . cmd/mpgdpr worker
 
-.PHONY: all generate check-generate test lint tidy-check fuzz fuzz-short bench ci deps update-spec check-upstream demo
+.PHONY: all generate check-generate test test-modules lint tidy-check fuzz fuzz-short bench ci deps update-spec check-upstream demo
 
 all: check-generate lint test
 
@@ -38,6 +38,12 @@ RACE ?= -race
 test: deps
 	@if [ -n "$(RACE)" ] && [ "$$($(GO) env CGO_ENABLED)" != 1 ]; then \
 		echo "test: $(RACE) needs cgo and a C compiler (gcc or clang): install one (apt-get install gcc), or run 'make test RACE=' to test without the race detector" >&2; exit 2; fi
+	@scripts/pgtest-cluster $(MAKE) --no-print-directory test-modules
+
+## test-modules: the test loop alone. `make test` runs it beside a throwaway
+##   PostgreSQL (scripts/pgtest-cluster: installs the Debian package if missing,
+##   sets MPGDPR_TEST_POSTGRES_URL, removes the cluster afterwards).
+test-modules:
 	@set -e; for m in $(MODULES); do echo "== go test $(RACE) ./... in $$m"; (cd $$m && $(GO) test $(RACE) -count=1 ./...); done
 
 ## lint: gofmt, go vet and staticcheck.

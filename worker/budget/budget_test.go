@@ -216,16 +216,29 @@ func TestProcessesNoTooSoon(t *testing.T) {
 	checkArrivals(t, a, l, 3)
 }
 
-// TestMigrateIdempotent: Migrate twice, and concurrently, is fine.
+// TestMigrateIdempotent: Migrate from several connections at once on a
+// fresh database, and again, is fine.
 func TestMigrateIdempotent(t *testing.T) {
-	pool := testPool(t) // migrated once
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, pgtest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
 	errs := make(chan error, 3)
 	for range 3 {
-		go func() { errs <- Migrate(context.Background(), pool) }()
+		go func() { errs <- Migrate(ctx, pool) }()
 	}
 	for range 3 {
 		if err := <-errs; err != nil {
 			t.Error(err)
 		}
+	}
+	if err := Migrate(ctx, pool); err != nil {
+		t.Error(err)
+	}
+	var n int
+	if err := pool.QueryRow(ctx, "SELECT count(*) FROM pg_tables WHERE tablename IN ('mpgdpr_budget', 'mpgdpr_budget_waiter')").Scan(&n); err != nil || n != 2 {
+		t.Errorf("tables: %d, %v", n, err)
 	}
 }

@@ -21,12 +21,13 @@ type arrivals struct {
 	mu    sync.Mutex
 	last  map[string]time.Time
 	log   map[string][]Kind // kinds in arrival order, by project
-	too   map[string]int    // 429s by project
+	times map[string][]time.Time
+	too   map[string]int // 429s by project
 	total int
 }
 
 func newArrivals(t testing.TB, rate float64) *arrivals {
-	a := &arrivals{rate: rate, last: map[string]time.Time{}, log: map[string][]Kind{}, too: map[string]int{}}
+	a := &arrivals{rate: rate, last: map[string]time.Time{}, log: map[string][]Kind{}, times: map[string][]time.Time{}, too: map[string]int{}}
 	gap := time.Duration(float64(time.Second) / rate)
 	a.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// /project/kind
@@ -49,6 +50,7 @@ func newArrivals(t testing.TB, rate float64) *arrivals {
 			a.too[project]++
 		} else {
 			a.log[project] = append(a.log[project], kind)
+			a.times[project] = append(a.times[project], now)
 		}
 		a.mu.Unlock()
 		if tooSoon {
@@ -69,6 +71,17 @@ func (a *arrivals) tooSoon() map[string]int {
 		out[k] = v
 	}
 	return out
+}
+
+// rate is the project's accepted requests per second, first to last.
+func (a *arrivals) rateOf(project string) float64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ts := a.times[project]
+	if len(ts) < 2 {
+		return 0
+	}
+	return float64(len(ts)-1) / ts[len(ts)-1].Sub(ts[0]).Seconds()
 }
 
 func (a *arrivals) kinds(project string) []Kind {
