@@ -601,7 +601,8 @@ func TestBatchBeforeSendAfterTurn(t *testing.T) {
 	srv := newBatchServer(t, accept)
 	// One token, then one an hour later: the second request waits until
 	// the context is cancelled, however loaded the machine is.
-	c := srv.client(t, WithMaxIDsPerRequest(2000, 2), WithRateLimiter(rate.NewLimiter(rate.Every(time.Hour), 1)))
+	c := srv.client(t, WithMaxIDsPerRequest(2000, 2), WithRateLimiter(rate.NewLimiter(rate.Every(time.Hour), 1)),
+		WithRetryPolicy(RetryPolicy{MaxAttempts: 1, MaxElapsed: 2 * time.Hour})) // a budget that allows the wait
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	input := idList("w", 4)

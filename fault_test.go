@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+	"golang.org/x/time/rate"
 )
 
 const testSecret = "api-SECRET-99" // assertNoSecret looks for it too
@@ -227,6 +228,46 @@ func TestRetryBudgetsCut(t *testing.T) {
 	}
 	if n := len(rec.requests()); n != 2 {
 		t.Fatalf("%d requests, want 2", n)
+	}
+}
+
+// TestMaxElapsedCoversTheWholeCall: RetryPolicy.MaxElapsed bounds the
+// limiter's wait and the attempt in flight, not only the waits between
+// attempts. Before, a call waited an hour for its turn, or for an answer
+// that never came, with MaxElapsed at 200 ms. (The outer context is
+// cancelled after a minute only to keep a regression from hanging the
+// test; it has no deadline, which the pacer would see.)
+func TestMaxElapsedCoversTheWholeCall(t *testing.T) {
+	outer, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	time.AfterFunc(time.Minute, cancel)
+	pol := RetryPolicy{MaxAttempts: 5, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond, MaxElapsed: 200 * time.Millisecond}
+
+	// The limiter's next slot is an hour away: refused at once.
+	rec := newRecorder(t, okReply)
+	c, _ := faultClient(t, rec, pol, WithRateLimiter(rate.NewLimiter(rate.Every(time.Hour), 1)))
+	if err := checkDel(c, outer); err != nil {
+		t.Fatal(err)
+	}
+	err := checkDel(c, outer)
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "MaxElapsed") || outer.Err() != nil {
+		t.Fatalf("limiter wait: %v (outer context: %v)", err, outer.Err())
+	}
+
+	// The answer never comes: the attempt in flight is cut, a check is not
+	// retried past the budget, and a create's outcome is unknown.
+	hang := newRecorder(t, func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
+	c, _ = faultClient(t, hang, pol)
+	err = checkDel(c, outer)
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "MaxElapsed") || outer.Err() != nil {
+		t.Fatalf("check in flight: %v (outer context: %v)", err, outer.Err())
+	}
+	if n := len(hang.requests()); n != 1 {
+		t.Fatalf("%d requests, want 1", n)
+	}
+	err = createDel(c, outer)
+	if !errors.Is(err, ErrOutcomeUnknown) || !errors.Is(err, context.DeadlineExceeded) || outer.Err() != nil {
+		t.Fatalf("create in flight: %v (outer context: %v)", err, outer.Err())
 	}
 }
 

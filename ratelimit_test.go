@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +21,13 @@ import (
 // the previous one (whatever that one's answer was), as a server enforcing
 // "1 request per interval" to the letter would. Other requests get
 // reply, or a plausible create/check answer.
+//
+// Every answer leaves a little more than interval/2 after the request was
+// timed, as a real server's work would. The pacer's credit is at most
+// interval/2 and is taken from the time after the answer's first byte, so
+// with this hold no request can arrive early whatever the network and
+// scheduler do: a gap under the interval is a pacing bug, never load, and
+// the tests asserting "no gap under the interval" cannot flake.
 type strictServer struct {
 	*recorder
 	interval time.Duration
@@ -61,6 +70,7 @@ func newStrictServerAfter(t *testing.T, interval time.Duration, before func(), r
 			s.n429++
 		}
 		s.mu.Unlock()
+		time.Sleep(s.interval/2 + time.Millisecond)
 		if tooSoon {
 			jsonReply(http.StatusTooManyRequests, `{"status":"error","error":"rate limit exceeded"}`)(w, r)
 			return
@@ -68,6 +78,17 @@ func newStrictServerAfter(t *testing.T, interval time.Duration, before func(), r
 		reply(w, r)
 	})
 	return s
+}
+
+// gaps returns the times between consecutive arrivals.
+func (s *strictServer) gaps() []time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []time.Duration
+	for i := 1; i < len(s.arrivals); i++ {
+		out = append(out, s.arrivals[i].Sub(s.arrivals[i-1]))
+	}
+	return out
 }
 
 func (s *strictServer) counts() (requests, tooMany int, minGap time.Duration) {
@@ -228,14 +249,14 @@ func TestRetry429UnderSharedLimiter(t *testing.T) {
 func TestRateLimitBurst(t *testing.T) {
 	rec := newRecorder(t, okReply)
 	c := rec.client(t, WithRateLimit(rate.Every(time.Minute), 3))
-	start := time.Now()
-	for range 3 {
-		if _, err := c.CheckDeletion(context.Background(), "t"); err != nil {
-			t.Fatal(err)
+	// A token a minute away would be refused at once under this deadline:
+	// the three succeed only if they go as a burst.
+	burstCtx, cancelBurst := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancelBurst()
+	for i := range 3 {
+		if _, err := c.CheckDeletion(burstCtx, "t"); err != nil {
+			t.Fatalf("request %d of a burst of 3: %v", i+1, err)
 		}
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Fatalf("a burst of 3 took %v", d)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
@@ -264,12 +285,10 @@ func TestRateLimitWaitEndsWithContext(t *testing.T) {
 	// The next slot is ~300ms away: a 20ms deadline fails without waiting.
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	start := time.Now()
-	if _, err := c.CheckDeletion(ctx, "t"); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("err = %v, want deadline exceeded", err)
-	}
-	if d := time.Since(start); d > 150*time.Millisecond {
-		t.Fatalf("waited %v for a slot past the deadline", d)
+	// The error says the pacer refused without waiting; a wait cut by the
+	// deadline would end with the context's own error.
+	if _, err := c.CheckDeletion(ctx, "t"); !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "next slot is past the deadline") {
+		t.Fatalf("err = %v, want deadline exceeded without waiting", err)
 	}
 	// Cancelled while queued behind another caller's turn.
 	ctx2, cancel2 := context.WithCancel(context.Background())
@@ -309,74 +328,70 @@ func TestRateLimitWaitEndsWithContext(t *testing.T) {
 	}
 }
 
-// meanGap is the mean time between consecutive arrivals from index from on.
-func (s *strictServer) meanGap(from int) time.Duration {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	a := s.arrivals[from:]
-	return a[len(a)-1].Sub(a[0]) / time.Duration(len(a)-1)
-}
-
-// TestPacingCreditSavesRoundTrip: against a server that answers 40 ms after
-// timing a request, pure causality would space requests by the interval
-// plus those 40 ms. Once creditAfter answers are in, the pacer sends half a
-// round trip earlier, and the server still sees every gap at or above the
-// interval.
+// TestPacingCreditSavesRoundTrip: once creditAfter answers are in, the
+// pacer gives credit (half the best round trip, at most half an interval),
+// and the strict server still sees every gap at or above the interval. How
+// much time the credit saves is a measurement, not a property: it is in
+// BenchmarkPacingCredit (BENCHMARKS.md). A test asserting it flaked under
+// load (issue 13).
 func TestPacingCreditSavesRoundTrip(t *testing.T) {
 	t.Parallel()
-	const interval, slow = 50 * time.Millisecond, 40 * time.Millisecond
-	srv := newStrictServer(t, interval, func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(slow)
-		okReply(w, r)
-	})
+	const interval = 50 * time.Millisecond
+	srv := newStrictServer(t, interval, nil)
 	c := srv.client(t, WithRateLimit(rate.Every(interval), 1), WithRetryPolicy(NoRetries()))
-	const calls = 12
+	const calls = 8
 	for i := range calls {
 		if _, err := c.CheckDeletion(context.Background(), "t"); err != nil {
 			t.Fatalf("call %d: %v", i, err)
 		}
 	}
 	n, n429, minGap := srv.counts()
-	mean := srv.meanGap(creditAfter)
-	t.Logf("%d requests, %d × 429, closest gap %v, mean gap with credit %v", n, n429, minGap, mean)
 	if n != calls || n429 != 0 || minGap < interval {
 		t.Fatalf("%d requests, %d × 429, closest gap %v (interval %v)", n, n429, minGap, interval)
 	}
-	// Causality alone: ≥ interval + slow = 90 ms. With a credit of about
-	// slow/2: about 70 ms; the bound leaves 10 ms for a loaded machine.
-	if mean > interval+slow-slow/4 {
-		t.Fatalf("mean gap %v: no credit given (causality alone is ≥ %v)", mean, interval+slow)
+	p := pacerFor(c.limiter)
+	// The server holds each answer over interval/2 after timing it: the
+	// best round trip is at least that, so the credit is at least half of
+	// it, and at most half an interval.
+	if cr := p.credit(interval); p.samples != calls || p.strict || cr < interval/4 || cr > interval/2 {
+		t.Fatalf("pacer: %d samples, strict %v, credit %v; want %d, false, between %v and %v", p.samples, p.strict, cr, calls, interval/4, interval/2)
 	}
 }
 
-// TestPacingOneStrike: the credit rests on two legs (the previous answer's
-// way back, the next request's way in) not being faster together than half
-// the best round trip. A server slow to take in its first requests and then
-// fast breaks that: its answers come back at once after a slow way in, so
-// the first fast request arrives early. The pacer draws one 429 (retried: a
-// 429 was not processed), then never gives credit again, and no other
-// request is refused.
+// TestPacingOneStrike: the credit rests on the network's legs not being
+// faster than half the best round trip seen. Whatever causes a 429 under
+// a limiter (another client of the project, a server stricter than
+// assumed), the pacer never gives credit again: every later request goes
+// by pure causality, which no network can break. Here the server answers
+// 429 to one request once credit is being given (Retry-After 0, the client
+// retries), and no other request is refused.
 func TestPacingOneStrike(t *testing.T) {
 	t.Parallel()
-	const interval, slow = 50 * time.Millisecond, 40 * time.Millisecond
+	const interval = 40 * time.Millisecond
 	var calls atomic.Int64
-	srv := newStrictServerAfter(t, interval, func() {
-		if calls.Add(1) <= creditAfter+1 {
-			time.Sleep(slow) // best round trip ≥ 40 ms: credit 20 ms
+	srv := newStrictServer(t, interval, func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == creditAfter+2 {
+			w.Header().Set("Retry-After", "0")
+			jsonReply(http.StatusTooManyRequests, `{"status":"error","error":"another client took the slot"}`)(w, r)
+			return
 		}
-	}, nil)
+		okReply(w, r)
+	})
 	c := srv.client(t, WithRateLimit(rate.Every(interval), 1), WithRetryPolicy(fastRetries(3)))
-	for i := range 10 {
+	p := pacerFor(c.limiter)
+	for i := range 8 {
 		if _, err := c.CheckDeletion(context.Background(), "t"); err != nil {
 			t.Fatalf("call %d: %v", i, err)
 		}
+		if i == creditAfter-1 && p.credit(interval) == 0 {
+			t.Fatalf("no credit after %d answers", creditAfter)
+		}
 	}
 	n, n429, minGap := srv.counts()
-	t.Logf("%d requests, %d × 429, closest gap %v", n, n429, minGap)
-	if n429 != 1 || n != 11 {
-		t.Fatalf("%d × 429 in %d requests, want exactly 1 (then no credit) in 11", n429, n)
+	if n != 9 || n429 != 0 || minGap < interval {
+		t.Fatalf("%d requests (want 8 + 1 retry), %d refused for pacing, closest gap %v", n, n429, minGap)
 	}
-	if p := pacerFor(c.limiter); !p.strict || p.credit(interval) != 0 {
+	if !p.strict || p.credit(interval) != 0 {
 		t.Fatalf("after a 429 the pacer still gives credit %v", p.credit(interval))
 	}
 }
@@ -456,3 +471,81 @@ func TestSleepUntil(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// connCount is the per-connection request counter of newDroppingServer.
+type connCount struct{}
+
+// TestPacingCoversTransportReplays: when a kept-alive connection drops
+// after the server has read a GET, net/http replays the request on a new
+// connection inside one attempt. Each replay must take its turn too. The
+// server here enforces the interval by arrival time and hangs up, without
+// an answer, on the second request of every connection, so every other
+// request on the wire is such a replay. Before replays were paced, the
+// replay arrived a millisecond after the dropped request and was refused
+// (README promises at most one request per limiter is ever refused for
+// pacing; here a call failed each time).
+func TestPacingCoversTransportReplays(t *testing.T) {
+	t.Parallel()
+	const interval = 40 * time.Millisecond
+	var mu sync.Mutex
+	var arrivals []time.Time
+	var dropped, tooSoon int
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := r.Context().Value(connCount{}).(*atomic.Int32).Add(1)
+		mu.Lock()
+		now := time.Now()
+		early := len(arrivals) > 0 && now.Sub(arrivals[len(arrivals)-1]) < interval
+		arrivals = append(arrivals, now)
+		if early {
+			tooSoon++
+		}
+		if n == 2 {
+			dropped++
+		}
+		mu.Unlock()
+		if n == 2 { // read, then hang up: the client sees EOF on a reused connection
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				_ = conn.Close()
+			}
+			return
+		}
+		time.Sleep(interval/2 + time.Millisecond) // see strictServer: no credit can make a request early
+		if early {
+			jsonReply(http.StatusTooManyRequests, `{"status":"error","error":"rate limit exceeded"}`)(w, r)
+			return
+		}
+		okReply(w, r)
+	}))
+	srv.Config.ConnContext = func(ctx context.Context, _ net.Conn) context.Context {
+		return context.WithValue(ctx, connCount{}, new(atomic.Int32))
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	c, err := New(testOAuth, testProject, WithBaseURL(srv.URL+"/api/app"), WithHTTPClient(&http.Client{Transport: tr}),
+		WithRateLimit(rate.Every(interval), 1), WithRetryPolicy(NoRetries()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const calls = 6
+	for i := range calls {
+		if _, err := c.CheckDeletion(context.Background(), "t"); err != nil {
+			t.Fatalf("call %d: %v", i+1, err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if dropped == 0 {
+		t.Fatal("no connection was dropped: the test tests nothing")
+	}
+	if len(arrivals) != calls+dropped || tooSoon != 0 {
+		t.Fatalf("%d requests for %d calls and %d drops, %d arrived closer than %v", len(arrivals), calls, dropped, tooSoon, interval)
+	}
+	for i := 1; i < len(arrivals); i++ {
+		if g := arrivals[i].Sub(arrivals[i-1]); g < interval {
+			t.Fatalf("requests %d and %d arrived %v apart, under the interval %v", i, i+1, g, interval)
+		}
+	}
+}

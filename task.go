@@ -379,6 +379,9 @@ func (c *Client) tainted(s string, cleaned bool) bool {
 	if cleaned && strings.Contains(s, redacted) {
 		return true
 	}
+	if !strings.ContainsAny(s, "\\%+") { // nothing encoded: the usual case, without allocating
+		return c.redact(s) != s
+	}
 	j := string(unescapeJSONLenient([]byte(s)))
 	for _, v := range [...]string{s, j, percentDecodeLenient(s), percentDecodeLenient(j)} {
 		if c.redact(v) != v {
@@ -427,15 +430,21 @@ func unhex(b byte) byte {
 // be followed or written), and replaces any other field that does by
 // REDACTED. cleaned says the body held a secret that was replaced.
 func (c *Client) checkTask(t *Task, cleaned bool) error {
-	for _, f := range []struct{ name, v string }{{"task id", t.TrackingID}, {"download link", t.DownloadURL}, {"destination URL", t.DestinationURL}} {
-		if c.tainted(f.v, cleaned) {
-			return fmt.Errorf("%w: the answer's %s carries one of the client's credentials; refusing it", ErrMalformedResponse, f.name)
-		}
+	refuse := ""
+	switch {
+	case c.tainted(t.TrackingID, cleaned):
+		refuse = "task id"
+	case c.tainted(t.DownloadURL, cleaned):
+		refuse = "download link"
+	case c.tainted(t.DestinationURL, cleaned):
+		refuse = "destination URL"
+	case c.tainted(string(t.Raw), false):
+		refuse = "content, in an encoded form,"
 	}
-	if c.tainted(string(t.Raw), false) {
-		return fmt.Errorf("%w: the answer carries one of the client's credentials in an encoded form; refusing it", ErrMalformedResponse)
+	if refuse != "" {
+		return fmt.Errorf("%w: the answer's %s carries one of the client's credentials; refusing it", ErrMalformedResponse, refuse)
 	}
-	for _, p := range []*string{&t.Result, &t.ComplianceType, &t.DisclosureType, &t.RequestingUser, &t.DateRequestedRaw} {
+	for _, p := range [...]*string{&t.Result, &t.ComplianceType, &t.DisclosureType, &t.RequestingUser, &t.DateRequestedRaw} {
 		if c.tainted(*p, false) {
 			*p = redacted
 		}

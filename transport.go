@@ -54,10 +54,24 @@ func (p pipeline) Do(req *http.Request) (*http.Response, error) {
 		pol.MaxAttempts = 1
 	}
 	start := time.Now()
+	// MaxElapsed bounds the whole call: the limiter's waits and every
+	// attempt in flight too, not only the waits between attempts. Every
+	// body Do returns is in memory already, so cancelling at return is safe.
+	parent, budget := ctx, start.Add(pol.MaxElapsed)
+	pdl, hasDeadline := parent.Deadline()
+	budgetFirst := !hasDeadline || budget.Before(pdl)
+	ctx, cancel := context.WithDeadline(ctx, budget)
+	defer cancel()
+	outOfBudget := func(err error) error {
+		if budgetFirst && parent.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("mpgdpr: %s: the retry policy's MaxElapsed (%v) ran out: %w", op, pol.MaxElapsed, err)
+		}
+		return err
+	}
 	for attempt := 1; ; attempt++ {
 		turn, err := c.pace(ctx)
 		if err != nil {
-			return nil, err
+			return nil, outOfBudget(err)
 		}
 		if attempt == 1 {
 			if f := beforeSendHook(ctx); f != nil {
@@ -77,10 +91,10 @@ func (p pipeline) Do(req *http.Request) (*http.Response, error) {
 				return nil, c.scrub(err) // refused before sending: neither unknown nor worth a retry
 			}
 			if !idempotent && sent {
-				return nil, &OutcomeUnknownError{Op: op, Err: c.scrub(err)}
+				return nil, &OutcomeUnknownError{Op: op, Err: outOfBudget(c.scrub(err))}
 			}
 			if ctx.Err() != nil || unretryable(err) {
-				return nil, c.scrub(err) // a cancellation keeps its cause: errors.Is works
+				return nil, outOfBudget(c.scrub(err)) // a cancellation keeps its cause: errors.Is works
 			}
 			reason = c.redact(c.scrub(err).Error())
 		case retryableStatus(resp.StatusCode, resp.Header, idempotent):
@@ -119,20 +133,30 @@ func (p pipeline) Do(req *http.Request) (*http.Response, error) {
 
 // attempt sends req once. sent is false only when the request provably did
 // not reach the server: the dial failed, or (with the standard transport,
-// whose trace hooks are reliable) no connection was obtained at all. Only a
-// create (not idempotent) needs sent, and only a paced request (turn not
-// nil) needs its round trip, so only those carry the trace. The turn at the
-// rate limiter ends once the answer's headers have arrived or the attempt
-// failed.
+// whose trace hooks are reliable) no connection was obtained at all. A
+// create (not idempotent) needs sent, and a paced request (a limiter is
+// set) needs its round trip and its replays paced, so those carry the
+// trace. The turn at the rate limiter ends once the answer's headers have
+// arrived or the attempt failed.
 //
-// The first attempt sends req itself (a create: a shallow copy carrying the
-// trace): net/http does not modify a request it is given, and the body is
-// read only once. A retry sends a clone with a fresh body from GetBody, since
-// the transport may still hold the previous attempt's body.
+// net/http replays a request on a new connection when a kept-alive one
+// drops after the request was written (a GET, or any request of which
+// nothing was written): a request on the wire that took no turn. The
+// GotConn hook runs before each write, so it takes a turn for every
+// connection after the first of the attempt (replayTurn).
+//
+// The first attempt sends req itself, or a shallow copy carrying the trace
+// and the call's context: net/http does not modify a request it is given,
+// and the body is read only once. A retry sends a clone with a fresh body
+// from GetBody, since the transport may still hold the previous attempt's
+// body.
 func (c *Client) attempt(ctx context.Context, req *http.Request, n int, idempotent bool, turn *turn) (resp *http.Response, sent bool, err error) {
 	var st *attemptTrace
-	if !idempotent || turn != nil {
+	if !idempotent || c.limiter != nil {
 		st = newAttemptTrace()
+		if c.limiter != nil {
+			st.replay = func(conn net.Conn) { c.replayTurn(ctx, turn, conn) }
+		}
 		ctx = httptrace.WithClientTrace(ctx, &st.trace)
 	}
 	r := req
@@ -142,7 +166,7 @@ func (c *Client) attempt(ctx context.Context, req *http.Request, n int, idempote
 			turn.end(0, time.Time{}, 0)
 			return nil, false, err
 		}
-	case st != nil:
+	case ctx != req.Context():
 		r = req.WithContext(ctx)
 	}
 	resp, err = c.send.Do(r)
@@ -170,12 +194,48 @@ func (c *Client) attempt(ctx context.Context, req *http.Request, n int, idempote
 	return resp, true, nil
 }
 
-// attemptTrace records when an attempt obtained a connection and when the
-// answer's first byte came, in nanoseconds since start (0: not yet). The
-// hooks may run on the transport's goroutines, even after Do returned.
+// replayTurn paces a request net/http is about to write again on a new
+// connection within one attempt. With a burst-1 limiter the attempt still
+// holds its turn (t); the replay goes one interval after now, when the
+// previous write is known to have failed (so it arrived, if at all, before
+// now), and after a token: pure causality, no credit. Another limiter
+// just gives a token. If the wait cannot end (the context ended), the
+// connection is closed before anything is written on it, so the replay
+// fails instead of going out unpaced.
+func (c *Client) replayTurn(ctx context.Context, t *turn, conn net.Conn) {
+	l := c.limiter
+	var err error
+	if t != nil {
+		now := time.Now()
+		at := now.Add(time.Duration(float64(time.Second) / float64(l.Limit())))
+		if res := l.ReserveN(now, 1); res.OK() {
+			at = maxTime(at, now.Add(res.DelayFrom(now)))
+		}
+		err = sleepUntil(ctx, at)
+	} else {
+		err = l.Wait(ctx)
+	}
+	if err != nil && conn != nil {
+		_ = conn.Close()
+	}
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// attemptTrace records when an attempt obtained its (latest) connection
+// and when the answer's first byte came, in nanoseconds since start (0:
+// not yet), and paces replays (replay, nil if unpaced). The hooks may run
+// on the transport's goroutines, even after Do returned.
 type attemptTrace struct {
 	start           time.Time
+	conns           atomic.Int32
 	conn, firstByte atomic.Int64
+	replay          func(net.Conn)
 	trace           httptrace.ClientTrace
 }
 
@@ -188,7 +248,12 @@ func newAttemptTrace() *attemptTrace {
 
 func (a *attemptTrace) since() int64 { return max(1, int64(time.Since(a.start))) }
 
-func (a *attemptTrace) gotConn(httptrace.GotConnInfo) { a.conn.Store(a.since()) }
+func (a *attemptTrace) gotConn(info httptrace.GotConnInfo) {
+	if a.conns.Add(1) > 1 && a.replay != nil {
+		a.replay(info.Conn) // before the time is taken: the wait is not round trip
+	}
+	a.conn.Store(a.since())
+}
 
 func (a *attemptTrace) gotFirstByte() { a.firstByte.Store(a.since()) }
 
