@@ -13,8 +13,10 @@
 // personal data.
 //
 // Archives come from the network, so the reader treats them as hostile:
-// entry sizes, compression ratio, entry count and total output are bounded
-// on the bytes actually produced (see [Option]), every entry's CRC-32 is
-// verified, and [Archive.ExtractTo] refuses paths that could escape the
-// target directory.
+// [Open] refuses an archive that is not complete or whose entries share or
+// overlap their data; entry sizes, compression ratio (per entry and for the
+// archive as a whole), entry count and total output are bounded on the
+// bytes actually produced (see [Option]); every entry's CRC-32 is verified;
+// and [Archive.ExtractTo] refuses paths that could escape the target
+// directory. Errors never show the secret, even in an entry name.
 package export
