@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -172,4 +173,103 @@ func TestSIGKILLLoopSQLite(t *testing.T) {
 		}
 	}
 	t.Logf("retrievals reported unknown after kills: %d of %d", unknown, retrievals)
+}
+
+// TestSIGKILLLoopPostgres runs three worker processes on one Postgres
+// database against fakes that enforce the project rate by arrival time,
+// kills one at random moments and starts it again, then lets them finish:
+// nothing lost, nothing filed twice, and no 429 caused by the workers
+// themselves (they share each project's budget).
+func TestSIGKILLLoopPostgres(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and kills worker processes")
+	}
+	const rate = 25
+	fakes := twoFakes(t, mpgdprtest.WithRateLimit(rate))
+	for _, f := range fakes {
+		f.InjectFault(mpgdprtest.Fault{Op: mpgdprtest.OpCreateDeletion, Latency: 80 * time.Millisecond, Times: 1000})
+	}
+	e := newPGEnv(t, fakes, "")
+	config := filepath.Join(e.dir, "worker.toml")
+	text, err := os.ReadFile(config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text = []byte(strings.ReplaceAll(strings.Replace(string(text), `job_timeout = "20s"`, `job_timeout = "4s"`, 1), "rate = 500", fmt.Sprintf("rate = %d", rate)))
+	text = []byte(strings.Replace(string(text), `request_lease = "5s"`, `request_lease = "2s"`, 1))
+	if err := os.WriteFile(config, text, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logf, err := os.Create(filepath.Join(e.dir, "worker.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 2))
+
+	const deletions = 60
+	ctx := context.Background()
+	enqueued := make(chan error, 1)
+	go func() {
+		for i := range deletions {
+			if _, err := e.svc.Enqueue(ctx, Request{Reference: fmt.Sprintf("P-%d", i), Kind: Deletion, ComplianceType: mpgdpr.GDPR,
+				DistinctIDs: []string{fmt.Sprintf("pdel-%d", i)}, AllProjects: true}); err != nil {
+				enqueued <- err
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		enqueued <- nil
+	}()
+	procs := make([]*subprocess, 3)
+	for i := range procs {
+		procs[i] = startWorkerProcess(t, config, e.url, logf)
+	}
+	for range 8 {
+		time.Sleep(time.Duration(200+rng.IntN(600)) * time.Millisecond)
+		i := rng.IntN(len(procs))
+		procs[i].kill()
+		procs[i] = startWorkerProcess(t, config, e.url, logf)
+	}
+	if err := <-enqueued; err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "every item done", func() bool {
+		total, ok := e.itemsIn(StateDone)
+		return total == 2*deletions && ok
+	})
+	for _, p := range procs {
+		select {
+		case <-p.ready:
+		case <-time.After(time.Minute):
+			t.Error("a worker did not start")
+		}
+		if err := p.term(); err != nil {
+			t.Errorf("worker exit after SIGTERM: %v", err)
+		}
+	}
+	for name, f := range fakes {
+		times := filedTimes(f, mpgdprtest.Deletion)
+		for i := range deletions {
+			if n := times[fmt.Sprintf("pdel-%d", i)]; n != 1 {
+				t.Errorf("%s: pdel-%d in %d deletion tasks, want exactly 1", name, i, n)
+			}
+		}
+		n429 := 0
+		for _, r := range f.Requests() {
+			if r.Status == 429 {
+				n429++
+			}
+		}
+		if n429 != 0 {
+			t.Errorf("%s: %d answers 429 with three workers sharing the budget", name, n429)
+		}
+		t.Logf("%s: %d requests, %d creates", name, len(f.Requests()), creates(f, mpgdprtest.OpCreateDeletion))
+	}
+	if t.Failed() {
+		b, _ := os.ReadFile(logf.Name())
+		t.Logf("worker log:\n%s", b)
+	}
 }
