@@ -46,6 +46,7 @@ type htmlRow struct {
 	Notes     int     `json:"notes"`
 
 	received, completed, by time.Time
+	dur                     float64 // days to complete, unrounded (-1: open)
 }
 
 type htmlWriter struct {
@@ -95,10 +96,11 @@ func (h *htmlWriter) Write(r *Record) error {
 		Ref: r.Reference, Project: r.Project, Kind: r.Kind, Reg: r.ComplianceType, IDs: shown,
 		Received: fmtTime(r.ReceivedAt), Filed: fmtTime(r.FirstFiledAt()), Tasks: strings.Join(tasks, " "), Status: st,
 		Completed: fmtTime(r.CompletedAt), Days: -1, State: string(r.Deadline.State), Notes: len(r.Notes),
-		received: r.ReceivedAt, completed: r.CompletedAt, by: r.Deadline.By,
+		received: r.ReceivedAt, completed: r.CompletedAt, by: r.Deadline.By, dur: -1,
 	}
 	if r.Completed() {
-		row.Days = float64(int(r.TimeToComplete().Hours()/24*100+0.5)) / 100
+		row.dur = r.TimeToComplete().Hours() / 24
+		row.Days = float64(int(row.dur*100+0.5)) / 100
 	}
 	if !r.Deadline.Due.IsZero() {
 		row.Due = r.Deadline.Due.Format("2006-01-02")
@@ -126,9 +128,9 @@ type ProjectSummary struct {
 func Summarize(recs []*Record) []ProjectSummary {
 	rows := make([]htmlRow, len(recs))
 	for i, r := range recs {
-		rows[i] = htmlRow{Project: r.Project, State: string(r.Deadline.State), Days: -1}
+		rows[i] = htmlRow{Project: r.Project, State: string(r.Deadline.State), dur: -1}
 		if r.Completed() {
-			rows[i].Days = r.TimeToComplete().Hours() / 24
+			rows[i].dur = r.TimeToComplete().Hours() / 24
 		}
 	}
 	return summarize(rows)
@@ -149,8 +151,8 @@ func summarize(rows []htmlRow) []ProjectSummary {
 		var ds []float64
 		for _, r := range rs {
 			s.ByState[State(r.State)]++
-			if r.Days >= 0 {
-				ds = append(ds, r.Days)
+			if r.dur >= 0 {
+				ds = append(ds, r.dur)
 			}
 		}
 		if len(ds) > 0 {
@@ -233,7 +235,7 @@ func (h *htmlWriter) chart() template.HTML {
 	if !hi.After(lo) {
 		hi = lo.Add(24 * time.Hour)
 	}
-	const left, width, top, rowH = 10.0, 900.0, 20.0, 6.0
+	const left, width, top, rowH = 40.0, 900.0, 20.0, 4.0
 	x := func(t time.Time) float64 { return left + width*float64(t.Sub(lo))/float64(hi.Sub(lo)) }
 	height := top + rowH*float64(len(rows)) + 30
 	var b strings.Builder
@@ -253,10 +255,10 @@ func (h *htmlWriter) chart() template.HTML {
 		if end.IsZero() {
 			end = h.opt.Now
 		}
-		fmt.Fprintf(&b, `<line class="bar" x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="4"><title>%s</title></line>`,
+		fmt.Fprintf(&b, `<line class="bar" x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="3"><title>%s</title></line>`,
 			x(r.received), y, max(x(end), x(r.received)+1), y, stateColor[r.State], template.HTMLEscapeString(r.Project+" "+r.Ref+": "+r.State))
 		if !r.by.IsZero() {
-			fmt.Fprintf(&b, `<line class="deadline" x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#000" stroke-width="1.5"/>`, x(r.by), y-3, x(r.by), y+3)
+			fmt.Fprintf(&b, `<line class="deadline" x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#000" stroke-width="1.5"/>`, x(r.by), y-2, x(r.by), y+2)
 		}
 	}
 	b.WriteString(`</svg>`)
