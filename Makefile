@@ -20,12 +20,18 @@ check-generate: generate
 	@git diff --exit-code -- api/openapi.yaml gen/ || { echo "check-generate: committed api/openapi.yaml or gen/ differ from 'make generate' output; run make generate and commit" >&2; exit 1; }
 	@test -z "$$(git status --porcelain -- api/openapi.yaml gen/)" || { echo "check-generate: untracked generated files:" >&2; git status --porcelain -- api/openapi.yaml gen/ >&2; exit 1; }
 
-## deps: install the Debian tools some tests use (zip, unzip), where apt-get is available.
+## deps: install the Debian tools some tests use (zip, unzip, chromium), where apt-get is available (as root).
 deps:
 	@if ! command -v zip >/dev/null || ! command -v unzip >/dev/null; then \
 		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 			(apt-get update -qq && apt-get install -y -qq zip unzip) >/dev/null 2>&1 || echo "deps: could not install zip/unzip; their interop tests will skip" >&2; \
 		else echo "deps: zip/unzip missing and apt-get unavailable; their interop tests will skip" >&2; fi; \
+	fi
+	@# chromium: worker/evidence renders its HTML report in a real headless browser.
+	@if ! command -v chromium >/dev/null; then \
+		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 || echo "deps: could not install chromium; the HTML report's browser test will skip (and fail under CI)" >&2; \
+		else echo "deps: chromium missing, and apt-get unavailable or not root; the HTML report's browser test will skip (and fail under CI)" >&2; fi; \
 	fi
 
 ## demo: the main job: a whole bulk run against the embedded fake Mixpanel (no account).
