@@ -1,0 +1,60 @@
+package worker
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/privacykit/mpgdpr"
+	"github.com/privacykit/mpgdpr/mpgdprtest"
+)
+
+// A stop that runs out of grace while a create is on the wire records the
+// create as of unknown outcome (never leaves it "sending"); the next start
+// files the deletion again and the item ends done, filed once.
+func TestStopMidCreateRecordsUnknown(t *testing.T) {
+	fakes := twoFakes(t)
+	fakes["us"].InjectFault(mpgdprtest.Fault{Op: mpgdprtest.OpCreateDeletion, Latency: 3 * time.Second})
+	e := newTestEnv(t, fakes, "")
+	ctx := context.Background()
+	if _, err := e.w.Enqueue(ctx, Request{Reference: "S-1", Kind: Deletion, ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{"erin"}, Projects: []string{"us"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.w.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a create on the wire", func() bool {
+		var n int
+		_ = e.db.QueryRow(`SELECT COUNT(*) FROM mpgdpr_create WHERE state = 'sending'`).Scan(&n)
+		return n == 1
+	})
+	sctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	_ = e.w.Stop(sctx)
+	var sending, unknown int
+	if err := e.db.QueryRow(`SELECT COUNT(*) FROM mpgdpr_create WHERE state = 'sending'`).Scan(&sending); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.db.QueryRow(`SELECT COUNT(*) FROM mpgdpr_create WHERE state = 'unknown'`).Scan(&unknown); err != nil {
+		t.Fatal(err)
+	}
+	if sending != 0 || unknown != 1 {
+		t.Fatalf("after stop: %d sending, %d unknown creates", sending, unknown)
+	}
+
+	w2, err := NewSQLite(ctx, e.db, e.cfg, WithRiverConfig(testRiverConfig), WithClientOptions(mpgdpr.WithRetryPolicy(mpgdpr.NoRetries())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.w, e.svc = w2, w2
+	e.start()
+	waitFor(t, "item done", func() bool { total, ok := e.itemsIn(StateDone); return total == 1 && ok })
+	if n := filedTimes(fakes["us"], mpgdprtest.Deletion)["erin"]; n != 1 {
+		t.Errorf("filed %d times", n)
+	}
+	_, evs := itemEvents(t, e, "S-1", "us")
+	if !slices.Contains(evs, evUnknown) {
+		t.Errorf("no unknown event: %v", evs)
+	}
+}
