@@ -187,6 +187,7 @@ type Journal struct {
 	now    func() time.Time
 	broken error
 	st     *State
+	chain  hashChain // each line's chained hash (chain.go)
 }
 
 // Opened tells what Open found.
@@ -313,6 +314,7 @@ func (j *Journal) load(h Header, maxSize int64) (Opened, error) {
 		return Opened{}, &MismatchError{Path: j.path, Differences: d}
 	}
 	j.st.Header = have
+	j.chain.follow(lines[0], true)
 	for i, line := range lines[1:] {
 		last := i == len(lines)-2
 		var r Record
@@ -329,6 +331,7 @@ func (j *Journal) load(h Header, maxSize int64) (Opened, error) {
 		if err := j.st.apply(r, false); err != nil {
 			return Opened{}, fmt.Errorf("%s: %w at line %d: %v", j.path, ErrCorrupt, i+2, err)
 		}
+		j.chain.follow(line, false)
 	}
 	if op.DroppedTail {
 		if err := j.truncate(int64(good)); err != nil {
@@ -367,6 +370,7 @@ func (j *Journal) create(h Header) error {
 	if h.Created.IsZero() {
 		h.Created = j.now().UTC()
 	}
+	j.chain = hashChain{on: true}
 	if err := j.writeLine(h); err != nil {
 		return err
 	}
@@ -388,7 +392,7 @@ func (j *Journal) writeLine(v any) error {
 	if err != nil {
 		return err
 	}
-	b = append(b, '\n')
+	b = append(j.chain.link(b), '\n')
 	if _, err := j.f.Write(b); err != nil {
 		j.broken = err
 		return fmt.Errorf("writing journal %s: %w", j.path, err)
