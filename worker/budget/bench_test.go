@@ -16,12 +16,12 @@ func BenchmarkProcesses(b *testing.B) {
 	const rate = 20
 	pool := testPool(b)
 	url := pool.Config().ConnString()
-	l := load{Projects: []string{"p"}, Creators: 2, Creates: 5, Pollers: 2, Polls: 5}
+	l := load{{Project: "p", Creators: 2, Creates: 5, Pollers: 2, Polls: 5}}
 	var ratio float64
 	too := 0
 	for range b.N {
 		a := newArrivals(b, rate)
-		runProcesses(b, 3, url, a, Limits{Rate: rate, PollShare: 0.5}, l)
+		runProcesses(b, url, a, Limits{Rate: rate, PollShare: 0.5}, l, l, l)
 		ratio += a.rateOf("p") / rate
 		too += a.tooSoon()["p"]
 	}
@@ -33,7 +33,7 @@ func BenchmarkProcesses(b *testing.B) {
 // budget: what the Postgres round trips cost.
 func BenchmarkGoroutines(b *testing.B) {
 	const rate = 20
-	l := load{Projects: []string{"p"}, Creators: 6, Creates: 5, Pollers: 6, Polls: 5}
+	l := load{{Project: "p", Creators: 6, Creates: 5, Pollers: 6, Polls: 5}}
 	var ratio float64
 	too := 0
 	for range b.N {

@@ -3,6 +3,7 @@ package budget
 import (
 	"context"
 	"errors"
+	"net/http"
 	"testing"
 	"time"
 
@@ -58,30 +59,33 @@ func testPool(t testing.TB) *pgxpool.Pool {
 // TestGoroutinesNoTooSoon: many goroutines, creates and polls for two
 // projects, against a server that answers 429 to any two requests of a
 // project closer than 1/rate: none, and between two creates at most one
-// poll (share 0.5) while creates wait.
+// poll (share 0.5).
 func TestGoroutinesNoTooSoon(t *testing.T) {
 	implementations(t, func(t *testing.T, newBudget func(...Option) Budget) {
 		a := newArrivals(t, testRate)
 		b := newBudget(WithDefaultLimits(testLimits))
-		l := load{Projects: []string{"eu", "us"}, Creators: 3, Creates: 4, Pollers: 4, Polls: 6}
+		l := load{
+			{Project: "eu", Creators: 8, Creates: 1, Pollers: 4, Polls: 6, Together: true},
+			{Project: "us", Creators: 8, Creates: 1, Pollers: 4, Polls: 6, Together: true},
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		if err := l.run(ctx, b, a.srv.URL); err != nil {
 			t.Fatal(err)
 		}
-		checkArrivals(t, a, l, 1)
+		checkArrivals(t, a, []string{"eu", "us"}, []string{"eu", "us"}, l)
 	})
 }
 
-// checkArrivals checks a's log after load l ran n times: every request
-// arrived, none too soon, and polls kept to their share while creates
-// waited.
-func checkArrivals(t testing.TB, a *arrivals, l load, n int) {
+// checkArrivals checks a's log after loads ran: every request arrived,
+// none too soon, and in the projects of share, polls kept to their share
+// (0.5: one between two creates) while creates waited.
+func checkArrivals(t testing.TB, a *arrivals, projects, share []string, loads ...load) {
 	t.Helper()
 	if too := a.tooSoon(); len(too) != 0 {
 		t.Errorf("429s (requests arriving closer than 1/rate) by project: %v", too)
 	}
-	for _, p := range l.Projects {
+	for _, p := range projects {
 		kinds := a.kinds(p)
 		creates, polls := 0, 0
 		for _, k := range kinds {
@@ -91,11 +95,13 @@ func checkArrivals(t testing.TB, a *arrivals, l load, n int) {
 				polls++
 			}
 		}
-		if creates != n*l.Creators*l.Creates || polls != n*l.Pollers*l.Polls {
-			t.Errorf("%s: %d creates and %d polls arrived, want %d and %d", p, creates, polls, n*l.Creators*l.Creates, n*l.Pollers*l.Polls)
+		if wc, wp := total(p, loads...); creates != wc || polls != wp {
+			t.Errorf("%s: %d creates and %d polls arrived, want %d and %d", p, creates, polls, wc, wp)
 		}
-		if run := maxPollsBetweenCreates(kinds); run > 1 {
-			t.Errorf("%s: %d polls in a row while creates waited (share 0.5 allows 1): %v", p, run, kinds)
+	}
+	for _, p := range share {
+		if run := maxPollsBetweenCreates(a.kinds(p)); run > 1 {
+			t.Errorf("%s: %d polls in a row while creates waited (share 0.5 allows 1): %v", p, run, a.kinds(p))
 		}
 	}
 }
@@ -198,8 +204,12 @@ func TestInvalid(t *testing.T) {
 }
 
 // TestProcessesNoTooSoon: three processes share one Postgres budget, with
-// creates and polls for two projects: no request arrives too soon, and
-// polls keep to their share while creates wait.
+// creates and polls for two projects: no request arrives too soon. In eu,
+// one process files the creates, all waiting together from the start, and
+// all three poll: there, polls keep to their share while creates wait. (In
+// us every process creates, one create after another: a process
+// descheduled between two of its creates stops waiting for a moment, so the
+// order there proves nothing about the share.)
 func TestProcessesNoTooSoon(t *testing.T) {
 	url := pgtest.URL(t)
 	pool, err := pgxpool.New(context.Background(), url)
@@ -211,9 +221,16 @@ func TestProcessesNoTooSoon(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := newArrivals(t, testRate)
-	l := load{Projects: []string{"eu", "us"}, Creators: 2, Creates: 3, Pollers: 2, Polls: 5}
-	runProcesses(t, 3, url, a, testLimits, l)
-	checkArrivals(t, a, l, 3)
+	creator := load{
+		{Project: "eu", Creators: 8, Creates: 1, Pollers: 2, Polls: 4, Together: true},
+		{Project: "us", Creators: 2, Creates: 2, Pollers: 1, Polls: 3},
+	}
+	poller := load{
+		{Project: "eu", Pollers: 2, Polls: 4},
+		{Project: "us", Creators: 2, Creates: 2, Pollers: 1, Polls: 3},
+	}
+	runProcesses(t, url, a, testLimits, creator, poller, poller)
+	checkArrivals(t, a, []string{"eu", "us"}, []string{"eu"}, creator, poller, poller)
 }
 
 // TestMigrateIdempotent: Migrate from several connections at once on a
@@ -241,4 +258,46 @@ func TestMigrateIdempotent(t *testing.T) {
 	if err := pool.QueryRow(ctx, "SELECT count(*) FROM pg_tables WHERE tablename IN ('mpgdpr_budget', 'mpgdpr_budget_waiter')").Scan(&n); err != nil || n != 2 {
 		t.Errorf("tables: %d, %v", n, err)
 	}
+}
+
+// TestLateSendDoesNotBunch: a holder that sends late (descheduled between
+// Take and its send, here for one and a half intervals) does not bring the next
+// request close to its own: the next is granted only one interval after
+// the late one's answer. A budget of send times alone would fail this.
+func TestLateSendDoesNotBunch(t *testing.T) {
+	implementations(t, func(t *testing.T, newBudget func(...Option) Budget) {
+		a := newArrivals(t, testRate)
+		b := newBudget(WithDefaultLimits(testLimits))
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		hc := &http.Client{}
+		defer hc.CloseIdleConnections()
+		for range 3 {
+			g, err := b.Take(ctx, "p", Create)
+			if err != nil {
+				t.Fatal(err)
+			}
+			next := make(chan error, 1)
+			go func() { _, err := send(ctx, b, hc, a.srv.URL, "p", Poll); next <- err }()
+			time.Sleep(3 * time.Second / testRate / 2) // the late sender
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, a.srv.URL+"/p/create", nil)
+			resp, err := hc.Do(req)
+			if rerr := g.Release(Answer{At: time.Now()}); rerr != nil {
+				t.Fatal(rerr)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if err := <-next; err != nil {
+				t.Fatal(err)
+			}
+		}
+		if too := a.tooSoon(); len(too) != 0 {
+			t.Errorf("429s: %v", too)
+		}
+		if got := len(a.kinds("p")); got != 6 {
+			t.Errorf("%d requests arrived, want 6", got)
+		}
+	})
 }

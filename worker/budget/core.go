@@ -144,6 +144,16 @@ func (c *core) queue(project string) *queue {
 	return q
 }
 
+// waitingCreates is how many creates of this process wait for project.
+func (c *core) waitingCreates(project string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if q := c.queues[project]; q != nil {
+		return q.creates
+	}
+	return 0
+}
+
 // uncount removes a create from q's count and returns what is left.
 func (c *core) uncount(q *queue) int {
 	c.mu.Lock()

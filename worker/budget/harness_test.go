@@ -138,13 +138,34 @@ func maxPollsBetweenCreates(kinds []Kind) int {
 	return longest
 }
 
-// load is a mix of requests for some projects: per project, creators
-// goroutines filing creates each, and pollers goroutines polling polls
-// each.
-type load struct {
-	Projects          []string
+// flow is one project's share of a load: creators goroutines filing
+// creates each, pollers goroutines polling polls each.
+type flow struct {
+	Project           string
 	Creators, Creates int
 	Pollers, Polls    int
+	// Together: the creates all wait before the first is granted (and
+	// before the pollers start), so that creates wait without a break
+	// from the first create's arrival to the last's, which the share
+	// check needs. The slot is held meanwhile by a grant that sends
+	// nothing.
+	Together bool
+}
+
+// load is what one process sends, all at once.
+type load []flow
+
+// total is how many creates and polls of project loads send together.
+func total(project string, loads ...load) (creates, polls int) {
+	for _, l := range loads {
+		for _, f := range l {
+			if f.Project == project {
+				creates += f.Creators * f.Creates
+				polls += f.Pollers * f.Polls
+			}
+		}
+	}
+	return creates, polls
 }
 
 // run sends l through b to the server at base, and returns the first
@@ -160,27 +181,37 @@ func (l load) run(ctx context.Context, b Budget, base string) error {
 		default:
 		}
 	}
-	for _, p := range l.Projects {
-		for range l.Creators {
+	spawn := func(project string, kind Kind, goroutines, each int) {
+		for range goroutines {
 			wg.Go(func() {
-				for range l.Creates {
-					if _, err := send(ctx, b, hc, base, p, Create); err != nil {
+				for range each {
+					if _, err := send(ctx, b, hc, base, project, kind); err != nil {
 						fail(err)
 						return
 					}
 				}
 			})
 		}
-		for range l.Pollers {
-			wg.Go(func() {
-				for range l.Polls {
-					if _, err := send(ctx, b, hc, base, p, Poll); err != nil {
-						fail(err)
-						return
-					}
-				}
-			})
+	}
+	for _, f := range l {
+		if !f.Together {
+			spawn(f.Project, Create, f.Creators, f.Creates)
+			spawn(f.Project, Poll, f.Pollers, f.Polls)
+			continue
 		}
+		blocker, err := b.Take(ctx, f.Project, Poll)
+		if err != nil {
+			return err
+		}
+		spawn(f.Project, Create, f.Creators, f.Creates)
+		wc := b.(interface{ waitingCreates(string) int })
+		for wc.waitingCreates(f.Project) < f.Creators && ctx.Err() == nil {
+			time.Sleep(time.Millisecond)
+		}
+		if err := blocker.Release(Answer{At: time.Now()}); err != nil {
+			return err
+		}
+		spawn(f.Project, Poll, f.Pollers, f.Polls)
 	}
 	wg.Wait()
 	select {

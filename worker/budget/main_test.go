@@ -56,16 +56,16 @@ func runChild(spec string) error {
 	return s.Load.run(ctx, b, s.Server)
 }
 
-// runProcesses runs n processes of this test binary, each sending l
-// through a Postgres budget on db to a, and waits for them all.
-func runProcesses(tb testing.TB, n int, db string, a *arrivals, lim Limits, l load) {
+// runProcesses runs a process of this test binary per load, each sending
+// its load through a Postgres budget on db to a, and waits for them all.
+func runProcesses(tb testing.TB, db string, a *arrivals, lim Limits, loads ...load) {
 	tb.Helper()
-	spec, err := json.Marshal(childSpec{DB: db, Server: a.srv.URL, Limits: lim, Load: l})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cmds := make([]*exec.Cmd, n)
+	cmds := make([]*exec.Cmd, len(loads))
 	for i := range cmds {
+		spec, err := json.Marshal(childSpec{DB: db, Server: a.srv.URL, Limits: lim, Load: loads[i]})
+		if err != nil {
+			tb.Fatal(err)
+		}
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), childEnv+"="+string(spec))
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
