@@ -158,3 +158,42 @@ func TestPolicyConfigurableAndExtensionRules(t *testing.T) {
 		}
 	}
 }
+
+func TestParsePolicy(t *testing.T) {
+	p, err := ParsePolicy(`
+time_zone = "UTC"
+[[regulation]]
+name = "GDPR"
+period = { months = 1 }
+extension = { months = 2 }
+at_risk = { days = 3 }
+[[regulation]]
+name = "LGPD"
+period = { days = 15 }
+[[extension]]
+reference = "DSR-1"
+reason = "complex"
+notice_at = 2026-01-05T00:00:00Z
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Record{Reference: "DSR-1", Project: "web", ComplianceType: "GDPR", ReceivedAt: date("2026-01-31")}
+	p.Evaluate(r, date("2026-02-27"))
+	if !r.Deadline.Extended || r.Deadline.Due.Format("2006-01-02") != "2026-04-30" || r.Deadline.State != OnTime {
+		t.Errorf("%+v", r.Deadline)
+	}
+	r = &Record{Reference: "X", ComplianceType: "LGPD", ReceivedAt: date("2026-01-31")}
+	p.Evaluate(r, date("2026-02-27"))
+	if r.Deadline.Due.Format("2006-01-02") != "2026-02-15" || r.Deadline.State != Overdue {
+		t.Errorf("LGPD %+v", r.Deadline)
+	}
+	for _, bad := range []string{`nonsense = 1`, `[[regulation]]
+period = { days = 1 }`, `[[regulation]]
+name = "X"`, `[[extension]]
+reference = "a"`, `time_zone = "Mars/Olympus"`, `x = `} {
+		if _, err := ParsePolicy(bad); err == nil {
+			t.Errorf("accepted %q", bad)
+		}
+	}
+}
