@@ -143,39 +143,25 @@ func migrationSQL(d dialect, m string) string {
 // Postgres ("mpgdpr" in ASCII).
 const advisoryLockKey = 0x6d70676470720000
 
-// migrate brings River's tables and ours up to date, idempotently: running
-// it again, or from several processes at once, is safe. On SQLite all of it
-// is one transaction. On Postgres, River's migrations need a transaction
-// each (one adds an enum value a later statement uses), so the whole run is
-// serialised by a session advisory lock instead, and ours are one
-// transaction.
+// migrate brings River's tables and ours up to date, idempotently. River's
+// migrations run a transaction each (on Postgres one adds an enum value a
+// later one uses), then ours in one transaction. On Postgres the whole run
+// is serialised by a session advisory lock, so that several workers may
+// start at once.
 func migrate[TTx any](ctx context.Context, db database, driver riverdriver.Driver[TTx]) (applied []string, err error) {
 	migrator, err := rivermigrate.New(driver, nil)
 	if err != nil {
 		return nil, fmt.Errorf("worker: river migrator: %w", err)
 	}
 	run := func() error {
-		if db.dialect() == dialectPostgres {
-			res, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil)
-			if err != nil {
-				return fmt.Errorf("river migrations: %w", err)
-			}
-			for _, v := range res.Versions {
-				applied = append(applied, fmt.Sprintf("river %d", v.Version))
-			}
+		res, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil)
+		if err != nil {
+			return fmt.Errorf("river migrations: %w", err)
 		}
-		return inTx(ctx, db, func(tx dbTx) error {
-			if db.dialect() == dialectSQLite {
-				res, err := migrator.MigrateTx(ctx, tx.raw().(TTx), rivermigrate.DirectionUp, nil)
-				if err != nil {
-					return fmt.Errorf("river migrations: %w", err)
-				}
-				for _, v := range res.Versions {
-					applied = append(applied, fmt.Sprintf("river %d", v.Version))
-				}
-			}
-			return migrateOwn(ctx, tx, db.dialect(), &applied)
-		})
+		for _, v := range res.Versions {
+			applied = append(applied, fmt.Sprintf("river %d", v.Version))
+		}
+		return inTx(ctx, db, func(tx dbTx) error { return migrateOwn(ctx, tx, db.dialect(), &applied) })
 	}
 	if l, ok := db.(sessionLocker); ok {
 		err = l.withSessionLock(ctx, advisoryLockKey, run)
