@@ -391,6 +391,20 @@ func (c *Client) tainted(s string, cleaned bool) bool {
 	return false
 }
 
+// taintedRaw is tainted for a task's raw JSON, without copying it when
+// it holds nothing encoded (the usual case).
+func (c *Client) taintedRaw(b []byte) bool {
+	if bytes.IndexAny(b, "\\%+") < 0 {
+		for _, s := range c.secretBytes {
+			if bytes.Contains(b, s) {
+				return true
+			}
+		}
+		return false
+	}
+	return c.tainted(string(b), false)
+}
+
 // percentDecodeLenient decodes every %XX in s (and + as a space), leaving
 // anything else as it is: url.QueryUnescape gives up on the first bad
 // escape, which a hostile server could add on purpose.
@@ -438,24 +452,28 @@ func (c *Client) checkTask(t *Task, cleaned bool) error {
 		refuse = "download link"
 	case c.tainted(t.DestinationURL, cleaned):
 		refuse = "destination URL"
-	case c.tainted(string(t.Raw), false):
+	case c.taintedRaw(t.Raw):
 		refuse = "content, in an encoded form,"
 	}
 	if refuse != "" {
 		return fmt.Errorf("%w: the answer's %s carries one of the client's credentials; refusing it", ErrMalformedResponse, refuse)
 	}
-	for _, p := range [...]*string{&t.Result, &t.ComplianceType, &t.DisclosureType, &t.RequestingUser, &t.DateRequestedRaw} {
-		if c.tainted(*p, false) {
-			*p = redacted
-		}
-	}
-	if c.tainted(string(t.Status), false) {
-		t.Status = redacted
-	}
+	t.Result = c.scrubField(t.Result)
+	t.ComplianceType = c.scrubField(t.ComplianceType)
+	t.DisclosureType = c.scrubField(t.DisclosureType)
+	t.RequestingUser = c.scrubField(t.RequestingUser)
+	t.DateRequestedRaw = c.scrubField(t.DateRequestedRaw)
+	t.Status = Status(c.scrubField(string(t.Status)))
 	for i, id := range t.DistinctIDs {
-		if c.tainted(id, false) {
-			t.DistinctIDs[i] = redacted
-		}
+		t.DistinctIDs[i] = c.scrubField(id)
 	}
 	return nil
+}
+
+// scrubField is a decoded field, or REDACTED if it carries a secret.
+func (c *Client) scrubField(s string) string {
+	if c.tainted(s, false) {
+		return redacted
+	}
+	return s
 }

@@ -60,8 +60,11 @@ func (p pipeline) Do(req *http.Request) (*http.Response, error) {
 	parent, budget := ctx, start.Add(pol.MaxElapsed)
 	pdl, hasDeadline := parent.Deadline()
 	budgetFirst := !hasDeadline || budget.Before(pdl)
-	ctx, cancel := context.WithDeadline(ctx, budget)
-	defer cancel()
+	if budgetFirst { // else the caller's deadline ends the call first anyway
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, budget)
+		defer cancel()
+	}
 	outOfBudget := func(err error) error {
 		if budgetFirst && parent.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
 			return fmt.Errorf("mpgdpr: %s: the retry policy's MaxElapsed (%v) ran out: %w", op, pol.MaxElapsed, err)
