@@ -301,3 +301,56 @@ func TestLateSendDoesNotBunch(t *testing.T) {
 		}
 	})
 }
+
+// TestPostgresComesBack: while the database is down, Take waits (it does
+// not fail); once the database is back, it grants.
+func TestPostgresComesBack(t *testing.T) {
+	c := pgtest.NewCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	pool, err := pgxpool.New(ctx, c.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if err := Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewPostgres(pool, WithDefaultLimits(testLimits))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := b.Take(ctx, "p", Create)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Release(Answer{}); err != nil {
+		t.Fatal(err)
+	}
+	c.Down()
+	type result struct {
+		g   *Grant
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		g, err := b.Take(ctx, "p", Poll)
+		done <- result{g, err}
+	}()
+	time.Sleep(500 * time.Millisecond) // a few failed tries
+	select {
+	case r := <-done:
+		t.Fatalf("Take returned while the database was down: %v", r.err)
+	default:
+	}
+	if err := c.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("Take after the database came back: %v", r.err)
+	}
+	if err := r.g.Release(Answer{}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -28,6 +28,9 @@ import (
 type Cluster struct {
 	dir  string // temporary directory: data/, the socket, the logs
 	url  string // admin URL: user postgres, database postgres
+	port int
+	bin  string
+	cred *syscall.Credential // whom postgres runs as; nil: this process's user
 	cmd  *exec.Cmd
 	done chan struct{} // closed when the postgres process has exited
 }
@@ -61,7 +64,7 @@ func Start(ctx context.Context) (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgtest: temporary directory: %w", err)
 	}
-	c := &Cluster{dir: dir, done: make(chan struct{})}
+	c := &Cluster{dir: dir, bin: bin, cred: cred, done: make(chan struct{})}
 	ok := false
 	defer func() {
 		if !ok {
@@ -85,7 +88,7 @@ func Start(ctx context.Context) (*Cluster, error) {
 	// A free port can be taken by someone else before postgres binds it:
 	// try a few.
 	for attempt := 0; ; attempt++ {
-		err := c.startServer(ctx, cred, bin, data)
+		err := c.startServer(ctx, 0)
 		if err == nil {
 			break
 		}
@@ -99,15 +102,19 @@ func Start(ctx context.Context) (*Cluster, error) {
 
 var errPortTaken = errors.New("port taken")
 
-// startServer starts postgres on a free port and waits until it accepts
-// connections.
-func (c *Cluster) startServer(ctx context.Context, cred *syscall.Credential, bin, data string) error {
-	port, err := freePort()
-	if err != nil {
-		return err
+// startServer starts postgres on port (0: a free one) and waits until it
+// accepts connections.
+func (c *Cluster) startServer(ctx context.Context, port int) error {
+	cred, bin, data := c.cred, c.bin, filepath.Join(c.dir, "data")
+	if port == 0 {
+		p, err := freePort()
+		if err != nil {
+			return err
+		}
+		port = p
 	}
 	logPath := filepath.Join(c.dir, "postgres.log")
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("pgtest: %w", err)
 	}
@@ -145,7 +152,7 @@ func (c *Cluster) startServer(ctx context.Context, cred *syscall.Credential, bin
 	if err := <-started; err != nil {
 		return fmt.Errorf("pgtest: start postgres: %w", err)
 	}
-	c.cmd, c.done = cmd, done
+	c.cmd, c.done, c.port = cmd, done, port
 	c.url = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
 
 	deadline := time.Now().Add(90 * time.Second) // a loaded shared machine is slow
@@ -179,12 +186,35 @@ func (c *Cluster) startServer(ctx context.Context, cred *syscall.Credential, bin
 	}
 }
 
+// Down stops the server (a fast shutdown: connections are cut) and keeps
+// its data, for tests of a database that goes away; Up starts it again.
+func (c *Cluster) Down() { c.shutdown() }
+
+// Up starts a server stopped by Down again, on the same port (so URLs stay
+// valid), and waits until it accepts connections.
+func (c *Cluster) Up(ctx context.Context) error {
+	select {
+	case <-c.done:
+	default:
+		return nil // running
+	}
+	return c.startServer(ctx, c.port)
+}
+
 // Stop ends postgres (a fast shutdown, SIGKILL if that takes more than
 // 15 s) and removes the cluster's directory. It is safe to call twice.
 func (c *Cluster) Stop() error {
 	if c == nil {
 		return nil
 	}
+	c.shutdown()
+	if err := os.RemoveAll(c.dir); err != nil {
+		return fmt.Errorf("pgtest: remove %s: %w", c.dir, err)
+	}
+	return nil
+}
+
+func (c *Cluster) shutdown() {
 	if c.cmd != nil && c.cmd.Process != nil {
 		select {
 		case <-c.done:
@@ -197,10 +227,6 @@ func (c *Cluster) Stop() error {
 			}
 		}
 	}
-	if err := os.RemoveAll(c.dir); err != nil {
-		return fmt.Errorf("pgtest: remove %s: %w", c.dir, err)
-	}
-	return nil
 }
 
 func (c *Cluster) kill() {

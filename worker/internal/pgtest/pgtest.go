@@ -108,6 +108,29 @@ func URL(t testing.TB) string {
 	return u
 }
 
+// NewCluster starts a cluster of the test's own, stopped and removed when
+// the test ends, for tests that stop the database (Down, Up) or must not
+// share it. It skips or fails as URL does. Most tests want URL: a cluster
+// costs seconds to make.
+func NewCluster(t testing.TB) *Cluster {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c, err := Start(ctx)
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("PostgreSQL is required in CI: %v", err)
+		}
+		t.Skipf("no PostgreSQL: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := c.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	return c
+}
+
 // adminExec runs one statement on the admin database. CREATE DATABASE calls are
 // serialised within the binary: concurrent copies of template1 can fail.
 func adminExec(adminURL, sql string) error {

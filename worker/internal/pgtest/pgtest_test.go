@@ -74,10 +74,32 @@ func TestStartStop(t *testing.T) {
 	}
 	var fsync string
 	err = conn.QueryRow(ctx, "SHOW fsync").Scan(&fsync)
-	conn.Close(ctx)
 	if err != nil || fsync != "off" {
 		t.Errorf("fsync = %q, %v; want off", fsync, err)
 	}
+	if _, err := conn.Exec(ctx, "CREATE TABLE kept (id int)"); err != nil {
+		t.Error(err)
+	}
+	conn.Close(ctx)
+	// Down and Up: same URL, data kept.
+	c.Down()
+	if conn, err := pgx.Connect(ctx, c.URL()); err == nil {
+		conn.Close(ctx)
+		t.Error("connected while the server was down")
+	}
+	if err := c.Up(ctx); err != nil {
+		_ = c.Stop()
+		t.Fatal(err)
+	}
+	conn, err = pgx.Connect(ctx, c.URL())
+	if err != nil {
+		_ = c.Stop()
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "SELECT * FROM kept"); err != nil {
+		t.Errorf("table gone after Down and Up: %v", err)
+	}
+	conn.Close(ctx)
 	if err := c.Stop(); err != nil {
 		t.Fatal(err)
 	}
