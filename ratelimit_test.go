@@ -80,17 +80,6 @@ func newStrictServerAfter(t *testing.T, interval time.Duration, before func(), r
 	return s
 }
 
-// gaps returns the times between consecutive arrivals.
-func (s *strictServer) gaps() []time.Duration {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []time.Duration
-	for i := 1; i < len(s.arrivals); i++ {
-		out = append(out, s.arrivals[i].Sub(s.arrivals[i-1]))
-	}
-	return out
-}
-
 func (s *strictServer) counts() (requests, tooMany int, minGap time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -394,7 +394,7 @@ func (c *Client) tainted(s string, cleaned bool) bool {
 // taintedRaw is tainted for a task's raw JSON, without copying it when
 // it holds nothing encoded (the usual case).
 func (c *Client) taintedRaw(b []byte) bool {
-	if bytes.IndexAny(b, "\\%+") < 0 {
+	if !bytes.ContainsAny(b, "\\%+") {
 		for _, s := range c.secretBytes {
 			if bytes.Contains(b, s) {
 				return true
