@@ -70,11 +70,12 @@ func (c *Client) checkOutgoing(req *http.Request) error {
 }
 
 // unsentError is a request the client refused to send: it is neither
-// retried nor an unknown outcome.
+// retried nor an unknown outcome, and matches ErrInvalidInput.
 type unsentError struct{ msg string }
 
-func (e *unsentError) Error() string     { return e.msg }
-func (e *unsentError) RequestSent() bool { return false }
+func (e *unsentError) Error() string        { return e.msg }
+func (e *unsentError) RequestSent() bool    { return false }
+func (e *unsentError) Is(target error) bool { return target == ErrInvalidInput }
 
 const redacted = "REDACTED"
 

@@ -97,7 +97,8 @@ func WithBeforeChunk(f func(seq int, ids []string) error) BatchOption {
 // journal that marks IDs as "sending" in f marks only IDs that may really
 // have been sent. An error from f stops the batch: that request is not sent
 // and its IDs and all later ones are Unsent (the limiter's token is spent
-// all the same). DeleteAll calls f again before it resubmits a deletion whose
+// all the same); if it was a resubmission of a request whose outcome is
+// unknown, its IDs stay Unknown. DeleteAll calls f again before it resubmits a deletion whose
 // outcome was unknown, with the resubmission's new sequence number. f must
 // not keep ids.
 func WithBeforeSend(f func(seq int, ids []string) error) BatchOption {

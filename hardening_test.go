@@ -221,7 +221,7 @@ func TestInvalidHeaderIsPermanent(t *testing.T) {
 		return nil
 	}
 	_, err := c.Raw().CheckDeletion(context.Background(), "t1", nil, badHeader)
-	if err == nil || strings.Contains(err.Error(), "SENTINEL-value") || !strings.Contains(err.Error(), "X-Note") {
+	if !errors.Is(err, ErrInvalidInput) || strings.Contains(err.Error(), "SENTINEL-value") || !strings.Contains(err.Error(), "X-Note") {
 		t.Fatalf("check: %v", err)
 	}
 	_, err = c.Raw().CreateDeletion(context.Background(), nil, gen.CreateDeletionRequest{DistinctIds: []string{"a"}, ComplianceType: "GDPR"}, badHeader)

@@ -30,9 +30,13 @@ type RetryPolicy struct {
 	BaseDelay time.Duration
 	// MaxDelay caps one backoff wait.
 	MaxDelay time.Duration
-	// MaxElapsed caps the whole call, waits included: a retry whose wait
-	// would end past it is not made, and the last failure is returned.
-	// Hours (or days) are fine.
+	// MaxElapsed caps the whole call: the waits for the rate limiter, the
+	// attempt in flight (each attempt gets what is left) and the waits
+	// between attempts. A retry whose wait would end past it is not made,
+	// and the last failure is returned; an attempt or limiter wait it cuts
+	// short fails with an error matching context.DeadlineExceeded (for a
+	// create that may have been sent: ErrOutcomeUnknown). Hours (or days)
+	// are fine.
 	MaxElapsed time.Duration
 	// MaxRetryAfter caps how long a server's Retry-After (seconds or an
 	// HTTP date) is honoured; a longer one is cut to this.

@@ -36,10 +36,17 @@ type pipeline struct{ c *Client }
 // refusal, such as a 5xx other than a 503 with Retry-After (the create may
 // have been carried out before the failure).
 //
+// Before anything is sent, the request is checked as it will leave
+// (checkOutgoing): bound for the configured API only, with headers net/http
+// can send. Every attempt, and every replay net/http makes inside one, takes
+// its turn at the rate limiter, and the whole call is bounded by the
+// policy's MaxElapsed.
+//
 // Each response body Do returns is already in memory: at most 64 KiB of an
 // error body and 8 MiB (+1 byte, to detect more) of a success body are read,
-// and every occurrence of the client's secrets in it is replaced by
-// REDACTED, so no later error text can echo a token a hostile server sent.
+// and every occurrence of the client's secrets in it, raw or escaped, is
+// replaced by REDACTED (cleanBody), so no later error text or decoded value
+// can echo a token a hostile server sent.
 func (p pipeline) Do(req *http.Request) (*http.Response, error) {
 	c := p.c
 	ctx := req.Context()
