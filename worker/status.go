@@ -21,8 +21,8 @@ type ProjectStatus struct {
 	// OpenTasks are tasks followed and not yet ended.
 	OpenTasks int
 	// CreatesLastMinute counts creates sent in the last minute, across all
-	// workers; PollsLastMinute the task polls. Their sum over 60 s against
-	// Rate is the budget in use.
+	// workers; PollsLastMinute the tasks polled in that minute (each at
+	// least once). Against Rate × 60 they show the budget in use.
 	CreatesLastMinute int
 	PollsLastMinute   int
 	Rate              float64
