@@ -231,23 +231,13 @@ func storeRequest(ctx context.Context, tx dbTx, n *normalized, now time.Time) (i
 	return false, nil
 }
 
-// validateDistinctID applies the library's rules for one distinct ID.
-// TODO(issue 12): call mpgdpr.ValidateDistinctID once the root package
-// exports it; until then these are the same rules, restated.
+// validateDistinctID applies the library's rules for one distinct ID
+// (mpgdpr.ValidateDistinctID), giving back only what is wrong.
 func validateDistinctID(id string) error {
-	if strings.TrimSpace(id) == "" {
-		return errors.New("empty or blank")
+	err := mpgdpr.ValidateDistinctID(id)
+	var ie *mpgdpr.InputError
+	if errors.As(err, &ie) {
+		return errors.New(ie.Problem)
 	}
-	if !utf8.ValidString(id) {
-		return errors.New("not valid UTF-8")
-	}
-	if id != strings.TrimSpace(id) {
-		return errors.New("spaces around it")
-	}
-	for i, r := range id {
-		if unicode.Is(unicode.Cf, r) || unicode.IsControl(r) || !unicode.In(r, unicode.L, unicode.M, unicode.N, unicode.P, unicode.S, unicode.Zs) {
-			return fmt.Errorf("invisible, control or unassigned character U+%04X at byte %d", r, i)
-		}
-	}
-	return nil
+	return err
 }

@@ -37,6 +37,7 @@ func newRootCmd(cl *cli) *cobra.Command {
 		"log retries, waits, pacing and polls to stderr (as MPGDPR_LOG=debug)")
 	root.PersistentPreRunE = func(*cobra.Command, []string) error { return cl.setupLogging() }
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err.Error()} })
+	root.InitDefaultHelpFlag() // listed in 'mpgdpr help' too, not only in --help
 	root.SetHelpCommand(newHelpCmd(cl))
 	// Every help ends with the exit statuses, after the flags: all of them
 	// in the main help, a summary in a command's.
