@@ -202,3 +202,18 @@ func checkRedacted(t *testing.T, err error, forms []string, target error) {
 		t.Fatalf("error %q: the name is gone altogether", err)
 	}
 }
+
+// Reading an entry again (Walk, then ExtractTo, as the CLI does) does not
+// count against the archive-wide ratio: each entry's data counts once.
+func TestArchiveRatioCountsEachEntryOnce(t *testing.T) {
+	b := bombArchive(t, "", 1, 0) // one entry, about 1000:1
+	a := openBytes(t, b, "", WithMaxRatio(2000))
+	for i := range 3 {
+		if err := a.Walk(func(FileInfo, io.Reader) error { return nil }); err != nil {
+			t.Fatalf("pass %d: %v", i, err)
+		}
+	}
+	if err := a.ExtractTo(t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -51,7 +51,8 @@ func WithMaxEntryBytes(n int64) Option {
 // WithMaxRatio bounds how many bytes an entry may produce per compressed
 // byte consumed, measured while streaming, and how many bytes the Archive
 // may produce in all per byte of its size (declared sizes are checked up
-// front by Walk and ExtractTo, produced bytes while streaming).
+// front by Walk and ExtractTo, produced bytes while streaming, each entry's
+// counted once however often it is read).
 // Default [DefaultMaxRatio].
 func WithMaxRatio(n int64) Option {
 	return func(c *config) { c.maxRatio = n; c.check("WithMaxRatio", n) }

@@ -27,6 +27,12 @@ type Archive struct {
 	closer io.Closer    // the file opened by OpenFile; nil otherwise
 	total  atomic.Int64 // bytes produced so far, checked against cfg.maxTotal
 	size   int64        // the archive's size, for the archive-wide ratio
+	// peaks[i] is the most bytes entry i has produced in one read, and
+	// distinct their sum: the archive-wide ratio counts each entry's data
+	// once, however often it is read (Walk, then ExtractTo).
+	peaks    []atomic.Uint64
+	distinct atomic.Int64
+	index    map[*zip.File]int
 	// secrets are the forms of the secret that errors must not show.
 	secrets []string
 }
@@ -105,6 +111,11 @@ func Open(r io.ReaderAt, size int64, secret string, opts ...Option) (*Archive, e
 		cfg:     cfg,
 		size:    size,
 		secrets: secretForms(secret),
+		peaks:   make([]atomic.Uint64, len(zr.File)),
+		index:   make(map[*zip.File]int, len(zr.File)),
+	}
+	for i, f := range zr.File {
+		a.index[f] = i
 	}
 	// "a", "a/" and "./a" would all land on the same path.
 	cleaned := make(map[string]bool, len(zr.File))
@@ -329,6 +340,7 @@ func (a *Archive) openEntry(f *zip.File) (*entryReader, error) {
 	}
 	return &entryReader{
 		a:         a,
+		peak:      &a.peaks[a.index[f]],
 		name:      f.Name,
 		dec:       dec,
 		comp:      comp,
@@ -354,6 +366,7 @@ func (c *countReader) Read(p []byte) (int, error) {
 // verifies size and CRC-32 at the end. Its first error is sticky.
 type entryReader struct {
 	a         *Archive
+	peak      *atomic.Uint64 // this entry's slot in a.peaks
 	name      string
 	dec       io.ReadCloser
 	comp      *countReader // compressed bytes consumed, for the ratio
@@ -376,6 +389,17 @@ func (r *entryReader) Read(p []byte) (int, error) {
 	if n > 0 {
 		r.n += uint64(n)
 		total := r.a.total.Add(int64(n))
+		distinct := r.a.distinct.Load()
+		for {
+			old := r.peak.Load()
+			if r.n <= old {
+				break
+			}
+			if r.peak.CompareAndSwap(old, r.n) {
+				distinct = r.a.distinct.Add(int64(r.n - old))
+				break
+			}
+		}
 		cfg := &r.a.cfg
 		switch {
 		case r.n > r.wantSize:
@@ -384,11 +408,11 @@ func (r *entryReader) Read(p []byte) (int, error) {
 			return 0, r.fail(fmt.Errorf("%w: produced more than %d bytes", ErrEntryTooLarge, cfg.maxEntry))
 		case total > cfg.maxTotal:
 			return 0, r.fail(fmt.Errorf("%w: archive produced more than %d bytes", ErrArchiveTooLarge, cfg.maxTotal))
-		case ratioExceeded(uint64(total), uint64(max(r.a.size, 1)), cfg.maxRatio):
+		case ratioExceeded(uint64(distinct), uint64(max(r.a.size, 1)), cfg.maxRatio):
 			// Entries that share their data could each pass the entry
 			// ratio; the archive as a whole cannot hold more than this.
 			return 0, r.fail(fmt.Errorf("%w: archive produced %d bytes from %d, limit %d:1",
-				ErrRatioTooHigh, total, r.a.size, cfg.maxRatio))
+				ErrRatioTooHigh, distinct, r.a.size, cfg.maxRatio))
 		case ratioExceeded(r.n, uint64(max(r.comp.n, 1)), cfg.maxRatio):
 			return 0, r.fail(fmt.Errorf("%w: %d bytes from %d compressed, limit %d:1",
 				ErrRatioTooHigh, r.n, r.comp.n, cfg.maxRatio))
