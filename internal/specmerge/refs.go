@@ -1,6 +1,8 @@
 package specmerge
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -22,7 +24,7 @@ func parseSource(s Source) (doc map[string]any, repairs, included []string, err 
 		return nil, nil, nil, fmt.Errorf("%s: %w", s.Name, err)
 	}
 	body, repairs = repairText(s.Name, body)
-	if err := yaml.Unmarshal(body, &doc); err != nil {
+	if err := unmarshal(body, &doc); err != nil {
 		return nil, nil, nil, fmt.Errorf("%s: not valid YAML or JSON after repairs: %w", s.Name, err)
 	}
 	if doc == nil {
@@ -157,12 +159,63 @@ func (r *refResolver) load(path, name, ref string) (any, error) {
 		return nil, fmt.Errorf("%s: $ref %q: %w", r.source, ref, err)
 	}
 	var d any
-	if err := yaml.Unmarshal(raw, &d); err != nil {
+	if err := unmarshal(raw, &d); err != nil {
 		return nil, fmt.Errorf("%s: $ref %q: %s is not valid YAML or JSON: %w", r.source, ref, name, err)
 	}
 	r.files[path] = d
 	r.order = append(r.order, name)
 	return d, nil
+}
+
+// unmarshal decodes a document or a referenced file. JSON is decoded as JSON:
+// YAML parsers reject some of its escapes ("\/", which JSON encoders may
+// write), and its numbers become int or float64, as YAML's do, so that both
+// forms of one document merge alike.
+func unmarshal(data []byte, out any) error {
+	t := bytes.TrimSpace(data)
+	if len(t) == 0 || (t[0] != '{' && t[0] != '[') || !json.Valid(t) {
+		return yaml.Unmarshal(data, out)
+	}
+	dec := json.NewDecoder(bytes.NewReader(t))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return err
+	}
+	v = fromJSONNumbers(v)
+	switch o := out.(type) {
+	case *any:
+		*o = v
+	case *map[string]any:
+		m, ok := v.(map[string]any)
+		if !ok {
+			return errors.New("the document is not a JSON object")
+		}
+		*o = m
+	default:
+		return fmt.Errorf("unmarshal: unsupported %T", out)
+	}
+	return nil
+}
+
+func fromJSONNumbers(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			x[k] = fromJSONNumbers(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = fromJSONNumbers(e)
+		}
+	case json.Number:
+		if i, err := x.Int64(); err == nil {
+			return int(i)
+		}
+		f, _ := x.Float64()
+		return f
+	}
+	return v
 }
 
 // pointer follows a JSON pointer ("/components/schemas/X", or "" for the
