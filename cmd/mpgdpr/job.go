@@ -482,7 +482,9 @@ func (cl *cli) submit(ctx context.Context, j *job, jr *journal.Journal, pending 
 		n, every := len(ids), time.Duration(float64(time.Second)/j.rate)
 		paced = time.AfterFunc(cl.noteAfter, func() {
 			msg := fmt.Sprintf("the next request (%s) waits for its turn at the rate limit (--rate %g: one request every %s)", plural(n, "ID"), j.rate, roundDuration(every))
-			cl.waitNote(msg, msg, time.Time{}, slog.LevelDebug)
+			// Until the turn is expected: a turn that comes while this is
+			// being said must not leave it on the line.
+			cl.waitNote(msg, msg, time.Now().Add(every), slog.LevelDebug)
 		})
 		return nil
 	}

@@ -63,8 +63,8 @@ func TestLongWaitsAreSaid(t *testing.T) {
 	}
 	dir := t.TempDir()
 	r = runCmd(t, env, "", "delete", "--compliance", "GDPR", "--chunk-size", "1", "--journal", filepath.Join(dir, "j"),
-		"--base-url", srv.URL(), "--rate", "3", "--progress", "never", "a", "b")
-	if r.code != 0 || !strings.Contains(r.stderr, "the next request (1 ID) waits for its turn at the rate limit (--rate 3: one request every 333ms)") {
+		"--base-url", srv.URL(), "--rate", "0.5", "--progress", "never", "a", "b")
+	if r.code != 0 || !strings.Contains(r.stderr, "the next request (1 ID) waits for its turn at the rate limit (--rate 0.5: one request every 2s)") {
 		t.Errorf("pacing not said: %v", r)
 	}
 	// Under the threshold, nothing is said.
