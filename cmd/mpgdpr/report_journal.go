@@ -1,0 +1,190 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/privacykit/mpgdpr/cmd/mpgdpr/internal/journal"
+	"github.com/privacykit/mpgdpr/worker/evidence"
+)
+
+// journalSource is an evidence.Source over bulk jobs' journals: each
+// journal is one request (one record), as the job filed it.
+type journalSource struct {
+	paths []string
+	// ref names the request (default "job-" and the header's key); project
+	// the project (default the API host the job talked to); received the
+	// time of receipt (default the job's start, the header's time).
+	ref, project string
+	received     time.Time
+}
+
+// Records reads each journal line by line and yields its record.
+func (s *journalSource) Records(ctx context.Context, f evidence.Filter, yield func(*evidence.Record) error) error {
+	for _, p := range s.paths {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		r, err := s.read(p)
+		if err != nil {
+			return err
+		}
+		if f.Project != "" && r.Project != f.Project {
+			continue
+		}
+		if (!f.Since.IsZero() && r.ReceivedAt.Before(f.Since)) || (!f.Until.IsZero() && !r.ReceivedAt.Before(f.Until)) {
+			continue
+		}
+		if err := yield(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// read builds one journal's record. Lines are read one at a time; the IDs
+// are kept (once each) to be shown or hashed.
+func (s *journalSource) read(path string) (*evidence.Record, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	if fi, err := fh.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: %w", path, journal.ErrNotRegular)
+	}
+	rd := bufio.NewReaderSize(fh, 1<<20)
+	var r *evidence.Record
+	seen := map[string]bool{}
+	tasks := map[string]int{}   // task id -> index in r.Tasks
+	unsettled := map[int]bool{} // chunks sent without a known outcome
+	failed := false
+	line := 0
+	for {
+		b, rerr := rd.ReadBytes('\n')
+		if len(b) == 0 || b[len(b)-1] != '\n' {
+			break // the end, or a torn last line (ignored, as a resume does)
+		}
+		line++
+		_, hash, hashed := splitJournalHash(b)
+		if r == nil {
+			var h journal.Header
+			if err := json.Unmarshal(b, &h); err != nil || h.Type != "header" {
+				return nil, fmt.Errorf("%s: not an mpgdpr journal (the first line is no header)", path)
+			}
+			r = &evidence.Record{Reference: s.ref, Project: s.project, ComplianceType: h.Compliance, IDs: h.IDs, ReceivedAt: s.received, DistinctIDs: []string{}}
+			if r.Reference == "" {
+				r.Reference = "job-" + h.Key()
+			}
+			if r.Project == "" {
+				r.Project = h.API
+			}
+			if r.ReceivedAt.IsZero() {
+				r.ReceivedAt = h.Created
+			}
+			r.Kind = map[string]string{"delete": "deletion", "retrieve": "retrieval"}[h.Command]
+		} else {
+			var rec journal.Record
+			if err := json.Unmarshal(b, &rec); err != nil {
+				return nil, fmt.Errorf("%s: line %d does not parse", path, line)
+			}
+			addTask := func(id, origin string) *evidence.Task {
+				i, ok := tasks[id]
+				if !ok {
+					i = len(r.Tasks)
+					tasks[id] = i
+					r.Tasks = append(r.Tasks, evidence.Task{TaskID: id, Origin: origin, FiledAt: rec.Time})
+				}
+				return &r.Tasks[i]
+			}
+			switch rec.State {
+			case journal.Sending:
+				unsettled[rec.Chunk] = true
+				for _, id := range rec.IDs {
+					if !seen[id] {
+						seen[id] = true
+						r.DistinctIDs = append(r.DistinctIDs, id)
+					}
+				}
+			case journal.Accepted:
+				delete(unsettled, rec.Chunk)
+				addTask(rec.TaskID, "filed")
+			case journal.Conflict:
+				delete(unsettled, rec.Chunk)
+				for _, id := range rec.TaskIDs {
+					addTask(id, "conflict")
+				}
+			case journal.Unknown:
+				r.Notes = append(r.Notes, evidence.Note{At: rec.Time, Event: "unknown", Detail: rec.Error})
+			case journal.Unsent:
+				delete(unsettled, rec.Chunk)
+				r.Notes = append(r.Notes, evidence.Note{At: rec.Time, Event: "unsent", Detail: rec.Error})
+			case journal.Finished:
+				t := addTask(rec.TaskID, "filed")
+				t.Statuses = append(t.Statuses, evidence.StatusSeen{Status: rec.Status, At: rec.Time})
+				t.DoneAt = rec.Time
+				if rec.Status != "SUCCESS" {
+					failed = true
+					r.Notes = append(r.Notes, evidence.Note{At: rec.Time, Event: "failed", TaskID: rec.TaskID, Detail: "task ended " + rec.Status})
+				}
+			case journal.Downloaded:
+				t := addTask(rec.TaskID, "filed")
+				t.ExportBytes = rec.Bytes
+			}
+		}
+		if hashed {
+			r.ChainHash = hash
+		}
+		if rerr != nil {
+			break
+		}
+	}
+	if r == nil {
+		return nil, fmt.Errorf("%s: empty journal", path)
+	}
+	if r.IDs == 0 {
+		r.IDs = len(r.DistinctIDs)
+	}
+	slices.Sort(r.DistinctIDs)
+	// Completed: every ID's request settled, every task ended SUCCESS (and
+	// every retrieval downloaded).
+	done := len(r.Tasks) > 0 && len(unsettled) == 0 && !failed
+	var last time.Time
+	for _, t := range r.Tasks {
+		if t.DoneAt.IsZero() || (r.Kind == "retrieval" && t.ExportBytes == 0) {
+			done = false
+		}
+		if t.DoneAt.After(last) {
+			last = t.DoneAt
+		}
+	}
+	switch {
+	case done:
+		r.CompletedAt, r.SourceState = last, "done"
+	case failed:
+		r.SourceState = "failed"
+	case len(unsettled) > 0:
+		r.SourceState = "unknown"
+	default:
+		r.SourceState = "filed"
+	}
+	return r, nil
+}
+
+// splitJournalHash returns a line's chained hash, if it has one.
+func splitJournalHash(b []byte) ([]byte, string, bool) {
+	b = bytes.TrimRight(b, "\n")
+	var h struct {
+		H string `json:"h"`
+	}
+	if json.Unmarshal(b, &h) != nil || len(h.H) != 64 {
+		return b, "", false
+	}
+	return b, h.H, true
+}
