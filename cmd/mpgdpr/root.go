@@ -57,7 +57,6 @@ func newRootCmd(cl *cli) *cobra.Command {
 	root.AddCommand(newCompletionCmd(cl))
 	root.AddCommand(newManCmd(cl))
 	root.AddCommand(newReportCmd(cl))
-	root.AddCommand(newReportCmd(cl))
 	return root
 }
 
