@@ -104,12 +104,16 @@ func (c *Client) wait(ctx context.Context, op, trackingID string, check func(con
 		if err := sleep(ctx, pollDelay(interval, c.rand)); err != nil {
 			return last, stoppedWaiting(op, err, last, lastErr)
 		}
-		if interval > cfg.max/2 {
-			interval = cfg.max
-		} else {
-			interval *= 2
-		}
+		interval = nextPollInterval(interval, cfg.max)
 	}
+}
+
+// nextPollInterval doubles interval up to maxInterval, without overflow.
+func nextPollInterval(interval, maxInterval time.Duration) time.Duration {
+	if interval > maxInterval/2 {
+		return maxInterval
+	}
+	return interval * 2
 }
 
 // pollDelay jitters interval into [interval/2, interval]: waiters spread

@@ -69,12 +69,24 @@ func TestWaitDeletionPollsUntilTerminal(t *testing.T) {
 	if len(times) != len(seq) {
 		t.Fatalf("%d requests for %d polls", len(times), len(seq))
 	}
+	// A wait never ends early (how late it ends is the machine's load, not
+	// a property); the intervals themselves are checked without a clock
+	// below and in TestWaitJitter.
 	want := []time.Duration{20, 40, 80, 80, 80}
 	for i := 1; i < len(times); i++ {
-		gap := times[i].Sub(times[i-1])
-		if w := want[i-1] * time.Millisecond; gap < w || gap > w+time.Second {
-			t.Errorf("wait %d: %v, want %v", i, gap, w)
+		if gap, w := times[i].Sub(times[i-1]), want[i-1]*time.Millisecond; gap < w {
+			t.Errorf("wait %d: %v, want at least %v", i, gap, w)
 		}
+	}
+	iv := 20 * time.Millisecond
+	for i, w := range want {
+		if iv != w*time.Millisecond {
+			t.Errorf("interval %d: %v, want %v", i+1, iv, w*time.Millisecond)
+		}
+		iv = nextPollInterval(iv, 80*time.Millisecond)
+	}
+	if got := nextPollInterval(time.Duration(1<<62), time.Duration(1<<62+1)); got != time.Duration(1<<62+1) {
+		t.Errorf("doubling near the top: %v", got)
 	}
 	for _, r := range srv.requests() {
 		if r.Method != http.MethodGet || r.Path != "/api/app/data-deletions/v3.0/del-1" {
@@ -115,8 +127,10 @@ func TestWaitNoBusyPolling(t *testing.T) {
 			t.Fatalf("jitter %v: %+v, %v", f, task, err)
 		}
 		n := len(srv.polls())
-		// Shortest waits (f=0): 5, 10, 20, 20, … ms: at most 1+2+20 polls in 400ms.
-		if n > 23 || n < 6 {
+		// Shortest waits (f=0): 5, 10, 20, 20, … ms: at most 1+2+20 polls in
+		// 400ms, however fast the machine. (A loaded one polls less: no
+		// lower bound.)
+		if n > 23 {
 			t.Fatalf("jitter %v: %d polls in 400ms", f, n)
 		}
 		t.Logf("jitter %v: %d polls in 400ms", f, n)
@@ -184,11 +198,9 @@ func TestWaitContextEnds(t *testing.T) {
 	c := srv.client(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(50*time.Millisecond, cancel)
-	start := time.Now()
-	task, err := c.WaitDeletion(ctx, "d", WithPollInterval(time.Hour, time.Hour))
-	if d := time.Since(start); d > 2*time.Second {
-		t.Fatalf("cancel took %v to end an hour-long wait", d)
-	}
+	var task *Task
+	var err error
+	returnsWithin(t, time.Minute, func() { task, err = c.WaitDeletion(ctx, "d", WithPollInterval(time.Hour, time.Hour)) })
 	if !errors.Is(err, context.Canceled) || task == nil || task.Status != StatusStaging || len(srv.polls()) != 1 {
 		t.Fatalf("%+v, %v", task, err)
 	}
