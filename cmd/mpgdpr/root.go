@@ -56,6 +56,7 @@ func newRootCmd(cl *cli) *cobra.Command {
 	root.AddCommand(newVersionCmd(cl))
 	root.AddCommand(newCompletionCmd(cl))
 	root.AddCommand(newManCmd(cl))
+	root.AddCommand(newWorkerCmd(cl), newRequestCmd(cl))
 	root.AddCommand(newReportCmd(cl))
 	return root
 }

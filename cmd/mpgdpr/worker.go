@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/privacykit/mpgdpr/worker"
+)
+
+const workerLong = `Run the durable request worker (package worker, on River) until SIGINT or
+SIGTERM: it takes requests enqueued with 'mpgdpr request' (or by any system
+inserting River jobs), batches them per project, files them, follows every
+task to its end and downloads retrieval exports. The database is SQLite by
+default (a file beside the config), or Postgres for several workers:
+--database sqlite:PATH | postgres://... (or 'database' in the config).
+On SIGTERM running jobs get --grace to finish; a create still in flight is
+recorded as of unknown outcome. See worker/README.md for the config file.
+`
+
+// workerFlags are shared by worker, worker status, worker migrate and request.
+type workerFlags struct {
+	config   string
+	database string
+}
+
+func addWorkerFlags(fs *pflag.FlagSet, o *workerFlags) {
+	fs.StringVar(&o.config, "config", "", "worker configuration file (TOML), required")
+	fs.StringVar(&o.database, "database", "", "sqlite:PATH or postgres://... (default: the config's, else a SQLite file beside it)")
+}
+
+// openWorker loads the config, registers its secrets for redaction and
+// opens the worker's database (running the migrations).
+func (cl *cli) openWorker(ctx context.Context, o *workerFlags) (worker.Service, func(), error) {
+	if o.config == "" {
+		return nil, nil, usagef("--config FILE is required")
+	}
+	cfg, err := worker.LoadConfig(o.config)
+	if err != nil {
+		return nil, nil, &usageError{err.Error()}
+	}
+	for i := range cfg.Projects {
+		s, err := cfg.Secrets(&cfg.Projects[i])
+		if err != nil {
+			return nil, nil, &usageError{err.Error()}
+		}
+		cl.secrets.add(s.OAuthToken)
+		cl.secrets.add(s.ProjectToken)
+		cl.secrets.add(s.APISecret)
+	}
+	return worker.Open(ctx, cfg, o.database, worker.WithLogger(cl.logger))
+}
+
+func newWorkerCmd(cl *cli) *cobra.Command {
+	o := &workerFlags{}
+	var grace time.Duration
+	c := &cobra.Command{
+		Use:   "worker --config FILE [--database URL]",
+		Short: "Run the durable request worker (River, SQLite or Postgres)",
+		Long:  workerLong,
+		Args:  cobra.NoArgs,
+	}
+	addWorkerFlags(c.Flags(), o)
+	c.Flags().DurationVar(&grace, "grace", 30*time.Second, "on SIGTERM, how long running jobs may take to finish")
+	c.RunE = cl.exits(func(ctx context.Context, _ *cobra.Command, _ []string) int {
+		svc, closeDB, err := cl.openWorker(context.WithoutCancel(ctx), o)
+		if err != nil {
+			return cl.fail("worker", exitFor(err), err)
+		}
+		defer closeDB()
+		fmt.Fprintf(cl.stderr, "mpgdpr worker: running for %d projects; SIGTERM or Ctrl-C stops it\n", len(svc.Config().Projects))
+		if err := svc.Run(ctx, grace); err != nil {
+			return cl.fail("worker", exitLocal, err)
+		}
+		return exitInterrupted
+	})
+	c.AddCommand(newWorkerStatusCmd(cl), newWorkerMigrateCmd(cl))
+	return c
+}
+
+func newWorkerStatusCmd(cl *cli) *cobra.Command {
+	o := &workerFlags{}
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "status --config FILE [--database URL] [--json]",
+		Short: "Show queued/filed/open/done items per project and the budget in use",
+		Args:  cobra.NoArgs,
+	}
+	addWorkerFlags(c.Flags(), o)
+	c.Flags().BoolVar(&asJSON, "json", false, "one JSON object per project")
+	c.RunE = cl.exits(func(ctx context.Context, _ *cobra.Command, _ []string) int {
+		svc, closeDB, err := cl.openWorker(ctx, o)
+		if err != nil {
+			return cl.fail("worker status", exitFor(err), err)
+		}
+		defer closeDB()
+		st, err := svc.Status(ctx)
+		if err != nil {
+			return cl.fail("worker status", exitLocal, err)
+		}
+		states := []string{worker.StateQueued, worker.StateBatched, worker.StateFiled, worker.StateOpen, worker.StateDone, worker.StateFailed, worker.StateUnknown}
+		var rows [][]string
+		for _, p := range st.Projects {
+			if asJSON {
+				cl.jsonLine(p)
+				continue
+			}
+			row := []string{p.Name}
+			for _, s := range states {
+				row = append(row, strconv.Itoa(p.Items[s]))
+			}
+			row = append(row, strconv.Itoa(p.OpenTasks), fmt.Sprintf("%d+%d / %.0f", p.CreatesLastMinute, p.PollsLastMinute, p.Rate*60))
+			rows = append(rows, row)
+		}
+		if !asJSON {
+			cl.table(append([]string{"PROJECT"}, append(upper(states), "OPEN TASKS", "LAST MINUTE (CREATES+POLLS / BUDGET)")...), rows)
+		}
+		return exitOK
+	})
+	return c
+}
+
+func newWorkerMigrateCmd(cl *cli) *cobra.Command {
+	o := &workerFlags{}
+	c := &cobra.Command{
+		Use:   "migrate --config FILE [--database URL]",
+		Short: "Create or update the worker's tables (River's and its own); the worker does it at start too",
+		Args:  cobra.NoArgs,
+	}
+	addWorkerFlags(c.Flags(), o)
+	c.RunE = cl.exits(func(ctx context.Context, _ *cobra.Command, _ []string) int {
+		_, closeDB, err := cl.openWorker(ctx, o)
+		if err != nil {
+			return cl.fail("worker migrate", exitFor(err), err)
+		}
+		closeDB()
+		fmt.Fprintln(cl.stdout, "migrations applied")
+		return exitOK
+	})
+	return c
+}
+
+func upper(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		b := []byte(s)
+		for j := range b {
+			if b[j] >= 'a' && b[j] <= 'z' {
+				b[j] -= 'a' - 'A'
+			}
+		}
+		out[i] = string(b)
+	}
+	return out
+}
