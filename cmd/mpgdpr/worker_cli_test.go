@@ -58,7 +58,9 @@ func TestWorkerAndRequestCommands(t *testing.T) {
 
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan result, 1)
-	go func() { done <- runCtx(ctx, t, nil, "", "worker", "--config", config, "--database", db, "--grace", "5s") }()
+	go func() {
+		done <- runCtx(ctx, t, nil, "", "worker", "--config", config, "--database", db, "--grace", "5s")
+	}()
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		r = runCmd(t, nil, "", "worker", "status", "--config", config, "--database", db, "--json")
