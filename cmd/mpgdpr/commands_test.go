@@ -186,3 +186,31 @@ func TestBaseURLAndRegionFromEnv(t *testing.T) {
 		t.Errorf("bad --region: %v", r)
 	}
 }
+
+// Any 5xx to a create is an unknown outcome now (a CDN's 520 included): a
+// deletion's is settled by DeleteAll's own resubmission, journaled as a
+// request of its own; a retrieval's is reported, not filed again.
+func TestCreate5xxIsUnknown(t *testing.T) {
+	t.Parallel() // DeleteAll resubmits after the retry policy's backoff (< 1s)
+	srv := newFake(t)
+	srv.InjectFault(mpgdprtest.Fault{Op: mpgdprtest.OpCreateDeletion, Status: 520})
+	srv.InjectFault(mpgdprtest.Fault{Op: mpgdprtest.OpCreateRetrieval, Status: 520})
+	dir := t.TempDir()
+	ids, path := genIDs(t, dir, "u", 20)
+	jp := filepath.Join(dir, "d.jsonl")
+	r := runCmd(t, credEnv(), "", append([]string{"delete", "--compliance", "GDPR", "--file", path, "--chunk-size", "10", "--journal", jp, "--json"}, fast(srv)...)...)
+	s := parseJSON(t, r.stdout).summary
+	if r.code != 0 || s == nil || s.Filed != 20 || s.Unknown != 0 || !strings.Contains(r.stderr, "request 1's outcome is unknown") {
+		t.Fatalf("delete: %v", r)
+	}
+	filedOnce(t, srv, mpgdprtest.Deletion, ids)
+	recs := journalRecords(t, jp)
+	if countState(recs, "sending") != 3 || countState(recs, "unknown") != 1 || countState(recs, "accepted") != 2 {
+		t.Errorf("journal: %v", recs)
+	}
+	r = runCmd(t, credEnv(), "", append([]string{"retrieve", "--compliance", "GDPR", "--file", path, "--chunk-size", "10", "--journal", filepath.Join(dir, "r.jsonl"), "--json"}, fast(srv)...)...)
+	s = parseJSON(t, r.stdout).summary
+	if r.code != exitIncomplete || s == nil || s.Unknown != 10 || s.Filed != 10 {
+		t.Fatalf("retrieve: %v", r)
+	}
+}
