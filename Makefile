@@ -92,6 +92,8 @@ bench:
 		$(GO) test -run '^$$' -bench 'BenchmarkBulkPacing/limit=(10|1)/|BenchmarkWaitPolls' -benchtime=1x .; \
 		echo "# $(GO) test -run '^$$' -bench BenchmarkDownload -benchtime=3x ."; \
 		$(GO) test -run '^$$' -bench BenchmarkDownload -benchtime=3x .; \
+		echo "# worker/budget beside a throwaway PostgreSQL: go test -run '^$$' -bench . -benchtime=1x -count=3 ./budget"; \
+		scripts/pgtest-cluster sh -c 'cd worker && $(GO) test -run "^$$" -bench . -benchtime=1x -count=3 ./budget'; \
 		echo "# make generate, warm cache (one run to warm, then 5 timed)"; \
 		$(MAKE) --no-print-directory generate >/dev/null; \
 		for i in 1 2 3 4 5; do \

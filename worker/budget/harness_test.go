@@ -17,6 +17,9 @@ import (
 type arrivals struct {
 	srv  *httptest.Server
 	rate float64
+	// latency is how long the server takes to answer an accepted
+	// request, after stamping it: a stand-in for Mixpanel's round trip.
+	latency time.Duration
 
 	mu    sync.Mutex
 	last  map[string]time.Time
@@ -56,6 +59,9 @@ func newArrivals(t testing.TB, rate float64) *arrivals {
 		if tooSoon {
 			http.Error(w, "rate limit exceeded", http.StatusTooManyRequests)
 			return
+		}
+		if a.latency > 0 {
+			time.Sleep(a.latency)
 		}
 		fmt.Fprintln(w, "ok")
 	}))
