@@ -32,7 +32,7 @@ type testEnv struct {
 
 // testConfig writes a configuration for the fakes (name -> fake) with fast
 // windows and polls, secrets in environment variables.
-func testConfig(t *testing.T, dir string, fakes map[string]*mpgdprtest.Server, extra string) string {
+func testConfig(t testing.TB, dir string, fakes map[string]*mpgdprtest.Server, extra string) string {
 	t.Helper()
 	var b strings.Builder
 	fmt.Fprintf(&b, "export_dir = %q\nbatch_window = \"300ms\"\npoll_min = \"10ms\"\npoll_max = \"40ms\"\njob_timeout = \"20s\"\nrequest_lease = \"5s\"\n%s\n", filepath.Join(dir, "exports"), extra)
