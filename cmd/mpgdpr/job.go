@@ -634,6 +634,12 @@ func (cl *cli) follow(ctx context.Context, j *job, jr *journal.Journal, prog *pr
 		if t.Status == "" || needsDownload {
 			open = append(open, t)
 		}
+		if !j.deletion && j.dir != "" && (t.Status == "" || t.Status == string(mpgdpr.StatusSuccess)) {
+			prog.exportsTotal.Add(1)
+			if !needsDownload && t.Status != "" {
+				prog.exportsDone.Add(1)
+			}
+		}
 	}
 	if n := len(open); n > 0 && !prog.on && j.poll[0] >= cl.noteAfter {
 		// Without a progress line, say once what the coming silence is.
@@ -659,12 +665,18 @@ func (cl *cli) follow(ctx context.Context, j *job, jr *journal.Journal, prog *pr
 					return
 				}
 			}
+			if !j.deletion && j.dir != "" && !task.Status.Succeeded() {
+				prog.exportsTotal.Add(-1) // no export to save
+			}
 			if j.deletion || j.dir == "" || !task.Status.Succeeded() {
 				return
 			}
 			dl <- struct{}{}
 			defer func() { <-dl }()
 			d, err := cl.saveExport(ctx, j.c, task, j.dir, j.secret, j.extract)
+			if d.path != "" {
+				prog.exportsDone.Add(1)
+			}
 			if err != nil {
 				prog.note(cl.stderr, "mpgdpr %s: task %s: %v", j.cmd, t.ID, err)
 				setCode(d.code)

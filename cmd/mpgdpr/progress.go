@@ -23,9 +23,10 @@ type progress struct {
 	started time.Time
 	rate    float64 // the client's request rate limit, per second, for the estimate
 
-	chunksDone, chunksTotal atomic.Int64
-	tasksTotal              atomic.Int64
-	requests                atomic.Int64 // requests sent (creates, checks, retries)
+	chunksDone, chunksTotal   atomic.Int64
+	tasksTotal                atomic.Int64
+	exportsDone, exportsTotal atomic.Int64 // exports to download and save
+	requests                  atomic.Int64 // requests sent (creates, checks, retries)
 
 	mu       sync.Mutex // serialises drawing; guards what follows
 	status   map[string]string
@@ -164,6 +165,9 @@ func (p *progress) line(now time.Time) string {
 			s += " (" + strings.Join(byStatus, ", ") + ")"
 		}
 		parts = append(parts, s)
+	}
+	if n := p.exportsTotal.Load(); n > 0 {
+		parts = append(parts, fmt.Sprintf("exports saved %d/%d", p.exportsDone.Load(), n))
 	}
 	// A rate over less than a second says nothing (one request in 1 ms is
 	// not 1000 req/s): count the requests until then.

@@ -35,6 +35,11 @@ func TestProgressLineContent(t *testing.T) {
 			t.Errorf("line lacks %q: %q", want, got)
 		}
 	}
+	p.exportsTotal.Store(3)
+	p.exportsDone.Store(1)
+	if got := p.line(t0.Add(2 * time.Second)); !strings.Contains(got, "exports saved 1/3") {
+		t.Errorf("exports: %q", got)
+	}
 	p.setWait("retrying CreateDeletion in {left} (attempt 3/8): 503 Service Unavailable", t0.Add(20*time.Second))
 	if got := p.line(t0.Add(4 * time.Second)); !strings.Contains(got, "retrying CreateDeletion in 16s (attempt 3/8): 503 Service Unavailable") {
 		t.Errorf("a retry: %q", got)
