@@ -130,12 +130,11 @@ take Mixpanel up to 30 days; it can be cancelled (mpgdpr cancel) while it is
 PENDING or STAGING.
 ` + jobCommon + `
 A request whose outcome is unknown (a 5xx answer other than a 503 with
-Retry-After, a connection that failed
-after it was sent, or a previous run that stopped during it) is filed again,
-at once within the retry policy and by the next run: if Mixpanel had filed
-it, it answers 409 naming the task already covering those IDs, and that task
-is followed instead. The same holds for IDs that already have a deletion
-running from elsewhere.
+Retry-After, a connection that failed after it was sent, or a previous run
+that stopped during it) is filed again, at once within the retry policy and
+by the next run: if Mixpanel had filed it, it answers 409 naming the task
+already covering those IDs, and that task is followed instead. The same
+holds for IDs that already have a deletion running from elsewhere.
 `
 
 const retrieveHead = `Ask Mixpanel for everything it holds about people, by distinct_id. Each
@@ -143,9 +142,9 @@ request yields its own export, a zip archive encrypted with the project's
 API secret; --download DIR saves each one as it is ready.
 ` + jobCommon + `
 A request whose outcome is unknown (a 5xx answer other than a 503 with
-Retry-After, a connection that failed
-after it was sent, or a previous run that stopped during it) cannot be checked: Mixpanel lists no
-tasks. Its IDs are reported as unknown (exit 4) and not filed again unless
+Retry-After, a connection that failed after it was sent, or a previous run
+that stopped during it) cannot be checked: Mixpanel lists no tasks. Its IDs
+are reported as unknown (exit 4) and not filed again unless
 --resubmit-unknown is given, which may create a second export for them.
 `
 
