@@ -45,7 +45,10 @@ run as against Mixpanel, only faster:
   1. retrieve N generated IDs in requests of 2000, follow every task to its
      end, download each export and open it with the API secret;
   2. delete the same IDs in requests of 1999 and follow every task;
-  3. file a deletion by mistake and cancel it while it is still PENDING.
+  3. file a deletion by mistake and cancel it while it is still PENDING;
+  4. run the durable worker (mpgdpr worker) on a stream of single-person
+     requests for two projects in two regions (two fakes): batched, filed,
+     followed to the end, exports checked.
 
 Credentials in the environment are ignored: the fake's test values are used.
 `,
@@ -132,7 +135,7 @@ func (cl *cli) cmdDemo(ctx context.Context, o *demoOpts, pos []string) int {
 
 	step := func(n int, title, cmd string, args ...string) *jobResult {
 		say("")
-		say("[%d/3] %s", n, title)
+		say("[%d/4] %s", n, title)
 		say("$ mpgdpr %s %s %s", cmd, strings.Join(args, " "), strings.Join(common[:4], " "))
 		j, c := sub.parseJob(cmd, append(args, common...))
 		if j == nil {
@@ -186,6 +189,10 @@ func (cl *cli) cmdDemo(ctx context.Context, o *demoOpts, pos []string) int {
 	} else {
 		code = worse(code, exitIncomplete)
 	}
+
+	say("")
+	say("[4/4] The worker: a stream of single-person requests, two projects in two regions, batched and followed to the end")
+	code = worse(code, cl.demoWorker(ctx, say, work))
 
 	say("")
 	if v := srv.Violations(); len(v) > 0 {
