@@ -88,7 +88,7 @@ func TestChainConcurrentWorkersPostgres(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	want := goroutines*each + goroutines*each/2 // items: half the requests in both projects
+	want := goroutines*each + goroutines*each/2   // items: half the requests in both projects
 	deadline := time.Now().Add(120 * time.Second) // only stops a hung test
 	for {
 		st, err := workers[0].Status(ctx)
