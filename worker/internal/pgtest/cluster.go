@@ -1,3 +1,5 @@
+//go:build unix
+
 package pgtest
 
 import (
@@ -6,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -129,10 +130,7 @@ func (c *Cluster) startServer(ctx context.Context, port int) error {
 	cmd.Dir = c.dir
 	cmd.Env = pgEnv()
 	cmd.Stdout, cmd.Stderr = logf, logf
-	// Pdeathsig: postgres dies with the process that started it, even one
-	// killed with SIGKILL. Setpgid: a terminal's Ctrl-C reaches the test
-	// process, which stops postgres itself, in order.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	cmd.SysProcAttr = serverProcAttr(cred)
 	done := make(chan struct{})
 	started := make(chan error, 1)
 	go func() {
@@ -388,15 +386,4 @@ func tail(path string) string {
 		b = b[len(b)-max:]
 	}
 	return string(bytes.TrimSpace(b))
-}
-
-// databaseURL is admin with its database replaced by name.
-func databaseURL(admin, name string) (string, error) {
-	u, err := url.Parse(admin)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		return "", fmt.Errorf("pgtest: %s must be a postgres:// URL", EnvURL)
-	}
-	u.Path = "/" + name
-	u.RawPath = ""
-	return u.String(), nil
 }

@@ -16,6 +16,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net/url"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -154,4 +155,15 @@ func redact(u string) string {
 		return "(unparsable URL)"
 	}
 	return fmt.Sprintf("%s:%d", cfg.Host, cfg.Port)
+}
+
+// databaseURL is admin with its database replaced by name.
+func databaseURL(admin, name string) (string, error) {
+	u, err := url.Parse(admin)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return "", fmt.Errorf("pgtest: %s must be a postgres:// URL", EnvURL)
+	}
+	u.Path = "/" + name
+	u.RawPath = ""
+	return u.String(), nil
 }
