@@ -7,8 +7,9 @@
 // bearer token and the project token as the `token` query parameter. Input is
 // checked before anything is sent; calls are paced by a shared token-bucket
 // rate limiter and retried with jittered exponential backoff where that is
-// safe; a create that may have reached Mixpanel is never re-sent (see
-// ErrOutcomeUnknown). Errors from Mixpanel are *Error values that work with
+// safe; a create that may have reached Mixpanel is never re-sent by a call
+// (see ErrOutcomeUnknown and CreateRefused; DeleteAll resubmits such a
+// deletion itself, which is harmless). Errors from Mixpanel are *Error values that work with
 // errors.Is (ErrNotFound, ErrRateLimited, ErrConflict, …) and errors.As.
 // No error, log line or foreign request carries a token.
 //
