@@ -536,3 +536,27 @@ func TestPacingCoversTransportReplays(t *testing.T) {
 		}
 	}
 }
+
+// TestPacingCoversRedirects: a redirect to the same API host that the
+// http.Client follows is a second request on the wire within one attempt;
+// it takes its turn like a replay (the GotConn hook runs for it too).
+func TestPacingCoversRedirects(t *testing.T) {
+	t.Parallel()
+	const interval = 40 * time.Millisecond
+	srv := newStrictServer(t, interval, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("hop") == "" {
+			http.Redirect(w, r, r.URL.Path+"?"+r.URL.RawQuery+"&hop=1", http.StatusTemporaryRedirect)
+			return
+		}
+		okReply(w, r)
+	})
+	c := srv.client(t, WithRateLimit(rate.Every(interval), 1), WithRetryPolicy(NoRetries()))
+	for i := range 3 {
+		if _, err := c.CheckDeletion(context.Background(), "t"); err != nil {
+			t.Fatalf("call %d: %v", i+1, err)
+		}
+	}
+	if n, n429, minGap := srv.counts(); n != 6 || n429 != 0 || minGap < interval {
+		t.Fatalf("%d requests (want 3 + 3 redirected), %d × 429, closest gap %v", n, n429, minGap)
+	}
+}

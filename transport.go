@@ -151,9 +151,10 @@ func (p pipeline) Do(req *http.Request) (*http.Response, error) {
 //
 // net/http replays a request on a new connection when a kept-alive one
 // drops after the request was written (a GET, or any request of which
-// nothing was written): a request on the wire that took no turn. The
-// GotConn hook runs before each write, so it takes a turn for every
-// connection after the first of the attempt (replayTurn).
+// nothing was written), and the http.Client follows a redirect to the API
+// host: requests on the wire that took no turn. The GotConn hook runs
+// before each write, so it takes a turn for every connection after the
+// first of the attempt (replayTurn).
 //
 // The first attempt sends req itself, or a shallow copy carrying the trace
 // and the call's context: net/http does not modify a request it is given,
@@ -204,8 +205,8 @@ func (c *Client) attempt(ctx context.Context, req *http.Request, n int, idempote
 	return resp, true, nil
 }
 
-// replayTurn paces a request net/http is about to write again on a new
-// connection within one attempt. With a burst-1 limiter the attempt still
+// replayTurn paces a request net/http is about to write within an attempt
+// that already sent one (a replay, or a followed redirect). With a burst-1 limiter the attempt still
 // holds its turn (t); the replay goes one interval after now, when the
 // previous write is known to have failed (so it arrived, if at all, before
 // now), and after a token: pure causality, no credit. Another limiter
