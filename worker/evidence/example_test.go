@@ -46,6 +46,7 @@ func ExampleIDHasher() {
 		fmt.Println(err)
 		return
 	}
-	fmt.Println(h.Hash("alice") == h.Hash("alice"), len(h.Hash("alice")))
-	// Output: true 64
+	again, _ := evidence.NewIDHasher([]byte("a key kept as secret as the IDs"))
+	fmt.Println(h.Hash("alice") == again.Hash("alice"), h.Hash("alice") == h.Hash("bob"), len(h.Hash("alice")))
+	// Output: true false 64
 }
