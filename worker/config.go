@@ -127,6 +127,7 @@ type ConfigError struct {
 	Problem string
 }
 
+// Error names the field and the problem, never a secret.
 func (e *ConfigError) Error() string {
 	if e.Field == "" {
 		return "worker config: " + e.Problem

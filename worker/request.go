@@ -75,6 +75,7 @@ type RequestError struct {
 	Field, Problem string
 }
 
+// Error names the field and the problem, never a distinct ID.
 func (e *RequestError) Error() string {
 	return "worker: request: " + e.Field + ": " + e.Problem
 }
