@@ -42,6 +42,14 @@
 // requests/s (BENCHMARKS.md has measurements). Requests of one project are
 // thus sent one at a time, which Mixpanel's limit allows anyway.
 //
+// The mpgdpr client's own pacer gives back half the fastest round trip it
+// has seen (a "credit"). The budget does not: across machines the credit
+// would have to rest on the fastest round trip any of them measured, and a
+// loaded machine measures its scheduling delays as round-trip time, which
+// overstates how long the network legs take; a credit built on that can
+// bring two arrivals closer than 1/rate. Answer may gain the fields a
+// credit needs (status, round trip) later without breaking callers.
+//
 // The margin (WithMargin, default DefaultMargin) is not for network jitter,
 // which the rule above absorbs. It covers a server whose rate check is
 // spread over machines whose clocks differ slightly, and timer rounding.
