@@ -279,3 +279,43 @@ api_secret_env = "MPGDPR_REPORT_TEST_SECRET"
 
 // regexpHash matches a journal line's chained hash field.
 var regexpHash = regexp.MustCompile(`,"h":"[0-9a-f]{64}"`)
+
+// A 409 in a job: the report links the covering task as a conflict.
+func TestReportJournalConflict(t *testing.T) {
+	srv := newFake(t)
+	dir := t.TempDir()
+	j1, j2 := filepath.Join(dir, "j1"), filepath.Join(dir, "j2")
+	if r := runCmd(t, credEnv(), "", append([]string{"delete", "--compliance", "GDPR", "--journal", j1, "a", "b"}, fast(srv)...)...); r.code != exitOK {
+		t.Fatalf("%v", r)
+	}
+	first := srv.Tasks()[0].ID
+	r := runCmd(t, credEnv(), "", append(append([]string{"delete", "--compliance", "GDPR", "--journal", j2, "b", "c"}, fast(srv)...), waitFast...)...)
+	if r.code != exitOK {
+		t.Fatalf("%v", r)
+	}
+	r = runCmd(t, nil, "", "report", "--journal", j2, "--format", "json")
+	var rec evidence.JSONRecord
+	if err := json.Unmarshal([]byte(r.stdout), &rec); err != nil {
+		t.Fatalf("%v: %v", err, r)
+	}
+	origins := map[string]string{}
+	for _, tk := range rec.Tasks {
+		origins[tk.TaskID] = tk.Origin
+	}
+	if origins[first] != "conflict" || len(origins) != 2 {
+		t.Errorf("tasks %+v: want %s as the conflict and one filed", rec.Tasks, first)
+	}
+	for id, o := range origins {
+		if id != first && o != "filed" {
+			t.Errorf("task %s origin %s", id, o)
+		}
+	}
+	if !slices.Equal(rec.DistinctIDs, []string{"b", "c"}) {
+		t.Errorf("ids %v", rec.DistinctIDs)
+	}
+	// Job 1 never waited: its record is filed, not completed, and open.
+	r = runCmd(t, nil, "", "report", "--journal", j1, "--format", "json", "--state", "open")
+	if err := json.Unmarshal([]byte(r.stdout), &rec); err != nil || rec.CompletedAt != nil || rec.SourceState != "filed" {
+		t.Errorf("job 1: %+v %v", rec, err)
+	}
+}
