@@ -20,7 +20,7 @@ import (
 
 // testEnv is a worker on a fresh SQLite file with one fake per project.
 type testEnv struct {
-	t     *testing.T
+	t     testing.TB
 	dir   string
 	cfg   *Config
 	fakes map[string]*mpgdprtest.Server
@@ -74,7 +74,7 @@ func testRiverConfig(c *river.Config) {
 	c.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
-func newTestEnv(t *testing.T, fakes map[string]*mpgdprtest.Server, extra string) *testEnv {
+func newTestEnv(t testing.TB, fakes map[string]*mpgdprtest.Server, extra string) *testEnv {
 	t.Helper()
 	dir := t.TempDir()
 	cfg, err := LoadConfig(testConfig(t, dir, fakes, extra))
@@ -95,7 +95,7 @@ func newTestEnv(t *testing.T, fakes map[string]*mpgdprtest.Server, extra string)
 }
 
 // newPGEnv is newTestEnv on a fresh Postgres database (pgtest).
-func newPGEnv(t *testing.T, fakes map[string]*mpgdprtest.Server, extra string) *testEnv {
+func newPGEnv(t testing.TB, fakes map[string]*mpgdprtest.Server, extra string) *testEnv {
 	t.Helper()
 	url := pgtest.URL(t)
 	dir := t.TempDir()

@@ -15,7 +15,7 @@ import (
 	"github.com/privacykit/mpgdpr/mpgdprtest"
 )
 
-func twoFakes(t *testing.T, opts ...mpgdprtest.Option) map[string]*mpgdprtest.Server {
+func twoFakes(t testing.TB, opts ...mpgdprtest.Option) map[string]*mpgdprtest.Server {
 	us := mpgdprtest.NewServer(append([]mpgdprtest.Option{mpgdprtest.WithAPISecret("secret-us")}, opts...)...)
 	eu := mpgdprtest.NewServer(append([]mpgdprtest.Option{mpgdprtest.WithAPISecret("secret-eu")}, opts...)...)
 	t.Cleanup(us.Close)
@@ -24,7 +24,7 @@ func twoFakes(t *testing.T, opts ...mpgdprtest.Option) map[string]*mpgdprtest.Se
 	return map[string]*mpgdprtest.Server{"us": us, "eu": eu}
 }
 
-type envMaker func(t *testing.T, fakes map[string]*mpgdprtest.Server, extra string) *testEnv
+type envMaker func(t testing.TB, fakes map[string]*mpgdprtest.Server, extra string) *testEnv
 
 func TestDeletionsBatchedAcrossTwoProjects(t *testing.T) { testDeletionsBatched(t, newTestEnv) }
 func TestPostgresDeletionsBatchedAcrossTwoProjects(t *testing.T) {
