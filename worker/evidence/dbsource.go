@@ -148,7 +148,20 @@ func (d *DB) fill(ctx context.Context, recs []*Record, ids []int64) error {
 		}
 	}
 	// The item's own events: filing times, completion, notes, chain hash.
-	rows, err = d.db.QueryContext(ctx, d.q(`SELECT item_id, at, event, task_id, detail, hash FROM mpgdpr_event WHERE item_id IN `+list+` ORDER BY id`), args...)
+	// By reference too, so that the (reference, id) index is used.
+	refs := make([]string, 0, len(recs))
+	eargs := make([]any, 0, 2*len(recs))
+	seenRef := map[string]bool{}
+	for _, r := range recs {
+		if !seenRef[r.Reference] {
+			seenRef[r.Reference] = true
+			refs = append(refs, "?")
+			eargs = append(eargs, r.Reference)
+		}
+	}
+	eargs = append(eargs, args...)
+	rows, err = d.db.QueryContext(ctx, d.q(`SELECT item_id, at, event, task_id, detail, hash FROM mpgdpr_event
+		WHERE reference IN (`+strings.Join(refs, ",")+`) AND item_id IN `+list+` ORDER BY id`), eargs...)
 	if err != nil {
 		return err
 	}

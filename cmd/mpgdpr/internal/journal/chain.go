@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 )
 
@@ -107,6 +108,9 @@ func VerifyFile(path string) (*ChainCheck, error) {
 	prev := ""
 	for {
 		line, err := r.ReadBytes('\n')
+		if err != nil && err != io.EOF {
+			return nil, fmt.Errorf("reading %s: %w", path, err)
+		}
 		if len(line) == 0 || line[len(line)-1] != '\n' {
 			break // end, or a torn tail
 		}
