@@ -60,6 +60,8 @@ func TestConfigErrors(t *testing.T) {
 		"duplicate name":  minimalProject + minimalProject,
 		"bad duration":    "batch_window = \"soon\"\n" + minimalProject,
 		"limit too high":  minimalProject + "max_ids_per_request = 5000\n",
+		"timeout < lease": "job_timeout = \"30s\"\nrequest_lease = \"1m\"\n" + minimalProject,
+		"poll share 1":    "poll_share = 1.0\n" + minimalProject,
 	} {
 		_, err := ParseConfig(text)
 		var ce *ConfigError

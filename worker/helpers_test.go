@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/privacykit/mpgdpr"
 	"github.com/privacykit/mpgdpr/mpgdprtest"
@@ -26,6 +27,8 @@ type testEnv struct {
 	fakes map[string]*mpgdprtest.Server
 	db    *sql.DB          // SQLite only
 	w     *Worker[*sql.Tx] // SQLite only
+	pw    *Worker[pgx.Tx]  // Postgres only
+	pool  *pgxpool.Pool    // Postgres only
 	svc   Service
 	url   string // the database, as testworker takes it
 }
@@ -113,7 +116,7 @@ func newPGEnv(t testing.TB, fakes map[string]*mpgdprtest.Server, extra string) *
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testEnv{t: t, dir: dir, cfg: cfg, fakes: fakes, svc: w, url: url}
+	return &testEnv{t: t, dir: dir, cfg: cfg, fakes: fakes, svc: w, pw: w, pool: pool, url: url}
 }
 
 func (e *testEnv) start() {

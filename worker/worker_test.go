@@ -199,3 +199,39 @@ func TestEnqueueTxRollsBackWithTheCaller(t *testing.T) {
 		t.Fatalf("after commit: %v", err)
 	}
 }
+
+func TestPostgresEnqueueTxRollsBackWithTheCaller(t *testing.T) {
+	e := newPGEnv(t, twoFakes(t), "")
+	ctx := context.Background()
+	req := Request{Reference: "PTX-1", Kind: Deletion, ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{"a"}, AllProjects: true}
+	tx, err := e.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.pw.EnqueueTx(ctx, tx, req); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.RequestStatus(ctx, "PTX-1"); !errors.Is(err, ErrUnknownReference) {
+		t.Fatalf("after rollback: %v", err)
+	}
+	var jobs int
+	if err := e.pool.QueryRow(ctx, `SELECT COUNT(*) FROM river_job`).Scan(&jobs); err != nil || jobs != 0 {
+		t.Fatalf("%d jobs after rollback, %v", jobs, err)
+	}
+	tx, err = e.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.pw.EnqueueTx(ctx, tx, req); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.RequestStatus(ctx, "PTX-1"); err != nil {
+		t.Fatalf("after commit: %v", err)
+	}
+}
