@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/privacykit/mpgdpr"
@@ -171,5 +172,29 @@ func TestMigrationsIdempotentAndEventsAppendOnly(t *testing.T) {
 	}
 	if _, err := e.db.Exec(`DELETE FROM mpgdpr_event`); err == nil {
 		t.Error("an event was deleted")
+	}
+}
+
+// An export that never arrives whole is fetched again a few times, then
+// its item is reported failed instead of polled for ever.
+func TestExportThatNeverDownloadsIsReported(t *testing.T) {
+	fakes := twoFakes(t)
+	fakes["eu"].InjectFault(mpgdprtest.Fault{Op: mpgdprtest.OpDownload, Status: 404, Times: 1000})
+	e := newTestEnv(t, fakes, "")
+	ctx := context.Background()
+	if _, err := e.w.Enqueue(ctx, Request{Reference: "X-1", Kind: Retrieval, ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{"frank"}, Projects: []string{"eu"}}); err != nil {
+		t.Fatal(err)
+	}
+	e.start()
+	waitFor(t, "item failed", func() bool { total, ok := e.itemsIn(StateFailed); return total == 1 && ok })
+	it, evs := itemEvents(t, e, "X-1", "eu")
+	n := 0
+	for _, ev := range evs {
+		if ev == evExportError {
+			n++
+		}
+	}
+	if n != maxExportTries || !strings.Contains(it.Detail, "export could not be downloaded") {
+		t.Errorf("%d export errors, detail %q", n, it.Detail)
 	}
 }

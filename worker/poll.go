@@ -134,9 +134,18 @@ func (w *Worker[TTx]) taskEnded(ctx, workCtx context.Context, t *taskRow, task *
 	if task.Status.Succeeded() && Kind(t.Kind) == Retrieval && t.ExportPath == "" {
 		info, err := w.fetchExport(workCtx, t, task)
 		if err != nil {
-			_ = addEvent(ctx, w.db, event{Project: t.Project, TaskID: t.TaskID, Event: evExportError, Detail: errText(err)})
+			if e := addEvent(ctx, w.db, event{Project: t.Project, TaskID: t.TaskID, Event: evExportError, Detail: errText(err)}); e != nil {
+				return e
+			}
 			if errors.Is(err, export.ErrWrongSecret) {
 				return w.finishTask(ctx, t, task.Status, "export does not decrypt with the configured API secret")
+			}
+			var tries int
+			if e := w.db.queryRow(ctx, `SELECT COUNT(*) FROM mpgdpr_event WHERE project = ? AND task_id = ? AND event = ?`, t.Project, t.TaskID, evExportError).Scan(&tries); e != nil {
+				return e
+			}
+			if tries >= maxExportTries {
+				return w.finishTask(ctx, t, task.Status, fmt.Sprintf("export could not be downloaded and checked in %d tries: %s", tries, errText(err)))
 			}
 			// A link expires: polling again gets a fresh one.
 			return river.JobSnooze(time.Duration(w.cfg.PollMin))
@@ -287,6 +296,10 @@ func loadTask(ctx context.Context, q querier, project, taskID string) (*taskRow,
 	t.CreatedAt, t.Done = parseTime(created), done != ""
 	return t, nil
 }
+
+// maxExportTries is how many times a finished retrieval's export is fetched
+// (each time with a fresh link) before its items are reported failed.
+const maxExportTries = 5
 
 // ExportInfo describes a downloaded, checked export.
 type ExportInfo struct {
