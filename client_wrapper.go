@@ -149,8 +149,8 @@ func (c *Client) BaseURL() string { return c.base.String() }
 // `token` parameter empty: the client sets it. Response bodies arrive
 // bounded (64 KiB of an error, 8 MiB of a success) and with every secret
 // the client holds replaced by REDACTED, whether the server sent it as is,
-// query-escaped or JSON-escaped (\u0053…, also in a body that is not valid
-// JSON). A per-call RequestEditorFn runs after the credentials are set; a
+// query-escaped, JSON-escaped (\u0053…) or percent-encoded, also in a body
+// that is not valid JSON. A per-call RequestEditorFn runs after the credentials are set; a
 // request it points at another host is refused before sending.
 func (c *Client) Raw() *gen.ClientWithResponses { return c.raw }
 

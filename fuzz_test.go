@@ -3,6 +3,7 @@ package mpgdpr
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -182,5 +183,51 @@ func FuzzNewError(f *testing.F) {
 		if !errors.Is(e, ErrServer) && code >= 500 {
 			t.Fatalf("%d does not match ErrServer", code)
 		}
+	})
+}
+
+// FuzzCleanedTask: whatever a hostile server puts in a check's answer,
+// the secrets in any form (raw, JSON-escaped, percent-encoded) reach
+// neither the cleaned body nor any field of the task the client returns,
+// and a task id or link that carried one is refused.
+func FuzzCleanedTask(f *testing.F) {
+	esc := escapeAll(testOAuth)
+	for _, s := range statusSeeds {
+		f.Add([]byte(s))
+	}
+	for _, s := range []string{
+		`{"status":"ok","results":{"status":"SUCCESS","result":"https://s.example/x?k=` + esc + `"}}`,
+		`{"status":"ok","results":{"status":"PENDING","tracking_id":"` + percentAll(testProject) + `"}}`,
+		`{"status":"ok","results":{"status":"` + escapeAll(testSecret) + `","requesting_user":"\\` + esc + `"}}`,
+		`{"status":"ok","results":{"status":"PENDING","distinct_ids":["` + esc + `"]}` + "\xff",
+	} {
+		f.Add([]byte(s))
+	}
+	c, err := New(testOAuth, testProject, WithAPISecret(testSecret))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		resp := &http.Response{StatusCode: 200, Header: http.Header{}, Body: io.NopCloser(bytes.NewReader(body)), ContentLength: -1}
+		if err := c.buffer(resp, maxSuccessBody+1); err != nil {
+			t.Fatal(err)
+		}
+		cleaned := wasCleaned(resp)
+		b, _ := readBody(resp)
+		if !utf8.Valid(b) {
+			return // the test's decoder below works on text
+		}
+		assertNoSecretDecoded(t, "body", string(b))
+		task, err := decodeTaskStatus(b)
+		if err != nil {
+			return
+		}
+		if err := c.checkTask(task, cleaned); err != nil {
+			if !errors.Is(err, ErrMalformedResponse) {
+				t.Fatalf("checkTask: %v", err)
+			}
+			return
+		}
+		assertNoSecretDecoded(t, "task", fmt.Sprintf("%+v %s", *task, task.Raw))
 	})
 }

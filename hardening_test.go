@@ -348,7 +348,6 @@ func TestEscapedSecretsNeverDecoded(t *testing.T) {
 		"raw link":         `{"status":"ok","results":{"status":"SUCCESS","download_url":"https://storage.example/e.zip?t=` + testProject + `"}}`,
 		"escaped id":       `{"status":"ok","results":{"status":"PENDING","tracking_id":"` + esc + `"}}`,
 		"destination":      `{"status":"ok","results":{"status":"PENDING","destination_url":"https://x.example/?k=` + percentAll(testSecret) + `"}}`,
-		"raw only":         `{"status":"ok","results":{"status":"PENDING","extra":"` + percentAll(testOAuth) + `"}}`,
 	} {
 		tk, err := check(b)
 		if !errors.Is(err, ErrMalformedResponse) || tk != nil {
@@ -367,6 +366,11 @@ func TestEscapedSecretsNeverDecoded(t *testing.T) {
 	if tk.TrackingID != "t1" || tk.Status != StatusPending || tk.DistinctIDs[0] != "a" {
 		t.Errorf("task %+v", tk)
 	}
+	tk, err = check(`{"status":"ok","results":{"status":"PENDING","tracking_id":"t2","extra":"` + percentAll(testOAuth) + `"}}`)
+	if err != nil || tk.TrackingID != "t2" {
+		t.Fatalf("percent-encoded secret in a field of its own: %+v, %v", tk, err)
+	}
+	assertNoSecretDecoded(t, "percent task", fmt.Sprintf("%+v %s", *tk, tk.Raw))
 	// A status made of a secret never reaches an error string either.
 	body.Store(`{"status":"ok","results":{"status":"` + esc + `"}}`)
 	wctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
@@ -385,8 +389,9 @@ func TestEscapedSecretsNeverDecoded(t *testing.T) {
 		t.Errorf("create: %q, %v", id, err)
 	}
 
-	// The Raw() client's parsed answers are cleaned too.
-	body.Store(`{"status":"ok","results":{"status":"PENDING","download_url":"` + esc + `","requesting_user":"` + esc + `"}}`)
+	// The Raw() client's parsed answers are cleaned too, of escaped and
+	// percent-encoded secrets alike.
+	body.Store(`{"status":"ok","results":{"status":"PENDING","download_url":"https://s.example/?k=` + percentAll(testSecret) + `","requesting_user":"` + esc + `"}}`)
 	rr, err := c.Raw().CheckRetrievalWithResponse(ctx, "t1", nil)
 	if err != nil {
 		t.Fatal(err)

@@ -365,13 +365,13 @@ func (m *memBody) take() []byte {
 
 // cleanBody replaces every secret in an answer body by REDACTED, and
 // reports whether it found one. It looks at the bytes as they came (each
-// secret raw and query-escaped), and, when the body holds a backslash, at
-// what JSON escapes (\u0053…) decode to: in a valid JSON body every string
-// (keys too) is decoded, cleaned and the body re-encoded; in a body that is
-// not valid JSON (cut at the limit, a stray byte, a text page) the escapes
-// are decoded leniently wherever they are, and if that shows a secret the
-// decoded, cleaned text replaces the body. A body with neither a secret
-// nor a backslash, the usual case, costs one scan per secret and no copy.
+// secret raw and query-escaped) and, when the body holds a backslash or a
+// percent sign, at what JSON escapes (\u0053…) and then percent escapes
+// (%53…) decode to: in a valid JSON body every string (keys too) is then
+// decoded, cleaned and the body re-encoded; a body that is not valid JSON
+// (cut at the limit, a stray byte, a text page) is replaced by its
+// decoded, cleaned text. A body with no secret and none of those two
+// characters, the usual case, costs one scan per secret and no copy.
 func (c *Client) cleanBody(b []byte) ([]byte, bool) {
 	cleaned := false
 	for _, s := range c.secretBytes { // each secret, then its query-escaped form
@@ -380,26 +380,34 @@ func (c *Client) cleanBody(b []byte) ([]byte, bool) {
 			cleaned = true
 		}
 	}
-	if bytes.IndexByte(b, '\\') < 0 {
+	if !bytes.ContainsAny(b, "\\%") {
 		return b, cleaned
 	}
-	if json.Valid(b) {
-		if out, ok := c.redactJSONBody(b); ok {
-			return out, true
-		}
-		return b, cleaned
-	}
-	dec := unescapeJSONLenient(b)
-	for range 2 { // an escape of an escape (\\u0053) decodes in a second pass
+	dec := b
+	for range 3 { // an escape of an escape (\\u0053) decodes in a later pass
 		if bytes.IndexByte(dec, '\\') < 0 {
 			break
 		}
 		dec = unescapeJSONLenient(dec)
 	}
-	if r := c.redact(string(dec)); r != string(dec) {
-		return []byte(r), true
+	view := string(dec)
+	if strings.IndexByte(view, '%') >= 0 {
+		view = percentDecodeLenient(view)
 	}
-	return b, cleaned
+	if c.redact(view) == view {
+		return b, cleaned // nothing hidden by the escapes
+	}
+	if json.Valid(b) {
+		if out, ok := c.redactJSONBody(b); ok && c.redact(c.decodedView(out)) == c.decodedView(out) {
+			return out, true
+		}
+	}
+	return []byte(c.redact(view)), true
+}
+
+// decodedView is b with JSON escapes, then percent escapes, decoded.
+func (c *Client) decodedView(b []byte) string {
+	return percentDecodeLenient(string(unescapeJSONLenient(b)))
 }
 
 // redactJSONBody decodes a valid JSON body, redacts every string in it and
