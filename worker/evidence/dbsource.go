@@ -135,14 +135,20 @@ func (d *DB) fill(ctx context.Context, recs []*Record, ids []int64) error {
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	var tasks []any
-	var tin []string
+	var tasks, projects []any
+	var tin, pin []string
+	seenProject := map[string]bool{}
 	for _, r := range recs {
 		for i := range r.Tasks {
 			k := taskKey{r.Project, r.Tasks[i].TaskID}
 			if _, ok := taskOf[k]; !ok {
 				tasks = append(tasks, k.task)
 				tin = append(tin, "?")
+			}
+			if !seenProject[r.Project] {
+				seenProject[r.Project] = true
+				projects = append(projects, r.Project)
+				pin = append(pin, "?")
 			}
 			taskOf[k] = append(taskOf[k], &r.Tasks[i])
 		}
@@ -201,9 +207,10 @@ func (d *DB) fill(ctx context.Context, recs []*Record, ids []int64) error {
 	if len(tasks) == 0 {
 		return nil
 	}
-	// The tasks' events: statuses seen and export errors.
+	// The tasks' events: statuses seen and export errors (through the
+	// (project, task_id) index).
 	rows, err = d.db.QueryContext(ctx, d.q(`SELECT project, task_id, at, event, detail FROM mpgdpr_event
-		WHERE item_id IS NULL AND task_id IN (`+strings.Join(tin, ",")+`) ORDER BY id`), tasks...)
+		WHERE project IN (`+strings.Join(pin, ",")+`) AND task_id IN (`+strings.Join(tin, ",")+`) AND item_id IS NULL ORDER BY id`), append(projects, tasks...)...)
 	if err != nil {
 		return err
 	}
