@@ -15,8 +15,6 @@ import (
 	"github.com/privacykit/mpgdpr/worker"
 	"github.com/privacykit/mpgdpr/worker/evidence"
 	"github.com/privacykit/mpgdpr/worker/internal/pgtest"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
-	"github.com/riverqueue/river/rivermigrate"
 )
 
 // Three workers share one Postgres database while eight goroutines enqueue
@@ -41,13 +39,6 @@ func TestChainConcurrentWorkersPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	m, err := rivermigrate.New(riverpgxv5.New(pool), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
-		t.Fatal(err)
-	}
 	var workers []*worker.Worker[pgx.Tx]
 	for range 3 {
 		w, err := worker.NewPostgres(ctx, pool, cfg, worker.WithRiverConfig(riverConfig))

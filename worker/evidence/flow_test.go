@@ -23,8 +23,6 @@ import (
 	"github.com/privacykit/mpgdpr/worker/evidence"
 	"github.com/privacykit/mpgdpr/worker/internal/pgtest"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
-	"github.com/riverqueue/river/rivermigrate"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -103,17 +101,6 @@ func runFlow(t *testing.T, postgres bool) *flow {
 			t.Fatal(err)
 		}
 		t.Cleanup(pool.Close)
-		// River's own migrations first, each in its transaction: Postgres
-		// refuses a new enum value used in the transaction that adds it,
-		// which the worker's one-transaction migrate runs into on a fresh
-		// database.
-		m, err := rivermigrate.New(riverpgxv5.New(pool), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
-			t.Fatal(err)
-		}
 		w, err := worker.NewPostgres(ctx, pool, cfg, worker.WithRiverConfig(riverConfig))
 		if err != nil {
 			t.Fatal(err)
