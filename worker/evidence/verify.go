@@ -82,7 +82,7 @@ func (v *Verification) Unverifiable() bool {
 }
 
 // Heads are the chain heads, to keep apart from the database (see
-// SignHeads).
+// HeadsFile).
 func (v *Verification) Heads() []Head {
 	var hs []Head
 	for _, c := range v.Chains {
