@@ -39,8 +39,9 @@
 // it inserts the entry, serialised per chain). DB.Verify recomputes every
 // chain and names the first entry altered or removed. Each journal line of
 // the mpgdpr command carries such a hash too. What this proves: that the
-// history up to a chain head you hold (one saved from Verification.Heads in a HeadsFile kept apart,
-// or signed with HeadsFile.Sign) was not edited, reordered or shortened since.
+// history up to a chain head you hold (Verification.Heads saved in a
+// HeadsFile kept apart, or signed with HeadsFile.Sign) was not edited,
+// reordered or shortened since.
 // What it does not prove: it is not a signature; someone who can write the
 // database can rewrite a whole chain and its head consistently, and only a
 // head kept elsewhere (or a signature with a key they do not hold) reveals
