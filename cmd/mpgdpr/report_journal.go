@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"time"
@@ -136,6 +139,7 @@ func (s *journalSource) read(path string) (*evidence.Record, error) {
 			case journal.Downloaded:
 				t := addTask(rec.TaskID, "filed")
 				t.ExportBytes = rec.Bytes
+				t.ExportSHA256 = fileSHA256(rec.Path, rec.Bytes)
 			}
 		}
 		if hashed {
@@ -187,4 +191,23 @@ func splitJournalHash(b []byte) ([]byte, string, bool) {
 		return b, "", false
 	}
 	return b, h.H, true
+}
+
+// fileSHA256 is the SHA-256 of the export a job saved, when it is still
+// there as a file of the size the journal recorded (an extracted export is a
+// directory: no digest); empty otherwise.
+func fileSHA256(path string, size int64) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() || fi.Size() != size {
+		return ""
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return ""
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }

@@ -5,9 +5,11 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"database/sql"
 	"encoding/csv"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -318,4 +320,40 @@ func TestReportJournalConflict(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &rec); err != nil || rec.CompletedAt != nil || rec.SourceState != "filed" {
 		t.Errorf("job 1: %+v %v", rec, err)
 	}
+}
+
+// A retrieval job's report has each export's size and the SHA-256 of the
+// file the job saved.
+func TestReportJournalRetrievalExport(t *testing.T) {
+	srv := newFake(t)
+	dir := t.TempDir()
+	jp := filepath.Join(dir, "j.jsonl")
+	exports := filepath.Join(dir, "exports")
+	r := runCmd(t, credEnv(), "", append([]string{"retrieve", "--compliance", "GDPR", "--download", exports, "--journal", jp,
+		"--poll-interval", "2ms", "--poll-max", "5ms", "u-1", "u-2"}, fast(srv)...)...)
+	if r.code != exitOK {
+		t.Fatalf("%v", r)
+	}
+	r = runCmd(t, nil, "", "report", "--journal", jp, "--format", "json")
+	var rec evidence.JSONRecord
+	if err := json.Unmarshal([]byte(r.stdout), &rec); err != nil || len(rec.Tasks) != 1 {
+		t.Fatalf("%v: %v", err, r)
+	}
+	tk := rec.Tasks[0]
+	var saved []string
+	filepath.WalkDir(exports, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			saved = append(saved, p)
+		}
+		return nil
+	})
+	if len(saved) != 1 {
+		t.Fatalf("exports %v", saved)
+	}
+	b, _ := os.ReadFile(saved[0])
+	sum := sha256.Sum256(b)
+	if rec.Kind != "retrieval" || rec.CompletedAt == nil || tk.ExportBytes != int64(len(b)) || tk.ExportSHA256 != hex.EncodeToString(sum[:]) {
+		t.Errorf("record %+v; file %d bytes sha %x", rec, len(b), sum)
+	}
+	noSecretsInFiles(t, dir)
 }
