@@ -106,7 +106,25 @@ func TestReportFromJournal(t *testing.T) {
 	if r.code != exitOK || !strings.HasPrefix(r.stdout, "ok "+jp) {
 		t.Fatalf("intact journal: %v", r)
 	}
+	// A chain head kept apart catches the last line removed, which the
+	// chain alone cannot.
+	heads := filepath.Join(dir, "heads.json")
+	if r := runCmd(t, nil, "", "report", "head", "--journal", jp, "--out", heads); r.code != exitOK {
+		t.Fatalf("head: %v", r)
+	}
 	b, _ := os.ReadFile(jp)
+	cut := b[:bytes.LastIndexByte(b[:len(b)-1], '\n')+1]
+	os.WriteFile(jp, cut, 0o600)
+	if r := runCmd(t, nil, "", "report", "verify", "--journal", jp); r.code != exitOK {
+		t.Errorf("without a kept head, a cut tail is not detectable: %v", r)
+	}
+	if r := runCmd(t, nil, "", "report", "verify", "--journal", jp, "--heads", heads); r.code != exitIncomplete || !strings.Contains(r.stdout, "TAMPERED") {
+		t.Errorf("cut tail against the kept head: %v", r)
+	}
+	os.WriteFile(jp, b, 0o600)
+	if r := runCmd(t, nil, "", "report", "verify", "--journal", jp, "--heads", heads); r.code != exitOK {
+		t.Errorf("restored journal against the kept head: %v", r)
+	}
 	lines := bytes.SplitAfter(b, []byte("\n"))
 	n := 0
 	for i, l := range lines {
@@ -229,6 +247,11 @@ api_secret_env = "MPGDPR_REPORT_TEST_SECRET"
 	noSecrets(t, "report", r.stdout)
 	if r := runCmd(t, nil, "", "report", "--database", "sqlite:"+dbPath, "--format", "csv", "--state", "open"); strings.Count(r.stdout, "\n") != 1 {
 		t.Errorf("--state open: %v", r)
+	}
+
+	// The HTML page shows the history's state.
+	if r := runCmd(t, nil, "", "report", "--config", cfgPath, "--format", "html"); !strings.Contains(r.stdout, `<ul id="verification" class="good"><li>ok (requests): 3 entries`) || !strings.Contains(r.stdout, `<li>ok web: `) {
+		t.Errorf("html: no verification block")
 	}
 
 	// Signed heads, then a verify against them.
