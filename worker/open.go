@@ -32,8 +32,9 @@ var (
 
 // Open makes a worker on the database named by url: "sqlite:PATH" (the
 // file is created if missing) or "postgres://…" / "postgresql://…"; empty
-// means cfg.DatabaseURL(). The returned close function releases the
-// database after Stop.
+// means cfg.DatabaseURL(). A Postgres pool gets 8 + 2 per project
+// connections unless the URL says pool_max_conns. The returned close
+// function releases the database after Stop.
 func Open(ctx context.Context, cfg *Config, url string, opts ...Option) (Service, func(), error) {
 	if url == "" {
 		url = cfg.DatabaseURL()
@@ -55,10 +56,19 @@ func Open(ctx context.Context, cfg *Config, url string, opts ...Option) (Service
 		}
 		return w, func() { _ = db.Close() }, nil
 	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
-		pool, err := pgxpool.New(ctx, url)
+		pcfg, err := pgxpool.ParseConfig(url)
 		if err != nil {
 			// pgx's error may quote the URL, password included.
-			return nil, nil, fmt.Errorf("worker: postgres: cannot use the database URL")
+			return nil, nil, fmt.Errorf("worker: postgres: cannot parse the database URL")
+		}
+		if !strings.Contains(url, "pool_max_conns") {
+			// pgx's default (4 on a 2-core machine) starves River's
+			// leader election while every job slot holds a connection.
+			pcfg.MaxConns = int32(min(64, 8+2*len(cfg.Projects)))
+		}
+		pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+		if err != nil {
+			return nil, nil, fmt.Errorf("worker: postgres: cannot connect")
 		}
 		w, err := NewPostgres(ctx, pool, cfg, opts...)
 		if err != nil {
