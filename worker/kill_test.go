@@ -87,6 +87,7 @@ func TestSIGKILLLoopSQLite(t *testing.T) {
 	// Short job timeout: a job whose process died is rescued quickly; the
 	// batch window is short so that kills land in every phase.
 	config := testConfig(t, e.dir, fakes, "")
+	slowPolls(t, config)
 	database := "sqlite:" + filepath.Join(e.dir, "worker.db")
 	logf, err := os.Create(filepath.Join(e.dir, "worker.log"))
 	if err != nil {
@@ -200,6 +201,7 @@ func TestSIGKILLLoopPostgres(t *testing.T) {
 	if err := os.WriteFile(config, text, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	slowPolls(t, config)
 	logf, err := os.Create(filepath.Join(e.dir, "worker.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -271,5 +273,23 @@ func TestSIGKILLLoopPostgres(t *testing.T) {
 	if t.Failed() {
 		b, _ := os.ReadFile(logf.Name())
 		t.Logf("worker log:\n%s", b)
+	}
+}
+
+// slowPolls keeps a task from finishing (4 polls) within a create's
+// injected latency: otherwise a create delayed on the wire from a killed
+// worker could be carried out after its resubmission had already succeeded,
+// and Mixpanel would rightly hold two tasks (an answer lost, which the rules
+// allow), making the test's "exactly one task" depend on timing.
+func slowPolls(t *testing.T, config string) {
+	t.Helper()
+	text, err := os.ReadFile(config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.Replace(string(text), `poll_min = "10ms"`, `poll_min = "250ms"`, 1)
+	s = strings.Replace(s, `poll_max = "40ms"`, `poll_max = "500ms"`, 1)
+	if err := os.WriteFile(config, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }

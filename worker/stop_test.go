@@ -15,7 +15,10 @@ import (
 // files the deletion again and the item ends done, filed once.
 func TestStopMidCreateRecordsUnknown(t *testing.T) {
 	fakes := twoFakes(t)
-	fakes["us"].InjectFault(mpgdprtest.Fault{Op: mpgdprtest.OpCreateDeletion, Latency: 3 * time.Second})
+	// The first create hangs, then is dropped unprocessed: had the fake
+	// carried it out late, after the resubmitted deletion had already
+	// succeeded, Mixpanel would rightly hold two tasks (an answer lost).
+	fakes["us"].InjectFault(mpgdprtest.Fault{Op: mpgdprtest.OpCreateDeletion, Latency: 3 * time.Second, Reset: mpgdprtest.ResetBeforeBody})
 	e := newTestEnv(t, fakes, "")
 	ctx := context.Background()
 	if _, err := e.w.Enqueue(ctx, Request{Reference: "S-1", Kind: Deletion, ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{"erin"}, Projects: []string{"us"}}); err != nil {
