@@ -198,3 +198,43 @@ func TestExportThatNeverDownloadsIsReported(t *testing.T) {
 		t.Errorf("%d export errors, detail %q", n, it.Detail)
 	}
 }
+
+// A batch of which one person already has a deletion running (filed by
+// someone else): the 409 links that person's item to the running task, and
+// the rest of the batch is filed again without them.
+func TestPartialConflictSplitsTheBatch(t *testing.T) {
+	fakes := twoFakes(t)
+	us := fakes["us"]
+	c, err := mpgdpr.New(us.OAuthToken(), us.ProjectToken(), mpgdpr.WithBaseURL(us.URL()), mpgdpr.WithRateLimiter(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	theirs, err := c.CreateDeletion(ctx, mpgdpr.DeletionRequest{DistinctIDs: []string{"gina"}, ComplianceType: mpgdpr.GDPR})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newTestEnv(t, fakes, "")
+	for _, who := range []string{"gina", "hank"} {
+		if _, err := e.w.Enqueue(ctx, Request{Reference: "C-" + who, Kind: Deletion, ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{who}, Projects: []string{"us"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.start()
+	waitFor(t, "both done", func() bool { total, ok := e.itemsIn(StateDone); return total == 2 && ok })
+	gina, _ := itemEvents(t, e, "C-gina", "us")
+	hank, _ := itemEvents(t, e, "C-hank", "us")
+	if len(gina.Tasks) != 1 || gina.Tasks[0].TaskID != theirs || gina.Tasks[0].Origin != "conflict" {
+		t.Errorf("gina's tasks %+v, want the running %s", gina.Tasks, theirs)
+	}
+	if len(hank.Tasks) != 1 || hank.Tasks[0].TaskID == theirs || hank.Tasks[0].Origin != "filed" {
+		t.Errorf("hank's tasks %+v", hank.Tasks)
+	}
+	times := filedTimes(us, mpgdprtest.Deletion)
+	if times["gina"] != 1 || times["hank"] != 1 {
+		t.Errorf("filed %v", times)
+	}
+	if n := creates(us, mpgdprtest.OpCreateDeletion); n != 3 {
+		t.Errorf("%d creates, want 3 (theirs, the batch drawing a 409, the rest)", n)
+	}
+}
