@@ -46,11 +46,15 @@ test: deps
 		echo "test: $(RACE) needs cgo and a C compiler (gcc or clang): install one (apt-get install gcc), or run 'make test RACE=' to test without the race detector" >&2; exit 2; fi
 	@scripts/pgtest-cluster $(MAKE) --no-print-directory test-modules
 
-## test-modules: the test loop alone. `make test` runs it beside a throwaway
+## test-modules: the test runs alone. `make test` runs them beside a throwaway
 ##   PostgreSQL (scripts/pgtest-cluster: installs the Debian package if missing,
-##   sets MPGDPR_TEST_POSTGRES_URL, removes the cluster afterwards).
+##   sets MPGDPR_TEST_POSTGRES_URL, removes the cluster afterwards), in two
+##   lanes at once (scripts/test-modules): the root module, and the worker then
+##   the CLI, which reuses the worker's compiled dependencies. TEST_LANES must
+##   name every module of MODULES.
+TEST_LANES ?= . "worker cmd/mpgdpr"
 test-modules:
-	@set -e; for m in $(MODULES); do echo "== go test $(RACE) ./... in $$m"; (cd $$m && $(GO) test $(RACE) -count=1 ./...); done
+	@GO="$(GO)" RACE="$(RACE)" scripts/test-modules $(TEST_LANES)
 
 ## lint: gofmt, go vet and staticcheck.
 lint:
