@@ -480,8 +480,18 @@ func (cl *cli) submit(ctx context.Context, j *job, jr *journal.Journal, pending 
 	}
 	// A request that waits for its turn at the rate limit for long (a low
 	// --rate, or a limit shared with many polls) says so.
-	var paced *time.Timer
+	// pacedMu and pacedOver keep a note whose timer fired just as the
+	// batch ended from writing after this function returned (Stop does not
+	// wait for a callback already running).
+	var (
+		paced     *time.Timer
+		pacedMu   sync.Mutex
+		pacedOver bool
+	)
 	defer func() {
+		pacedMu.Lock()
+		pacedOver = true
+		pacedMu.Unlock()
 		if paced != nil {
 			paced.Stop()
 		}
@@ -490,6 +500,11 @@ func (cl *cli) submit(ctx context.Context, j *job, jr *journal.Journal, pending 
 		queued[seq] = time.Now()
 		n, every := len(ids), time.Duration(float64(time.Second)/j.rate)
 		paced = time.AfterFunc(cl.noteAfter, func() {
+			pacedMu.Lock()
+			defer pacedMu.Unlock()
+			if pacedOver {
+				return
+			}
 			msg := fmt.Sprintf("the next request (%s) waits for its turn at the rate limit (--rate %g: one request every %s)", plural(n, "ID"), j.rate, roundDuration(every))
 			// Until the turn is expected: a turn that comes while this is
 			// being said must not leave it on the line.
