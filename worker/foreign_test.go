@@ -20,6 +20,7 @@ const (
 )
 
 func TestRequestInsertedByAnotherSystemSQLite(t *testing.T) {
+	t.Parallel()
 	testForeignInsert(t, newTestEnv, func(e *testEnv, args string) error {
 		_, err := e.db.Exec(foreignInsertSQLite, args)
 		return err
@@ -27,6 +28,7 @@ func TestRequestInsertedByAnotherSystemSQLite(t *testing.T) {
 }
 
 func TestRequestInsertedByAnotherSystemPostgres(t *testing.T) {
+	t.Parallel()
 	testForeignInsert(t, newPGEnv, func(e *testEnv, args string) error {
 		pool, err := pgxpool.New(context.Background(), e.url)
 		if err != nil {

@@ -34,19 +34,23 @@ type testEnv struct {
 }
 
 // testConfig writes a configuration for the fakes (name -> fake) with fast
-// windows and polls, secrets in environment variables.
+// windows and polls, secrets in files beside it (not environment variables,
+// which would keep the tests from running in parallel; config_test covers
+// secrets from the environment).
 func testConfig(t testing.TB, dir string, fakes map[string]*mpgdprtest.Server, extra string) string {
 	t.Helper()
 	var b strings.Builder
 	fmt.Fprintf(&b, "export_dir = %q\nbatch_window = \"300ms\"\npoll_min = \"10ms\"\npoll_max = \"40ms\"\njob_timeout = \"20s\"\nrequest_lease = \"5s\"\n%s\n", filepath.Join(dir, "exports"), extra)
 	for _, name := range sortedKeys(fakes) {
 		f := fakes[name]
-		env := "MPGDPR_TEST_" + strings.ToUpper(name)
-		t.Setenv(env+"_OAUTH", f.OAuthToken())
-		t.Setenv(env+"_PROJECT", f.ProjectToken())
-		t.Setenv(env+"_SECRET", f.APISecret())
-		fmt.Fprintf(&b, "[[project]]\nname = %q\nbase_url = %q\nrate = 500\noauth_token_env = %q\nproject_token_env = %q\napi_secret_env = %q\n",
-			name, f.URL(), env+"_OAUTH", env+"_PROJECT", env+"_SECRET")
+		files := map[string]string{"oauth": f.OAuthToken(), "project": f.ProjectToken(), "secret": f.APISecret()}
+		for k, v := range files {
+			if err := os.WriteFile(filepath.Join(dir, name+"."+k), []byte(v+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		fmt.Fprintf(&b, "[[project]]\nname = %q\nbase_url = %q\nrate = 500\noauth_token_file = %q\nproject_token_file = %q\napi_secret_file = %q\n",
+			name, f.URL(), filepath.Join(dir, name+".oauth"), filepath.Join(dir, name+".project"), filepath.Join(dir, name+".secret"))
 	}
 	path := filepath.Join(dir, "worker.toml")
 	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {

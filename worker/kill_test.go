@@ -74,6 +74,7 @@ func (p *subprocess) String() string { return fmt.Sprint("pid ", p.pid()) }
 // deletion is filed twice, and no retrieval is filed twice (one whose
 // create was cut off is reported unknown).
 func TestSIGKILLLoopSQLite(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds and kills a worker process")
 	}
@@ -182,6 +183,7 @@ func TestSIGKILLLoopSQLite(t *testing.T) {
 // nothing lost, nothing filed twice, and no 429 caused by the workers
 // themselves (they share each project's budget).
 func TestSIGKILLLoopPostgres(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds and kills worker processes")
 	}

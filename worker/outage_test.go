@@ -93,6 +93,7 @@ func (p *cutProxy) restore(t *testing.T) {
 // The database goes away mid-run for a few seconds: the worker waits and
 // resumes, and every request is filed once and followed to its end.
 func TestPostgresOutageWorkerWaitsAndResumes(t *testing.T) {
+	t.Parallel()
 	fakes := twoFakes(t)
 	direct := newPGEnv(t, fakes, "") // makes the database and its tables
 	u, err := url.Parse(direct.url)

@@ -33,9 +33,11 @@ func itemEvents(t *testing.T, e *testEnv, ref, project string) (*ItemStatus, []s
 // A deletion whose answer is lost is filed again; the 409 names the task
 // that the first create made, and the item follows that task to its end.
 func TestUnknownDeletionResubmittedAndLinkedByConflict(t *testing.T) {
+	t.Parallel()
 	testUnknownDeletion(t, newTestEnv)
 }
 func TestPostgresUnknownDeletionResubmittedAndLinkedByConflict(t *testing.T) {
+	t.Parallel()
 	testUnknownDeletion(t, newPGEnv)
 }
 
@@ -72,6 +74,7 @@ func testUnknownDeletion(t *testing.T, newEnv envMaker) {
 
 // A retrieval whose answer is lost is reported unknown and never filed again.
 func TestUnknownRetrievalReportedNotRefiled(t *testing.T) {
+	t.Parallel()
 	fakes := twoFakes(t)
 	// Two lost answers: on a loaded machine the two requests may land in
 	// one batch or in two, and either way each create's answer is lost.
@@ -115,6 +118,7 @@ func TestUnknownRetrievalReportedNotRefiled(t *testing.T) {
 }
 
 func TestFailurePolicyResubmitsOnceThenReports(t *testing.T) {
+	t.Parallel()
 	fakes := twoFakes(t, mpgdprtest.WithSchedule(mpgdprtest.Manual()))
 	e := newTestEnv(t, fakes, "")
 	ctx := context.Background()
@@ -142,6 +146,7 @@ func TestFailurePolicyResubmitsOnceThenReports(t *testing.T) {
 }
 
 func TestNotFoundPolicyReport(t *testing.T) {
+	t.Parallel()
 	fakes := twoFakes(t, mpgdprtest.WithSchedule(mpgdprtest.Manual()))
 	e := newTestEnv(t, fakes, "")
 	// Per-project policy: appended to the last project's table (us).
@@ -166,6 +171,7 @@ func TestNotFoundPolicyReport(t *testing.T) {
 }
 
 func TestMigrationsIdempotentAndEventsAppendOnly(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t, twoFakes(t), "")
 	ctx := context.Background()
 	applied, err := MigrateSQLite(ctx, e.db)
@@ -186,6 +192,7 @@ func TestMigrationsIdempotentAndEventsAppendOnly(t *testing.T) {
 // An export that never arrives whole is fetched again a few times, then
 // its item is reported failed instead of polled for ever.
 func TestExportThatNeverDownloadsIsReported(t *testing.T) {
+	t.Parallel()
 	fakes := twoFakes(t)
 	fakes["eu"].InjectFault(mpgdprtest.Fault{Op: mpgdprtest.OpDownload, Status: 404, Times: 1000})
 	e := newTestEnv(t, fakes, "")
@@ -211,6 +218,7 @@ func TestExportThatNeverDownloadsIsReported(t *testing.T) {
 // someone else): the 409 links that person's item to the running task, and
 // the rest of the batch is filed again without them.
 func TestPartialConflictSplitsTheBatch(t *testing.T) {
+	t.Parallel()
 	fakes := twoFakes(t)
 	us := fakes["us"]
 	c, err := mpgdpr.New(us.OAuthToken(), us.ProjectToken(), mpgdpr.WithBaseURL(us.URL()), mpgdpr.WithRateLimiter(nil))

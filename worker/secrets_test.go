@@ -36,6 +36,7 @@ func (l *lockedBuffer) String() string {
 // A hostile server echoes the credentials in its refusals: nothing the
 // worker writes (its tables, River's, its log) holds them.
 func TestNoSecretInTheDatabaseOrLog(t *testing.T) {
+	t.Parallel()
 	fakes := twoFakes(t)
 	us := fakes["us"]
 	echo := fmt.Sprintf(`{"status":"error","error":"refused: token %s for %s, secret %s"}`, us.OAuthToken(), us.ProjectToken(), us.APISecret())

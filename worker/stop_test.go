@@ -14,6 +14,7 @@ import (
 // create as of unknown outcome (never leaves it "sending"); the next start
 // files the deletion again and the item ends done, filed once.
 func TestStopMidCreateRecordsUnknown(t *testing.T) {
+	t.Parallel()
 	fakes := twoFakes(t)
 	// The first create hangs, then is dropped unprocessed: had the fake
 	// carried it out late, after the resubmitted deletion had already

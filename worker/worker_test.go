@@ -28,6 +28,7 @@ type envMaker func(t testing.TB, fakes map[string]*mpgdprtest.Server, extra stri
 
 func TestDeletionsBatchedAcrossTwoProjects(t *testing.T) { testDeletionsBatched(t, newTestEnv) }
 func TestPostgresDeletionsBatchedAcrossTwoProjects(t *testing.T) {
+	t.Parallel()
 	testDeletionsBatched(t, newPGEnv)
 }
 
@@ -85,6 +86,7 @@ func testDeletionsBatched(t *testing.T, newEnv envMaker) {
 
 func TestRetrievalExportDownloadedAndChecked(t *testing.T) { testRetrievalExport(t, newTestEnv) }
 func TestPostgresRetrievalExportDownloadedAndChecked(t *testing.T) {
+	t.Parallel()
 	testRetrievalExport(t, newPGEnv)
 }
 
@@ -120,6 +122,7 @@ func testRetrievalExport(t *testing.T, newEnv envMaker) {
 }
 
 func TestEnqueueIdempotentByReference(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t, twoFakes(t), "")
 	ctx := context.Background()
 	r := Request{Reference: "T-1", Kind: Deletion, ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{"a", "b", "a"}, Projects: []string{"us"}}
@@ -143,6 +146,7 @@ func TestEnqueueIdempotentByReference(t *testing.T) {
 }
 
 func TestEnqueueRefusesBadInput(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t, twoFakes(t), "")
 	ctx := context.Background()
 	for name, r := range map[string]Request{
@@ -173,6 +177,7 @@ func TestEnqueueRefusesBadInput(t *testing.T) {
 }
 
 func TestEnqueueTxRollsBackWithTheCaller(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t, twoFakes(t), "")
 	ctx := context.Background()
 	tx, err := e.db.BeginTx(ctx, nil)
@@ -201,6 +206,7 @@ func TestEnqueueTxRollsBackWithTheCaller(t *testing.T) {
 }
 
 func TestPostgresEnqueueTxRollsBackWithTheCaller(t *testing.T) {
+	t.Parallel()
 	e := newPGEnv(t, twoFakes(t), "")
 	ctx := context.Background()
 	req := Request{Reference: "PTX-1", Kind: Deletion, ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{"a"}, AllProjects: true}
