@@ -66,14 +66,22 @@ func newWorkerCmd(cl *cli) *cobra.Command {
 	}
 	addWorkerFlags(c.Flags(), o)
 	c.Flags().DurationVar(&grace, "grace", 30*time.Second, "on SIGTERM, how long running jobs may take to finish")
+	var every time.Duration
+	c.Flags().DurationVar(&every, "status-every", time.Minute, "print each project's counts and budget in use to stderr this often (0: never)")
 	c.RunE = cl.exits(func(ctx context.Context, _ *cobra.Command, _ []string) int {
+		if every < 0 {
+			return cl.fail("worker", exitUsage, usagef("--status-every %s: want 0 or more", every))
+		}
 		svc, closeDB, err := cl.openWorker(context.WithoutCancel(ctx), o)
 		if err != nil {
 			return cl.fail("worker", exitFor(err), err)
 		}
 		defer closeDB()
 		fmt.Fprintf(cl.stderr, "mpgdpr worker: running for %d projects; SIGTERM or Ctrl-C stops it\n", len(svc.Config().Projects))
-		if err := svc.Run(ctx, grace); err != nil {
+		stopStatus := cl.workerStatusLines(ctx, svc, every)
+		err = svc.Run(ctx, grace)
+		stopStatus()
+		if err != nil {
 			return cl.fail("worker", exitLocal, err)
 		}
 		return exitInterrupted
@@ -156,4 +164,42 @@ func upper(ss []string) []string {
 		out[i] = string(b)
 	}
 	return out
+}
+
+// workerStatusLines says on stderr, every so often, what the worker holds
+// and how much of each project's budget it uses, so that a running worker
+// is never silent for long (the CLI's convention). The returned func stops
+// it and waits, so nothing is written after the command returns.
+func (cl *cli) workerStatusLines(ctx context.Context, svc worker.Service, every time.Duration) (stop func()) {
+	if every <= 0 {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			st, err := svc.Status(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					fmt.Fprintf(cl.stderr, "mpgdpr worker: status: %v\n", err)
+				}
+				continue
+			}
+			for _, p := range st.Projects {
+				fmt.Fprintf(cl.stderr, "mpgdpr worker: %s: %d queued, %d batched, %d filed, %d open, %d done, %d failed, %d unknown; %d open tasks; last minute %d creates + %d polls of %.0f\n",
+					p.Name, p.Items[worker.StateQueued], p.Items[worker.StateBatched], p.Items[worker.StateFiled], p.Items[worker.StateOpen],
+					p.Items[worker.StateDone], p.Items[worker.StateFailed], p.Items[worker.StateUnknown], p.OpenTasks,
+					p.CreatesLastMinute, p.PollsLastMinute, p.Rate*60)
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }

@@ -59,7 +59,7 @@ func TestWorkerAndRequestCommands(t *testing.T) {
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan result, 1)
 	go func() {
-		done <- runCtx(ctx, t, nil, "", "worker", "--config", config, "--database", db, "--grace", "5s")
+		done <- runCtx(ctx, t, nil, "", "worker", "--config", config, "--database", db, "--grace", "5s", "--status-every", "20ms")
 	}()
 	deadline := time.Now().Add(90 * time.Second)
 	for {
@@ -75,8 +75,13 @@ func TestWorkerAndRequestCommands(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	stop()
-	if w := <-done; w.code != exitInterrupted {
+	w := <-done
+	if w.code != exitInterrupted {
 		t.Errorf("worker: %s", w)
+	}
+	// A running worker is never silent for long: its status lines.
+	if !strings.Contains(w.stderr, "mpgdpr worker: eu: ") || !strings.Contains(w.stderr, " done, ") || !strings.Contains(w.stderr, "creates + ") {
+		t.Errorf("worker printed no status line: %s", w.stderr)
 	}
 	r = runCmd(t, nil, "", "request", "status", "--config", config, "--database", db, "--events", "DSR-2")
 	if r.code != exitOK || !strings.Contains(r.stdout, "done") || !strings.Contains(r.stdout, "exported") {
