@@ -88,15 +88,11 @@ func ReadHeadsFile(path string) (*HeadsFile, error) {
 // LoadSigningKey reads an Ed25519 private key from a PEM file (PKCS #8,
 // as `openssl genpkey -algorithm ed25519` writes).
 func LoadSigningKey(path string) (ed25519.PrivateKey, error) {
-	b, err := os.ReadFile(path)
+	der, err := readPEM(path)
 	if err != nil {
 		return nil, err
 	}
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		return nil, fmt.Errorf("evidence: %s holds no PEM block", path)
-	}
-	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	k, err := x509.ParsePKCS8PrivateKey(der)
 	if err != nil {
 		return nil, fmt.Errorf("evidence: %s: not a PKCS #8 private key", path)
 	}
@@ -110,15 +106,11 @@ func LoadSigningKey(path string) (ed25519.PrivateKey, error) {
 // LoadPublicKey reads an Ed25519 public key from a PEM file (PKIX, as
 // `openssl pkey -pubout` writes).
 func LoadPublicKey(path string) (ed25519.PublicKey, error) {
-	b, err := os.ReadFile(path)
+	der, err := readPEM(path)
 	if err != nil {
 		return nil, err
 	}
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		return nil, fmt.Errorf("evidence: %s holds no PEM block", path)
-	}
-	k, err := x509.ParsePKIXPublicKey(blk.Bytes)
+	k, err := x509.ParsePKIXPublicKey(der)
 	if err != nil {
 		return nil, fmt.Errorf("evidence: %s: not a PKIX public key", path)
 	}
@@ -127,4 +119,17 @@ func LoadPublicKey(path string) (ed25519.PublicKey, error) {
 		return nil, fmt.Errorf("evidence: %s: not an Ed25519 key", path)
 	}
 	return ek, nil
+}
+
+// readPEM returns the first PEM block's bytes of the file at path.
+func readPEM(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return nil, fmt.Errorf("evidence: %s holds no PEM block", path)
+	}
+	return blk.Bytes, nil
 }
