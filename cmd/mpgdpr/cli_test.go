@@ -536,12 +536,10 @@ func TestProgressLine(t *testing.T) {
 
 func TestDemo(t *testing.T) {
 	t.Parallel() // the longest test: let it overlap the binary tests
-	// The main job as a user runs it: the built binary (without -race), on
-	// 4001 IDs rather than the default 10000: the same steps, with a last
-	// short request in each job. Under -race, decrypting 8000 export
-	// entries, and the worker part on SQLite, took minutes of CPU on 2
-	// cores; the in-process tests of each command cover the same code
-	// under the race detector.
+	// The main job as a user runs it: the built binary (built as the test
+	// binary is, so under -race in make test: see race_test.go), on 4001
+	// IDs rather than the default 10000: the same steps, with a last short
+	// request in each job, and 8002 export entries to decrypt.
 	var stdout, stderr bytes.Buffer
 	cmd := exec.Command(binary(t), "demo", "--progress", "never", "--ids", "4001")
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "TMPDIR=" + t.TempDir()}

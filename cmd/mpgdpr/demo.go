@@ -17,11 +17,15 @@ import (
 
 // The demo's pace: the fake refuses more than demoServerRate requests a
 // second (as Mixpanel refuses more than one), the client stays under it,
-// and tasks end in about a second instead of days.
+// and tasks end in under two seconds instead of days.
 const (
 	demoServerRate = 50
 	demoClientRate = 40
 	demoStep       = 200 * time.Millisecond
+	// demoPending is longer than the other steps so that part 3's cancel,
+	// sent right after its create, finds the task still PENDING even on a
+	// loaded machine or a race-detector build (200ms was a narrow window).
+	demoPending = time.Second
 )
 
 type demoOpts struct {
@@ -85,7 +89,7 @@ func (cl *cli) cmdDemo(ctx context.Context, o *demoOpts, pos []string) int {
 
 	srv := mpgdprtest.NewServer(
 		mpgdprtest.WithRateLimit(demoServerRate),
-		mpgdprtest.WithSchedule(mpgdprtest.Timed(demoStep, demoStep, demoStep)),
+		mpgdprtest.WithSchedule(mpgdprtest.Timed(demoPending, demoStep, demoStep)),
 		mpgdprtest.WithAPISecret(mpgdprtest.DefaultAPISecret),
 	)
 	defer srv.Close()
@@ -129,7 +133,7 @@ func (cl *cli) cmdDemo(ctx context.Context, o *demoOpts, pos []string) int {
 	say("mpgdpr demo: a whole job against the fake Mixpanel GDPR server embedded in this binary")
 	say("  API %s, exports from %s: loopback only, no account, no network.", srv.URL(), srv.DownloadHost())
 	say("  The fake holds Mixpanel's contract, refuses more than %d requests/s (the client sends %d/s;", demoServerRate, demoClientRate)
-	say("  Mixpanel allows 1) and moves tasks PENDING → STAGING → STARTED → SUCCESS every %s.", demoStep)
+	say("  Mixpanel allows 1), holds a new task PENDING for %s, then moves it to STAGING, STARTED and SUCCESS every %s.", demoPending, demoStep)
 	say("  Generated %d IDs (user-00001 …) in %s.", o.n, idsFile)
 	code := exitOK
 

@@ -41,13 +41,15 @@ func binary(t *testing.T) string {
 		}
 		binPath = filepath.Join(buildDir, "mpgdpr")
 		// The go command that runs the tests is on PATH (go test puts
-		// its own GOROOT/bin first).
+		// its own GOROOT/bin first). GOFLAGS passes through, so the
+		// build uses the same flags as the test's (scripts/test-modules).
 		gocmd, err := exec.LookPath("go")
 		if err != nil {
 			buildErr = err
 			return
 		}
-		cmd := exec.Command(gocmd, "build", "-o", binPath, ".")
+		args := append(append([]string{"build"}, raceFlags...), "-o", binPath, ".")
+		cmd := exec.Command(gocmd, args...)
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Run(); err != nil {
