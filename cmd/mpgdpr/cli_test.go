@@ -536,10 +536,10 @@ func TestProgressLine(t *testing.T) {
 
 func TestDemo(t *testing.T) {
 	t.Parallel() // the longest test: let it overlap the binary tests
-	// The main job as a user runs it: the built binary (built as the test
-	// binary is, so under -race in make test: see race_test.go), on 4001
-	// IDs rather than the default 10000: the same steps, with a last short
-	// request in each job, and 8002 export entries to decrypt.
+	// The main job as a user runs it: the built binary (under make test
+	// built with -race, see binary), on 4001 IDs rather than the default
+	// 10000: the same steps, with a last short request in each job, and
+	// 8002 export entries to decrypt.
 	var stdout, stderr bytes.Buffer
 	cmd := exec.Command(binary(t), "demo", "--progress", "never", "--ids", "4001")
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "TMPDIR=" + t.TempDir()}
