@@ -60,11 +60,11 @@ test: deps
 ## test-modules: the test runs alone. `make test` runs them beside a throwaway
 ##   PostgreSQL (scripts/pgtest-cluster: installs the Debian package if missing,
 ##   sets MPGDPR_TEST_POSTGRES_URL, removes the cluster afterwards), in two
-##   lanes at once (scripts/test-modules): the root module then the CLI, and
-##   the worker. The CLI starts when the root module ends, long after the
-##   worker compiled SQLite, River and pgx, so it reuses them. TEST_LANES
-##   must name every module of MODULES.
-TEST_LANES ?= ". cmd/mpgdpr" worker
+##   lanes at once (scripts/test-modules): the root module, and the worker
+##   then the CLI, which is compiled after the worker's SQLite, River and pgx
+##   to reuse them, and tested beside the worker's tests. TEST_LANES must
+##   name every module of MODULES.
+TEST_LANES ?= . "worker cmd/mpgdpr"
 test-modules:
 	@GOFLAGS="$(strip $(GOFLAGS) $(RACE_GOFLAGS))" GO="$(GO)" RACE="$(RACE)" scripts/test-modules $(TEST_LANES)
 
