@@ -43,7 +43,8 @@ demo:
 RACE ?= -race
 ## Under -race, every go command of the run gets -race through GOFLAGS, so
 ##   that the binaries built along the way (the Postgres cluster tool, the
-##   worker's and the CLI's process tests, the generated-code drill) link
+##   worker's and the CLI's process tests, the generated-code drill, the
+##   oasdiff and oapi-codegen the spec tests run: internal/specdiff/gotool) link
 ##   from the packages go test -race compiled instead of compiling them all
 ##   again without it (about 2 minutes of CPU on a cold cache). modernc.org's
 ##   SQLite and libc (C transpiled to Go, doing pointer arithmetic on memory
@@ -51,11 +52,16 @@ RACE ?= -race
 ##   checker -race turns on: checkptr was 40 % of the CPU of the race-built
 ##   demo, checking modernc's code, not ours. They keep the race detector's
 ##   instrumentation (dropping that too gave false race reports elsewhere).
+##   GORACE=atexit_sleep_ms=0: a race-built process sleeps 1 s when it exits
+##   (to let a report still being written finish), and the tests run the
+##   race-built tools and binaries hundreds of times; races found while they
+##   ran are reported, and fail them, either way.
 RACE_GOFLAGS = $(if $(RACE),$(RACE) -gcflags=modernc.org/...=-d=checkptr=0)
+RACE_ENV = GOFLAGS="$(strip $(GOFLAGS) $(RACE_GOFLAGS))" $(if $(RACE),GORACE="$(strip atexit_sleep_ms=0 $(GORACE))")
 test: deps
 	@if [ -n "$(RACE)" ] && [ "$$($(GO) env CGO_ENABLED)" != 1 ]; then \
 		echo "test: $(RACE) needs cgo and a C compiler (gcc or clang): install one (apt-get install gcc), or run 'make test RACE=' to test without the race detector" >&2; exit 2; fi
-	@GOFLAGS="$(strip $(GOFLAGS) $(RACE_GOFLAGS))" scripts/pgtest-cluster $(MAKE) --no-print-directory test-modules RACE_GOFLAGS=
+	@$(RACE_ENV) scripts/pgtest-cluster $(MAKE) --no-print-directory test-modules RACE_GOFLAGS= RACE_ENV=
 
 ## test-modules: the test runs alone. `make test` runs them beside a throwaway
 ##   PostgreSQL (scripts/pgtest-cluster: installs the Debian package if missing,
@@ -66,7 +72,7 @@ test: deps
 ##   name every module of MODULES.
 TEST_LANES ?= . "worker cmd/mpgdpr"
 test-modules:
-	@GOFLAGS="$(strip $(GOFLAGS) $(RACE_GOFLAGS))" GO="$(GO)" RACE="$(RACE)" scripts/test-modules $(TEST_LANES)
+	@$(RACE_ENV) GO="$(GO)" RACE="$(RACE)" scripts/test-modules $(TEST_LANES)
 
 ## lint: gofmt, go vet and staticcheck.
 lint:

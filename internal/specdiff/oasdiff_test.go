@@ -90,10 +90,18 @@ func TestOasdiffChangelog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := Oasdiff{Modfile: modfile, Dir: root} // through go tool, as updatespec runs it
+	// Through go tool, as updatespec runs it (a shim: see gotool.WriteShim).
+	goCmd, goLog, err := gotool.WriteShim(t.TempDir(), map[string]string{"oasdiff": bin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := Oasdiff{Go: goCmd, Modfile: modfile, Dir: root}
 	fs, err := o.Changelog(context.Background(), base, rev)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if calls, err := os.ReadFile(goLog); err != nil || !strings.HasPrefix(string(calls), "tool -modfile="+modfile+" oasdiff changelog "+base+" "+rev) {
+		t.Errorf("go commands run: %q, %v", calls, err)
 	}
 	if direct, err := (Oasdiff{Bin: bin}).Changelog(context.Background(), base, rev); err != nil || !reflect.DeepEqual(direct, fs) {
 		t.Errorf("the built executable gives %v, %v; go tool gives %v", direct, err, fs)

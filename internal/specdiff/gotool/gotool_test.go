@@ -2,6 +2,7 @@ package gotool
 
 import (
 	"context"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -36,5 +37,30 @@ func TestPath(t *testing.T) {
 	}
 	if _, err := Path(context.Background(), modfile, root, "no-such-tool"); err == nil || !strings.Contains(err.Error(), "no-such-tool") {
 		t.Errorf("an unknown tool: %v", err)
+	}
+}
+
+func TestWriteShim(t *testing.T) {
+	echo, err := exec.LookPath("echo")
+	if err != nil {
+		t.Skip("no echo")
+	}
+	goCmd, log, err := WriteShim(t.TempDir(), map[string]string{"it's": echo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(goCmd, "tool", "-modfile=/m/go.mod", "it's", "a", "b c").CombinedOutput()
+	if err != nil || string(out) != "a b c\n" {
+		t.Errorf("go tool it's: %q, %v", out, err)
+	}
+	if out, err := exec.Command(goCmd, "tool", "-modfile=/m/go.mod", "other").CombinedOutput(); err == nil || !strings.Contains(string(out), "no executable for go tool -modfile=/m/go.mod other") {
+		t.Errorf("an unknown tool: %q, %v", out, err)
+	}
+	if out, err := exec.Command(goCmd, "env", "GOROOT").CombinedOutput(); err != nil || len(strings.TrimSpace(string(out))) == 0 {
+		t.Errorf("go env through the shim: %q, %v", out, err)
+	}
+	calls, err := os.ReadFile(log)
+	if want := "tool -modfile=/m/go.mod it's a b c\ntool -modfile=/m/go.mod other\nenv GOROOT\n"; err != nil || string(calls) != want {
+		t.Errorf("log %q, %v; want %q", calls, err, want)
 	}
 }

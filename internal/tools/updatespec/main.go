@@ -64,6 +64,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.ToolsModfile, "tools-modfile", "", "the go.mod pinning oapi-codegen and oasdiff (default <root>/tools/go.mod)")
 	fs.StringVar(&cfg.OasdiffBin, "oasdiff", "", "an oasdiff `executable` to run instead of go tool oasdiff (it must be the pinned version)")
 	fs.StringVar(&cfg.CodegenBin, "oapi-codegen", "", "an oapi-codegen `executable` to run instead of go tool oapi-codegen (it must be the pinned version)")
+	fs.StringVar(&cfg.Go, "go", "go", "the go `command` that runs go tool and go vet")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: updatespec [-replace|-add api/sources/<name> -with <file>] [-accept-breaking] [-dry-run|-check]\n\n")
 		fs.PrintDefaults()

@@ -213,8 +213,22 @@ func runTool(t *testing.T, root string, args ...string) (code int, stdout, stder
 	return runToolGo(t, root, append([]string{"-oasdiff", bins[0], "-oapi-codegen", bins[1]}, args...)...)
 }
 
+// goShim is a go command for runToolGo's -go (see gotool.WriteShim).
+func goShim(t *testing.T) (goCmd, log string) {
+	t.Helper()
+	bins, err := tools()
+	if err != nil {
+		t.Fatal(err)
+	}
+	goCmd, log, err = gotool.WriteShim(t.TempDir(), map[string]string{"oasdiff": bins[0], "oapi-codegen": bins[1]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return goCmd, log
+}
+
 // runToolGo runs the command on a scratch tree as make update-spec does,
-// with the tools through go tool.
+// with the tools through go tool (or through -go's command).
 func runToolGo(t *testing.T, root string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var o, e bytes.Buffer
@@ -236,10 +250,17 @@ func TestReportOnCleanTree(t *testing.T) {
 	t.Parallel()
 	root := newTree(t)
 	before := state(t, root)
-	code, out, errOut := runToolGo(t, root) // through go tool, as make update-spec runs
+	goCmd, goLog := goShim(t)
+	code, out, errOut := runToolGo(t, root, "-go", goCmd) // through go tool, as make update-spec runs
 	if code != exitOK {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
 	}
+	calls, err := os.ReadFile(goLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustContain(t, "go commands run", string(calls),
+		"tool -modfile="+filepath.Join(repoRoot(t), "tools", "go.mod")+" oapi-codegen -config ")
 	mustContain(t, "report", out,
 		"== Merged document: api/openapi.yaml ==\nunchanged",
 		"== Generated Go API: gen/mpgdpr.gen.go ==\nunchanged",

@@ -40,6 +40,7 @@ type config struct {
 	// OasdiffBin and CodegenBin are executables to run instead of `go tool
 	// oasdiff` and `go tool oapi-codegen` (the tests build them once).
 	OasdiffBin, CodegenBin string
+	Go                     string // the go command; "go" when empty
 }
 
 type update struct {
@@ -229,7 +230,7 @@ func (u *update) plan(ctx context.Context) (*plan, error) {
 	if p.specChanges, err = specdiff.Compare(base, p.merged); err != nil {
 		return nil, err
 	}
-	oas := specdiff.Oasdiff{Modfile: u.ToolsModfile, Dir: u.Root, Bin: u.OasdiffBin}
+	oas := specdiff.Oasdiff{Go: u.Go, Modfile: u.ToolsModfile, Dir: u.Root, Bin: u.OasdiffBin}
 	if p.findings, err = oas.Changelog(ctx, filepath.Join(u.Root, mergedPath), candidate); err != nil {
 		return nil, err
 	}
@@ -356,7 +357,11 @@ func (u *update) checkResult(p *plan) int {
 
 // goCmd runs the go command in the root, with its output in the error.
 func (u *update) goCmd(ctx context.Context, args ...string) error {
-	cmd := exec.CommandContext(ctx, "go", args...)
+	goCmd := u.Go
+	if goCmd == "" {
+		goCmd = "go"
+	}
+	cmd := exec.CommandContext(ctx, goCmd, args...)
 	cmd.Dir = u.Root
 	out, err := cmd.CombinedOutput()
 	if err != nil {
