@@ -46,7 +46,7 @@ RACE ?= -race
 ##   worker's and the CLI's process tests, the generated-code drill, the
 ##   oasdiff and oapi-codegen the spec tests run: internal/specdiff/gotool) link
 ##   from the packages go test -race compiled instead of compiling them all
-##   again without it (about 2 minutes of CPU on a cold cache). modernc.org's
+##   again without it (about 100 s of CPU on a cold cache). modernc.org's
 ##   SQLite and libc (C transpiled to Go, doing pointer arithmetic on memory
 ##   it manages itself) are compiled without checkptr, the unsafe.Pointer
 ##   checker -race turns on: checkptr was 40 % of the CPU of the race-built
