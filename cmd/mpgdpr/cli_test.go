@@ -577,4 +577,11 @@ func TestDemo(t *testing.T) {
 	if err != nil || r.code != 0 || len(out.tasks) != 1+1+1 || len(out.summaries) != 3 || len(out.other) != 1 || !strings.Contains(r.stderr, "Demo done") {
 		t.Fatalf("demo --json: %v: %v", err, r)
 	}
+	// The worker part is a tenth of the IDs: 30 people, 3 of them asking
+	// for a copy too (the first run had the cap, 300).
+	for _, want := range []string{"Enqueued 30 single-person deletions (every project) and 3 retrievals", "web-eu: 33 items done, 0 failed, 0 unknown"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("demo --ids 300 story lacks %q\n%v", want, r)
+		}
+	}
 }

@@ -51,8 +51,8 @@ run as against Mixpanel, only faster:
   2. delete the same IDs in requests of 1999 and follow every task;
   3. file a deletion by mistake and cancel it while it is still PENDING;
   4. run the durable worker (mpgdpr worker) on a stream of single-person
-     requests for two projects in two regions (two fakes): batched, filed,
-     followed to the end, exports checked.
+     requests (N/10 people, at most 300) for two projects in two regions
+     (two fakes): batched, filed, followed to the end, exports checked.
 
 Credentials in the environment are ignored: the fake's test values are used.
 `,
@@ -196,7 +196,7 @@ func (cl *cli) cmdDemo(ctx context.Context, o *demoOpts, pos []string) int {
 
 	say("")
 	say("[4/4] The worker: a stream of single-person requests, two projects in two regions, batched and followed to the end")
-	code = worse(code, cl.demoWorker(ctx, say, work))
+	code = worse(code, cl.demoWorker(ctx, say, work, o.n))
 
 	say("")
 	if v := srv.Violations(); len(v) > 0 {
