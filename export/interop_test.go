@@ -235,13 +235,23 @@ func TestWeWriteInfoZipReads(t *testing.T) {
 	sameTree(t, readTree(t, dir), want)
 
 	// The wrong password gets nothing out: the entries really are encrypted.
+	// ZipCrypto lets 1 wrong password in 256 past an entry's check byte;
+	// unzip then writes what it decrypted (garbage) before the CRC check
+	// fails, so a file may appear, but never with the real content. For an
+	// entry of n bytes stored, garbage equal to it has odds 256^-n, and
+	// CRC-32 catches the rest only for entries longer than a few bytes, so
+	// the content check skips entries under 4 bytes; the exit status still
+	// covers them.
 	dir = t.TempDir()
 	if b, err := exec.Command(unzipTool, "-q", "-P", "wrong-secret", "-d", dir, archive).CombinedOutput(); err == nil {
 		t.Fatalf("unzip with the wrong password succeeded:\n%s", b)
 	}
 	for name, data := range readTree(t, dir) {
-		if data != "" {
+		if real := want[name]; len(real) >= 4 && data == real {
 			t.Fatalf("unzip extracted %s with the wrong password", name)
+		}
+		if data != "" {
+			t.Logf("%s: the wrong password passed its check byte; unzip wrote %d bytes of garbage", name, len(data))
 		}
 	}
 }
