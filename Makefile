@@ -61,7 +61,7 @@ RACE_ENV = GOFLAGS="$(strip $(GOFLAGS) $(RACE_GOFLAGS))" $(if $(RACE),GORACE="$(
 test: deps
 	@if [ -n "$(RACE)" ] && [ "$$($(GO) env CGO_ENABLED)" != 1 ]; then \
 		echo "test: $(RACE) needs cgo and a C compiler (gcc or clang): install one (apt-get install gcc), or run 'make test RACE=' to test without the race detector" >&2; exit 2; fi
-	@scripts/test-modules.test
+	@scripts/test-modules_test.sh
 	@$(RACE_ENV) scripts/pgtest-cluster $(MAKE) --no-print-directory test-modules RACE_GOFLAGS= RACE_ENV=
 
 ## test-modules: the test runs alone. `make test` runs them beside a throwaway
@@ -73,7 +73,7 @@ test: deps
 ##   name every module of MODULES. go test's own vet pass is off (VET=on
 ##   turns it on): make lint runs all of go vet, and on a cold cache the
 ##   pass costs about 25 s of CPU, vetting the dependencies for facts.
-##   make test first runs scripts/test-modules.test (under a second), which
+##   make test first runs scripts/test-modules_test.sh (under a second), which
 ##   checks this runner itself with a stand-in for go.
 TEST_LANES ?= . "worker cmd/mpgdpr"
 VET ?= off

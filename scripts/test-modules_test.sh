@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Tests scripts/test-modules with a stand-in for go that records how it was
+# called: the VET switch, the compile-only pass (not for the last module of
+# a lane), and the exit status when a module fails. Run by make test; takes
+# well under a second.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$tmp/a" "$tmp/b" "$tmp/c"
+cat >"$tmp/go" <<'EOF'
+#!/usr/bin/env bash
+echo "$(basename "$PWD"): $*" >>"$LOG"
+[ "$(basename "$PWD")" != "${FAIL_IN:-}" ]
+EOF
+chmod +x "$tmp/go"
+failures=0
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+
+# run VET FAIL_IN lanes...: runs the script in $tmp, sets out, log and rc.
+run() {
+	local vet=$1 failin=$2
+	shift 2
+	: >"$tmp/log"
+	out=$(cd "$tmp" && env LOG="$tmp/log" FAIL_IN="$failin" GO="$tmp/go" RACE=-race ${vet:+VET=$vet} "$here/test-modules" "$@" 2>&1)
+	rc=$?
+	log=$(sort "$tmp/log")
+}
+
+run "" "" a "b c"
+[ $rc = 0 ] || fail "default: exit $rc: $out"
+want="a: test -race -vet=off -count=1 ./...
+b: test -race -vet=off -count=1 -exec true ./...
+b: test -race -vet=off -count=1 ./...
+c: test -race -vet=off -count=1 ./..."
+[ "$log" = "$want" ] || fail "default: go was called as
+$log
+want
+$want"
+
+run on "" a
+[ $rc = 0 ] || fail "VET=on: exit $rc: $out"
+[ "$log" = "a: test -race -count=1 ./..." ] || fail "VET=on: go was called as: $log"
+
+run off "" a
+[ "$log" = "a: test -race -vet=off -count=1 ./..." ] || fail "VET=off: go was called as: $log"
+
+run bad "" a
+[ $rc = 2 ] || fail "VET=bad: exit $rc, want 2"
+[ -z "$log" ] || fail "VET=bad: go was called: $log"
+case $out in *"VET=bad: want on or off"*) ;; *) fail "VET=bad: message: $out" ;; esac
+
+run "" c a "b c"
+[ $rc = 1 ] || fail "a failing module: exit $rc, want 1: $out"
+case $out in *"== c: exit 1"*) ;; *) fail "a failing module is not named: $out" ;; esac
+case $out in *"== a: exit 0"*) ;; *) fail "the other lane's result is missing: $out" ;; esac
+
+if [ $failures -ne 0 ]; then
+	echo "scripts/test-modules_test.sh: $failures failure(s)" >&2
+	exit 1
+fi
+echo "scripts/test-modules_test.sh: ok"
