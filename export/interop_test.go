@@ -237,17 +237,16 @@ func TestWeWriteInfoZipReads(t *testing.T) {
 	// The wrong password gets nothing out: the entries really are encrypted.
 	// ZipCrypto lets 1 wrong password in 256 past an entry's check byte;
 	// unzip then writes what it decrypted (garbage) before the CRC check
-	// fails, so a file may appear, but never with the real content. For an
-	// entry of n bytes stored, garbage equal to it has odds 256^-n, and
-	// CRC-32 catches the rest only for entries longer than a few bytes, so
-	// the content check skips entries under 4 bytes; the exit status still
-	// covers them.
+	// fails, so a file may appear, but never with the real content. Garbage
+	// can equal a short entry by chance (a 1-byte stored one: 1 in 256 once
+	// past the check byte), so the content check is for entries of 4 bytes
+	// or more (odds at most 2^-32); unzip's exit status covers the rest.
 	dir = t.TempDir()
 	if b, err := exec.Command(unzipTool, "-q", "-P", "wrong-secret", "-d", dir, archive).CombinedOutput(); err == nil {
 		t.Fatalf("unzip with the wrong password succeeded:\n%s", b)
 	}
 	for name, data := range readTree(t, dir) {
-		if real := want[name]; len(real) >= 4 && data == real {
+		if orig := want[name]; len(orig) >= 4 && data == orig {
 			t.Fatalf("unzip extracted %s with the wrong password", name)
 		}
 		if data != "" {
