@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/privacykit/mpgdpr/worker/evidence"
+	"github.com/privacykit/mpgdpr/worker/workerdb"
 )
 
 // The event log is tamper-evident: every event carries chain_seq and hash,
@@ -44,7 +45,7 @@ func chainLink(ctx context.Context, q querier, e event) (seq int64, hash string,
 	}
 	seq++
 	hash = evidence.EventHash(prev, evidence.ChainEntry{
-		Chain: e.Project, Seq: seq, At: fmtTime(e.At), Reference: e.Reference,
+		Chain: e.Project, Seq: seq, At: workerdb.FormatTime(e.At), Reference: e.Reference,
 		ItemID: e.ItemID, BatchID: e.BatchID, TaskID: e.TaskID, Event: e.Event, Detail: e.Detail,
 	})
 	if _, err := q.exec(ctx, `UPDATE mpgdpr_chain SET seq = ?, head = ? WHERE chain = ?`, seq, hash, e.Project); err != nil {

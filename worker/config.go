@@ -11,6 +11,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 	"github.com/privacykit/mpgdpr"
+	"github.com/privacykit/mpgdpr/worker/workerdb"
 )
 
 // Defaults of the configuration file.
@@ -304,12 +305,29 @@ func (c *Config) ProjectNames() []string {
 }
 
 // DatabaseURL is the database to use: Database, or a SQLite file beside the
-// configuration file.
+// configuration file. A relative sqlite: path is not resolved here (see
+// Database).
 func (c *Config) DatabaseURL() string {
 	if c.Database != "" {
 		return c.Database
 	}
 	return "sqlite:" + filepath.Join(c.dir, "mpgdpr-worker.db")
+}
+
+// ResolveDatabase resolves a database URL the way every command of the
+// worker does: url, or DatabaseURL when url is empty, with a relative
+// sqlite: path taken from the configuration file's directory (not the
+// current directory), so that the worker, its status and the evidence
+// report open the same file wherever they are started.
+func (c *Config) ResolveDatabase(url string) (workerdb.Location, error) {
+	if url == "" {
+		url = c.DatabaseURL()
+	}
+	loc, err := workerdb.Resolve(url, c.dir)
+	if err != nil {
+		return loc, fmt.Errorf("worker: %w", err)
+	}
+	return loc, nil
 }
 
 // path resolves p against the configuration file's directory.

@@ -4,12 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"strconv"
-	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/privacykit/mpgdpr/worker/workerdb"
 )
 
 // The worker's own tables are reached through this small interface so that
@@ -151,18 +150,18 @@ type pgxDatabase struct{ pool *pgxpool.Pool }
 func (p pgxDatabase) dialect() dialect { return dialectPostgres }
 
 func (p pgxDatabase) exec(ctx context.Context, q string, args ...any) (int64, error) {
-	tag, err := p.pool.Exec(ctx, rebind(q), args...)
+	tag, err := p.pool.Exec(ctx, workerdb.Rebind(q), args...)
 	return tag.RowsAffected(), err
 }
 func (p pgxDatabase) query(ctx context.Context, q string, args ...any) (rowsIter, error) {
-	r, err := p.pool.Query(ctx, rebind(q), args...)
+	r, err := p.pool.Query(ctx, workerdb.Rebind(q), args...)
 	if err != nil {
 		return nil, err
 	}
 	return pgxRows{r}, nil
 }
 func (p pgxDatabase) queryRow(ctx context.Context, q string, args ...any) rowScanner {
-	return p.pool.QueryRow(ctx, rebind(q), args...)
+	return p.pool.QueryRow(ctx, workerdb.Rebind(q), args...)
 }
 func (p pgxDatabase) begin(ctx context.Context) (dbTx, error) {
 	tx, err := p.pool.Begin(ctx)
@@ -200,18 +199,18 @@ func (p pgxDatabase) withSessionLock(ctx context.Context, key int64, f func() er
 type pgxTx struct{ tx pgx.Tx }
 
 func (t pgxTx) exec(ctx context.Context, q string, args ...any) (int64, error) {
-	tag, err := t.tx.Exec(ctx, rebind(q), args...)
+	tag, err := t.tx.Exec(ctx, workerdb.Rebind(q), args...)
 	return tag.RowsAffected(), err
 }
 func (t pgxTx) query(ctx context.Context, q string, args ...any) (rowsIter, error) {
-	r, err := t.tx.Query(ctx, rebind(q), args...)
+	r, err := t.tx.Query(ctx, workerdb.Rebind(q), args...)
 	if err != nil {
 		return nil, err
 	}
 	return pgxRows{r}, nil
 }
 func (t pgxTx) queryRow(ctx context.Context, q string, args ...any) rowScanner {
-	return t.tx.QueryRow(ctx, rebind(q), args...)
+	return t.tx.QueryRow(ctx, workerdb.Rebind(q), args...)
 }
 func (t pgxTx) commit(ctx context.Context) error   { return t.tx.Commit(ctx) }
 func (t pgxTx) rollback(ctx context.Context) error { return t.tx.Rollback(ctx) }
@@ -223,40 +222,6 @@ func (r pgxRows) Next() bool             { return r.r.Next() }
 func (r pgxRows) Scan(dest ...any) error { return r.r.Scan(dest...) }
 func (r pgxRows) Err() error             { return r.r.Err() }
 func (r pgxRows) Close()                 { r.r.Close() }
-
-// rebind turns '?' placeholders into Postgres's $n.
-func rebind(q string) string {
-	if !strings.Contains(q, "?") {
-		return q
-	}
-	var b strings.Builder
-	b.Grow(len(q) + 8)
-	n := 0
-	for i := 0; i < len(q); i++ {
-		if q[i] == '?' {
-			n++
-			b.WriteByte('$')
-			b.WriteString(strconv.Itoa(n))
-			continue
-		}
-		b.WriteByte(q[i])
-	}
-	return b.String()
-}
-
-// Times are stored as fixed-width UTC text (microseconds), which sorts and
-// compares the same way on both databases and reads plainly in a report.
-const timeLayout = "2006-01-02T15:04:05.000000Z"
-
-func fmtTime(t time.Time) string { return t.UTC().Format(timeLayout) }
-
-func parseTime(s string) time.Time {
-	t, err := time.Parse(timeLayout, s)
-	if err != nil {
-		return time.Time{}
-	}
-	return t
-}
 
 // inTx runs f in a transaction, committing on success.
 func inTx(ctx context.Context, db database, f func(tx dbTx) error) error {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"time"
+
+	"github.com/privacykit/mpgdpr/worker/workerdb"
 )
 
 // Item states (mpgdpr_item.state). An item is one request in one project.
@@ -15,29 +17,6 @@ const (
 	StateDone    = "done"    // every covering task succeeded (exports checked)
 	StateFailed  = "failed"  // a covering task failed and the policy gave up, or Mixpanel refused it
 	StateUnknown = "unknown" // a retrieval whose create's outcome is unknown: check, never re-filed silently
-)
-
-// Event names in mpgdpr_event. Item events carry item_id; task events
-// (status seen, export) carry the task id and are linked to items through
-// mpgdpr_item_task.
-const (
-	evEnqueued    = "enqueued"     // request stored (Go intake)
-	evRejected    = "rejected"     // request refused at intake (job inserted by another system)
-	evReceived    = "received"     // item created; at = the request's received time
-	evQueued      = "queued"       // item waiting to be batched
-	evBatched     = "batched"      // item put in a batch
-	evSending     = "sending"      // a create for the batch is about to go on the wire
-	evFiled       = "filed"        // a create was accepted; task_id set
-	evConflict    = "conflict"     // a 409 named task_id as covering some IDs
-	evUnknown     = "unknown"      // a create's outcome is unknown
-	evRefused     = "refused"      // a create was certainly refused (will be filed again)
-	evStatus      = "status"       // a task status seen for the first time
-	evOpen        = "open"         // item: a covering task is in progress
-	evExported    = "exported"     // an export was downloaded and checked
-	evExportError = "export_error" // an export could not be downloaded or checked
-	evDone        = "done"         // item done
-	evFailed      = "failed"       // item failed
-	evResubmitted = "resubmitted"  // item queued again by the FAILURE/NOT_FOUND policy
 )
 
 type event struct {
@@ -64,7 +43,7 @@ func addEvent(ctx context.Context, q querier, e event) error {
 		return err
 	}
 	_, err = q.exec(ctx, `INSERT INTO mpgdpr_event (at, reference, project, item_id, batch_id, task_id, event, detail, chain_seq, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		fmtTime(e.At), e.Reference, e.Project, nullID(e.ItemID), nullID(e.BatchID), e.TaskID, e.Event, e.Detail, seq, hash)
+		workerdb.FormatTime(e.At), e.Reference, e.Project, nullID(e.ItemID), nullID(e.BatchID), e.TaskID, e.Event, e.Detail, seq, hash)
 	return err
 }
 
@@ -78,7 +57,7 @@ func nullID(id int64) any {
 // setItemState moves an item and logs the change.
 func setItemState(ctx context.Context, q querier, it itemRef, state, ev, taskID, detail string) error {
 	now := time.Now()
-	if _, err := q.exec(ctx, `UPDATE mpgdpr_item SET state = ?, updated_at = ?, detail = ? WHERE id = ?`, state, fmtTime(now), detail, it.ID); err != nil {
+	if _, err := q.exec(ctx, `UPDATE mpgdpr_item SET state = ?, updated_at = ?, detail = ? WHERE id = ?`, state, workerdb.FormatTime(now), detail, it.ID); err != nil {
 		return err
 	}
 	return addEvent(ctx, q, event{At: now, Reference: it.Reference, Project: it.Project, ItemID: it.ID, TaskID: taskID, Event: ev, Detail: detail})

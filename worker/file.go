@@ -11,6 +11,7 @@ import (
 
 	"github.com/privacykit/mpgdpr"
 	"github.com/privacykit/mpgdpr/worker/budget"
+	"github.com/privacykit/mpgdpr/worker/workerdb"
 	"github.com/riverqueue/river"
 )
 
@@ -179,7 +180,7 @@ func (w *Worker[TTx]) journalSending(ctx context.Context, b *batchRow, items []b
 		enc, _ := json.Marshal(ids)
 		now := time.Now()
 		if err := tx.queryRow(ctx, `INSERT INTO mpgdpr_create (batch_id, seq, distinct_ids, state, sent_at) VALUES (?, ?, ?, ?, ?) RETURNING id`,
-			b.ID, seq, string(enc), createSending, fmtTime(now)).Scan(&createID); err != nil {
+			b.ID, seq, string(enc), createSending, workerdb.FormatTime(now)).Scan(&createID); err != nil {
 			return err
 		}
 		set := toSet(ids)
@@ -187,7 +188,7 @@ func (w *Worker[TTx]) journalSending(ctx context.Context, b *batchRow, items []b
 			if it.State != StateBatched || !intersects(it.IDs, set) {
 				continue
 			}
-			if err := addEvent(ctx, tx, event{At: now, Reference: it.Reference, Project: it.Project, ItemID: it.ID, BatchID: b.ID, Event: evSending,
+			if err := addEvent(ctx, tx, event{At: now, Reference: it.Reference, Project: it.Project, ItemID: it.ID, BatchID: b.ID, Event: workerdb.EventSending,
 				Detail: fmt.Sprintf("create #%d, %d IDs", seq, len(ids))}); err != nil {
 				return err
 			}
@@ -207,7 +208,7 @@ func (w *Worker[TTx]) recordCreate(ctx context.Context, b *batchRow, items []bat
 		var mpErr *mpgdpr.Error
 		switch {
 		case callErr == nil:
-			if _, err := tx.exec(ctx, `UPDATE mpgdpr_create SET state = ?, task_id = ?, answered_at = ? WHERE id = ?`, createFiled, taskID, fmtTime(now), createID); err != nil {
+			if _, err := tx.exec(ctx, `UPDATE mpgdpr_create SET state = ?, task_id = ?, answered_at = ? WHERE id = ?`, createFiled, taskID, workerdb.FormatTime(now), createID); err != nil {
 				return err
 			}
 			if err := insertTask(ctx, tx, b.Project, taskID, b.Kind, "filed", now); err != nil {
@@ -218,7 +219,7 @@ func (w *Worker[TTx]) recordCreate(ctx context.Context, b *batchRow, items []bat
 					if err := linkItem(ctx, tx, it, taskID, "filed", now); err != nil {
 						return err
 					}
-					if err := addEvent(ctx, tx, event{At: now, Reference: it.Reference, Project: it.Project, ItemID: it.ID, BatchID: b.ID, TaskID: taskID, Event: evFiled}); err != nil {
+					if err := addEvent(ctx, tx, event{At: now, Reference: it.Reference, Project: it.Project, ItemID: it.ID, BatchID: b.ID, TaskID: taskID, Event: workerdb.EventFiled}); err != nil {
 						return err
 					}
 				}
@@ -236,7 +237,7 @@ func (w *Worker[TTx]) recordCreate(ctx context.Context, b *batchRow, items []bat
 			cids, _ := json.Marshal(conflicting)
 			ctasks, _ := json.Marshal(mpErr.ConflictingTaskIDs)
 			if _, err := tx.exec(ctx, `UPDATE mpgdpr_create SET state = ?, conflict_ids = ?, conflict_tasks = ?, answered_at = ? WHERE id = ?`,
-				createConflict, string(cids), string(ctasks), fmtTime(now), createID); err != nil {
+				createConflict, string(cids), string(ctasks), workerdb.FormatTime(now), createID); err != nil {
 				return err
 			}
 			cset := toSet(conflicting)
@@ -253,7 +254,7 @@ func (w *Worker[TTx]) recordCreate(ctx context.Context, b *batchRow, items []bat
 					if err := linkItem(ctx, tx, it, t, "conflict", now); err != nil {
 						return err
 					}
-					if err := addEvent(ctx, tx, event{At: now, Reference: it.Reference, Project: it.Project, ItemID: it.ID, BatchID: b.ID, TaskID: t, Event: evConflict,
+					if err := addEvent(ctx, tx, event{At: now, Reference: it.Reference, Project: it.Project, ItemID: it.ID, BatchID: b.ID, TaskID: t, Event: workerdb.EventConflict,
 						Detail: "409: a running deletion already covers some of these IDs"}); err != nil {
 						return err
 					}
@@ -267,12 +268,12 @@ func (w *Worker[TTx]) recordCreate(ctx context.Context, b *batchRow, items []bat
 			return nil
 
 		case errors.Is(callErr, mpgdpr.ErrOutcomeUnknown):
-			if _, err := tx.exec(ctx, `UPDATE mpgdpr_create SET state = ?, detail = ?, answered_at = ? WHERE id = ?`, createUnknown, errText(callErr), fmtTime(now), createID); err != nil {
+			if _, err := tx.exec(ctx, `UPDATE mpgdpr_create SET state = ?, detail = ?, answered_at = ? WHERE id = ?`, createUnknown, errText(callErr), workerdb.FormatTime(now), createID); err != nil {
 				return err
 			}
 			if Kind(b.Kind) == Deletion {
 				next = ids // resubmitting a deletion is safe: a filed one draws a 409 naming its task
-				return eventsFor(ctx, tx, b, items, set, evUnknown, "outcome unknown; the deletion is filed again (a 409 will name the task if the first was accepted)", now)
+				return eventsFor(ctx, tx, b, items, set, workerdb.EventUnknown, "outcome unknown; the deletion is filed again (a 409 will name the task if the first was accepted)", now)
 			}
 			return w.markUnknown(ctx, tx, b, items, set, now)
 
@@ -310,10 +311,10 @@ func errText(err error) string {
 }
 
 func refuseCreate(ctx context.Context, tx dbTx, b *batchRow, items []batchItem, createID int64, set map[string]bool, why string, now time.Time) error {
-	if _, err := tx.exec(ctx, `UPDATE mpgdpr_create SET state = ?, detail = ?, answered_at = ? WHERE id = ?`, createRefused, why, fmtTime(now), createID); err != nil {
+	if _, err := tx.exec(ctx, `UPDATE mpgdpr_create SET state = ?, detail = ?, answered_at = ? WHERE id = ?`, createRefused, why, workerdb.FormatTime(now), createID); err != nil {
 		return err
 	}
-	return eventsFor(ctx, tx, b, items, set, evRefused, why, now)
+	return eventsFor(ctx, tx, b, items, set, workerdb.EventRefused, why, now)
 }
 
 func eventsFor(ctx context.Context, tx dbTx, b *batchRow, items []batchItem, set map[string]bool, ev, detail string, now time.Time) error {
@@ -333,7 +334,7 @@ const unknownDetail = "the create's outcome is unknown: Mixpanel may have filed 
 func (w *Worker[TTx]) markUnknown(ctx context.Context, tx dbTx, b *batchRow, items []batchItem, set map[string]bool, now time.Time) error {
 	for i, it := range items {
 		if it.State == StateBatched && intersects(it.IDs, set) {
-			if err := setItemState(ctx, tx, it.itemRef, StateUnknown, evUnknown, "", unknownDetail); err != nil {
+			if err := setItemState(ctx, tx, it.itemRef, StateUnknown, workerdb.EventUnknown, "", unknownDetail); err != nil {
 				return err
 			}
 			items[i].State = StateUnknown
@@ -345,13 +346,13 @@ func (w *Worker[TTx]) markUnknown(ctx context.Context, tx dbTx, b *batchRow, ite
 func failBatch(ctx context.Context, tx dbTx, b *batchRow, items []batchItem, set map[string]bool, why string, now time.Time) error {
 	for i, it := range items {
 		if it.State == StateBatched {
-			if err := setItemState(ctx, tx, it.itemRef, StateFailed, evFailed, "", why); err != nil {
+			if err := setItemState(ctx, tx, it.itemRef, StateFailed, workerdb.EventFailed, "", why); err != nil {
 				return err
 			}
 			items[i].State = StateFailed
 		}
 	}
-	_, err := tx.exec(ctx, `UPDATE mpgdpr_batch SET state = ?, updated_at = ? WHERE id = ?`, batchFailed, fmtTime(now), b.ID)
+	_, err := tx.exec(ctx, `UPDATE mpgdpr_batch SET state = ?, updated_at = ? WHERE id = ?`, batchFailed, workerdb.FormatTime(now), b.ID)
 	return err
 }
 
@@ -360,12 +361,12 @@ func (w *Worker[TTx]) settleLostCreate(ctx context.Context, b *batchRow, items [
 	return inTx(ctx, w.db, func(tx dbTx) error {
 		now := time.Now()
 		detail := "the worker stopped while this create was in flight"
-		if _, err := tx.exec(ctx, `UPDATE mpgdpr_create SET state = ?, detail = ?, answered_at = ? WHERE id = ? AND state = ?`, createUnknown, detail, fmtTime(now), c.ID, createSending); err != nil {
+		if _, err := tx.exec(ctx, `UPDATE mpgdpr_create SET state = ?, detail = ?, answered_at = ? WHERE id = ? AND state = ?`, createUnknown, detail, workerdb.FormatTime(now), c.ID, createSending); err != nil {
 			return err
 		}
 		set := toSet(c.IDs)
 		if Kind(b.Kind) == Deletion {
-			return eventsFor(ctx, tx, b, items, set, evUnknown, detail+"; the deletion is filed again (a 409 will name the task if the first was accepted)", now)
+			return eventsFor(ctx, tx, b, items, set, workerdb.EventUnknown, detail+"; the deletion is filed again (a 409 will name the task if the first was accepted)", now)
 		}
 		return w.markUnknown(ctx, tx, b, items, set, now)
 	})
@@ -389,12 +390,12 @@ func (w *Worker[TTx]) finishBatch(ctx context.Context, b *batchRow) error {
 			if err != nil {
 				return err
 			}
-			if err := setItemState(ctx, tx, it.itemRef, StateFiled, evFiled, "", "covered by tasks "+strings.Join(tasks, ", ")); err != nil {
+			if err := setItemState(ctx, tx, it.itemRef, StateFiled, workerdb.EventFiled, "", "covered by tasks "+strings.Join(tasks, ", ")); err != nil {
 				return err
 			}
 			ids = append(ids, it.ID)
 		}
-		if _, err := tx.exec(ctx, `UPDATE mpgdpr_batch SET state = ?, updated_at = ? WHERE id = ?`, batchFiled, fmtTime(now), b.ID); err != nil {
+		if _, err := tx.exec(ctx, `UPDATE mpgdpr_batch SET state = ?, updated_at = ? WHERE id = ?`, batchFiled, workerdb.FormatTime(now), b.ID); err != nil {
 			return err
 		}
 		rows, err := tx.query(ctx, `SELECT DISTINCT t.project, t.task_id FROM mpgdpr_item_task l JOIN mpgdpr_item i ON i.id = l.item_id
@@ -485,13 +486,13 @@ func batchCreates(ctx context.Context, q querier, batchID int64) ([]createRow, e
 
 func insertTask(ctx context.Context, tx dbTx, project, taskID, kind, origin string, now time.Time) error {
 	_, err := tx.exec(ctx, `INSERT INTO mpgdpr_task (project, task_id, kind, origin, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (project, task_id) DO NOTHING`,
-		project, taskID, kind, origin, fmtTime(now))
+		project, taskID, kind, origin, workerdb.FormatTime(now))
 	return err
 }
 
 func linkItem(ctx context.Context, tx dbTx, it batchItem, taskID, origin string, now time.Time) error {
 	_, err := tx.exec(ctx, `INSERT INTO mpgdpr_item_task (item_id, round, project, task_id, origin, linked_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (item_id, round, task_id) DO NOTHING`,
-		it.ID, it.Round, it.Project, taskID, origin, fmtTime(now))
+		it.ID, it.Round, it.Project, taskID, origin, workerdb.FormatTime(now))
 	return err
 }
 

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+
+	"github.com/privacykit/mpgdpr/worker/workerdb"
 )
 
 // intakeWorker turns a stored (or, from another system, a freshly
@@ -23,7 +25,7 @@ func (iw *intakeWorker[TTx]) Work(ctx context.Context, job *river.Job[RequestArg
 	if err != nil {
 		// Only a job inserted by another system gets here invalid: record
 		// why (never the IDs) and stop; retrying would not help.
-		if e := addEvent(ctx, w.db, event{Reference: job.Args.Reference, Event: evRejected, Detail: err.Error()}); e != nil {
+		if e := addEvent(ctx, w.db, event{Reference: job.Args.Reference, Event: workerdb.EventRejected, Detail: err.Error()}); e != nil {
 			return e
 		}
 		return river.JobCancel(err)
@@ -38,7 +40,7 @@ func (iw *intakeWorker[TTx]) Work(ctx context.Context, job *river.Job[RequestArg
 			var id int64
 			err := tx.queryRow(ctx, `INSERT INTO mpgdpr_item (reference, project, kind, compliance_type, disclosure_type, n_ids, state, queued_at, updated_at)
 				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (reference, project) DO NOTHING RETURNING id`,
-				n.Reference, project, n.RequestKind, n.ComplianceType, n.DisclosureType, len(n.DistinctIDs), StateQueued, fmtTime(now), fmtTime(now)).Scan(&id)
+				n.Reference, project, n.RequestKind, n.ComplianceType, n.DisclosureType, len(n.DistinctIDs), StateQueued, workerdb.FormatTime(now), workerdb.FormatTime(now)).Scan(&id)
 			if isNoRows(err) {
 				continue // already there: an earlier run of this job
 			}
@@ -46,11 +48,11 @@ func (iw *intakeWorker[TTx]) Work(ctx context.Context, job *river.Job[RequestArg
 				return err
 			}
 			it := itemRef{ID: id, Reference: n.Reference, Project: project}
-			if err := addEvent(ctx, tx, event{At: n.ReceivedAt, Reference: it.Reference, Project: project, ItemID: id, Event: evReceived,
+			if err := addEvent(ctx, tx, event{At: n.ReceivedAt, Reference: it.Reference, Project: project, ItemID: id, Event: workerdb.EventReceived,
 				Detail: fmt.Sprintf("%s %s, %d IDs; time as given by the caller", n.RequestKind, n.ComplianceType, len(n.DistinctIDs))}); err != nil {
 				return err
 			}
-			if err := addEvent(ctx, tx, event{At: now, Reference: it.Reference, Project: project, ItemID: id, Event: evQueued}); err != nil {
+			if err := addEvent(ctx, tx, event{At: now, Reference: it.Reference, Project: project, ItemID: id, Event: workerdb.EventQueued}); err != nil {
 				return err
 			}
 		}
@@ -61,7 +63,7 @@ func (iw *intakeWorker[TTx]) Work(ctx context.Context, job *river.Job[RequestArg
 		return w.insertScans(ctx, tx, groups)
 	})
 	if errors.Is(err, ErrConflictingRequest) {
-		if e := addEvent(ctx, w.db, event{Reference: n.Reference, Event: evRejected, Detail: err.Error()}); e != nil {
+		if e := addEvent(ctx, w.db, event{Reference: n.Reference, Event: workerdb.EventRejected, Detail: err.Error()}); e != nil {
 			return e
 		}
 		return river.JobCancel(err)

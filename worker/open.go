@@ -4,12 +4,13 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/privacykit/mpgdpr/worker/workerdb"
 )
 
 // Service is what a Worker offers whichever its database, for code that
@@ -31,21 +32,19 @@ var (
 )
 
 // Open makes a worker on the database named by url: "sqlite:PATH" (the
-// file is created if missing) or "postgres://…" / "postgresql://…"; empty
-// means cfg.DatabaseURL(). A Postgres pool gets 8 + 2 per project
+// file is created if missing; a relative PATH is taken from the
+// configuration file's directory) or "postgres://…" / "postgresql://…";
+// empty means cfg.DatabaseURL(). A Postgres pool gets 8 + 2 per project
 // connections unless the URL says pool_max_conns. The returned close
 // function releases the database after Stop.
 func Open(ctx context.Context, cfg *Config, url string, opts ...Option) (Service, func(), error) {
-	if url == "" {
-		url = cfg.DatabaseURL()
+	loc, err := cfg.ResolveDatabase(url)
+	if err != nil {
+		return nil, nil, err
 	}
-	switch {
-	case strings.HasPrefix(url, "sqlite:"):
-		path := cfg.path(strings.TrimPrefix(url, "sqlite:"))
-		if path == "" {
-			return nil, nil, fmt.Errorf("worker: database %q: no path", url)
-		}
-		db, err := OpenSQLiteFile(filepath.Clean(path))
+	switch loc.Driver {
+	case workerdb.SQLite:
+		db, err := OpenSQLiteFile(loc.Path)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -55,7 +54,8 @@ func Open(ctx context.Context, cfg *Config, url string, opts ...Option) (Service
 			return nil, nil, err
 		}
 		return w, func() { _ = db.Close() }, nil
-	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
+	case workerdb.Postgres:
+		url := loc.URL()
 		pcfg, err := pgxpool.ParseConfig(url)
 		if err != nil {
 			// pgx's error may quote the URL, password included.
@@ -77,5 +77,5 @@ func Open(ctx context.Context, cfg *Config, url string, opts ...Option) (Service
 		}
 		return w, pool.Close, nil
 	}
-	return nil, nil, fmt.Errorf("worker: database must be sqlite:PATH or a postgres:// URL")
+	return nil, nil, fmt.Errorf("worker: %s: unknown driver", loc)
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/privacykit/mpgdpr"
 	"github.com/privacykit/mpgdpr/mpgdprtest"
+	"github.com/privacykit/mpgdpr/worker/workerdb"
 	"github.com/riverqueue/river/rivertype"
 )
 
@@ -65,7 +66,7 @@ func testUnknownDeletion(t *testing.T, newEnv envMaker) {
 	if len(it.Tasks) != 1 || it.Tasks[0].TaskID != tasks[0].ID || it.Tasks[0].Origin != "conflict" {
 		t.Errorf("item tasks %+v, want the fake's %s from a 409", it.Tasks, tasks[0].ID)
 	}
-	for _, want := range []string{evUnknown, evConflict, evDone} {
+	for _, want := range []string{workerdb.EventUnknown, workerdb.EventConflict, workerdb.EventDone} {
 		if !slices.Contains(evs, want) {
 			t.Errorf("no %q in %v", want, evs)
 		}
@@ -112,7 +113,7 @@ func TestUnknownRetrievalReportedNotRefiled(t *testing.T) {
 		t.Errorf("%d retrieval creates for %d tasks, want one create per task and at most 2", c, n)
 	}
 	it, evs := itemEvents(t, e, "R-a", "eu")
-	if it.State != StateUnknown || !slices.Contains(evs, evUnknown) || it.Detail == "" {
+	if it.State != StateUnknown || !slices.Contains(evs, workerdb.EventUnknown) || it.Detail == "" {
 		t.Errorf("item %+v events %v", it, evs)
 	}
 }
@@ -137,7 +138,7 @@ func TestFailurePolicyResubmitsOnceThenReports(t *testing.T) {
 	fail(2) // reported
 	waitFor(t, "item failed", func() bool { total, ok := e.itemsIn(StateFailed); return total == 1 && ok })
 	it, evs := itemEvents(t, e, "F-1", "us")
-	if !slices.Contains(evs, evResubmitted) || len(it.Tasks) != 2 {
+	if !slices.Contains(evs, workerdb.EventResubmitted) || len(it.Tasks) != 2 {
 		t.Errorf("item %+v events %v", it, evs)
 	}
 	if n := len(us.Tasks()); n != 2 {
@@ -205,7 +206,7 @@ func TestExportThatNeverDownloadsIsReported(t *testing.T) {
 	it, evs := itemEvents(t, e, "X-1", "eu")
 	n := 0
 	for _, ev := range evs {
-		if ev == evExportError {
+		if ev == workerdb.EventExportError {
 			n++
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/privacykit/mpgdpr"
 	"github.com/privacykit/mpgdpr/export"
 	"github.com/privacykit/mpgdpr/worker/budget"
+	"github.com/privacykit/mpgdpr/worker/workerdb"
 	"github.com/riverqueue/river"
 )
 
@@ -101,13 +102,13 @@ func (w *Worker[TTx]) recordPoll(ctx context.Context, t *taskRow, status mpgdpr.
 	return inTx(ctx, w.db, func(tx dbTx) error {
 		now := time.Now()
 		if _, err := tx.exec(ctx, `UPDATE mpgdpr_task SET polls = polls + 1, last_polled_at = ?, status = ? WHERE project = ? AND task_id = ?`,
-			fmtTime(now), string(status), t.Project, t.TaskID); err != nil {
+			workerdb.FormatTime(now), string(status), t.Project, t.TaskID); err != nil {
 			return err
 		}
 		if string(status) == t.Status {
 			return nil
 		}
-		if err := addEvent(ctx, tx, event{At: now, Project: t.Project, TaskID: t.TaskID, Event: evStatus, Detail: string(status)}); err != nil {
+		if err := addEvent(ctx, tx, event{At: now, Project: t.Project, TaskID: t.TaskID, Event: workerdb.EventStatus, Detail: string(status)}); err != nil {
 			return err
 		}
 		if status.Terminal() {
@@ -119,7 +120,7 @@ func (w *Worker[TTx]) recordPoll(ctx context.Context, t *taskRow, status mpgdpr.
 		}
 		for _, it := range items {
 			if it.State == StateFiled {
-				if err := setItemState(ctx, tx, it.itemRef, StateOpen, evOpen, t.TaskID, string(status)); err != nil {
+				if err := setItemState(ctx, tx, it.itemRef, StateOpen, workerdb.EventOpen, t.TaskID, string(status)); err != nil {
 					return err
 				}
 			}
@@ -134,14 +135,14 @@ func (w *Worker[TTx]) taskEnded(ctx, workCtx context.Context, t *taskRow, task *
 	if task.Status.Succeeded() && Kind(t.Kind) == Retrieval && t.ExportPath == "" {
 		info, err := w.fetchExport(workCtx, t, task)
 		if err != nil {
-			if e := addEvent(ctx, w.db, event{Project: t.Project, TaskID: t.TaskID, Event: evExportError, Detail: errText(err)}); e != nil {
+			if e := addEvent(ctx, w.db, event{Project: t.Project, TaskID: t.TaskID, Event: workerdb.EventExportError, Detail: errText(err)}); e != nil {
 				return e
 			}
 			if errors.Is(err, export.ErrWrongSecret) {
 				return w.finishTask(ctx, t, task.Status, "export does not decrypt with the configured API secret")
 			}
 			var tries int
-			if e := w.db.queryRow(ctx, `SELECT COUNT(*) FROM mpgdpr_event WHERE project = ? AND task_id = ? AND event = ?`, t.Project, t.TaskID, evExportError).Scan(&tries); e != nil {
+			if e := w.db.queryRow(ctx, `SELECT COUNT(*) FROM mpgdpr_event WHERE project = ? AND task_id = ? AND event = ?`, t.Project, t.TaskID, workerdb.EventExportError).Scan(&tries); e != nil {
 				return e
 			}
 			if tries >= maxExportTries {
@@ -155,7 +156,7 @@ func (w *Worker[TTx]) taskEnded(ctx, workCtx context.Context, t *taskRow, task *
 				info.Path, info.Size, info.SHA256, t.Project, t.TaskID); err != nil {
 				return err
 			}
-			return addEvent(ctx, tx, event{Project: t.Project, TaskID: t.TaskID, Event: evExported,
+			return addEvent(ctx, tx, event{Project: t.Project, TaskID: t.TaskID, Event: workerdb.EventExported,
 				Detail: fmt.Sprintf("%s, %d bytes, sha256 %s, %d entries decrypted", info.Path, info.Size, info.SHA256, info.Entries)})
 		}); err != nil {
 			return err
@@ -171,7 +172,7 @@ func (w *Worker[TTx]) finishTask(ctx context.Context, t *taskRow, status mpgdpr.
 	err := inTx(ctx, w.db, func(tx dbTx) error {
 		now := time.Now()
 		rescans = map[scanArgs]bool{}
-		if _, err := tx.exec(ctx, `UPDATE mpgdpr_task SET done_at = ?, status = ? WHERE project = ? AND task_id = ?`, fmtTime(now), string(status), t.Project, t.TaskID); err != nil {
+		if _, err := tx.exec(ctx, `UPDATE mpgdpr_task SET done_at = ?, status = ? WHERE project = ? AND task_id = ?`, workerdb.FormatTime(now), string(status), t.Project, t.TaskID); err != nil {
 			return err
 		}
 		items, err := itemsOfTask(ctx, tx, t.Project, t.TaskID)
@@ -203,17 +204,17 @@ func (w *Worker[TTx]) finishTask(ctx context.Context, t *taskRow, status mpgdpr.
 			}
 			if failure == "" && policy == PolicyResubmit && p != nil && it.Resubmits < *p.Resubmits {
 				if _, err := tx.exec(ctx, `UPDATE mpgdpr_item SET state = ?, batch_id = NULL, resubmits = resubmits + 1, queued_at = ?, updated_at = ?, detail = ? WHERE id = ?`,
-					StateQueued, fmtTime(now), fmtTime(now), why, it.ID); err != nil {
+					StateQueued, workerdb.FormatTime(now), workerdb.FormatTime(now), why, it.ID); err != nil {
 					return err
 				}
-				if err := addEvent(ctx, tx, event{At: now, Reference: it.Reference, Project: it.Project, ItemID: it.ID, TaskID: t.TaskID, Event: evResubmitted,
+				if err := addEvent(ctx, tx, event{At: now, Reference: it.Reference, Project: it.Project, ItemID: it.ID, TaskID: t.TaskID, Event: workerdb.EventResubmitted,
 					Detail: fmt.Sprintf("%s; resubmission %d of %d", why, it.Resubmits+1, *p.Resubmits)}); err != nil {
 					return err
 				}
 				rescans[scanArgs{Project: it.Project, RequestKind: it.Kind, ComplianceType: it.Compliance, DisclosureType: it.Disclosure}] = true
 				continue
 			}
-			if err := setItemState(ctx, tx, it.itemRef, StateFailed, evFailed, t.TaskID, why); err != nil {
+			if err := setItemState(ctx, tx, it.itemRef, StateFailed, workerdb.EventFailed, t.TaskID, why); err != nil {
 				return err
 			}
 		}
@@ -252,7 +253,7 @@ func (w *Worker[TTx]) evaluateItems(ctx context.Context, tx dbTx, ids []int64) e
 		if err != nil {
 			return err
 		}
-		if err := setItemState(ctx, tx, itemRef{ID: id, Reference: ref, Project: project}, StateDone, evDone, "", "tasks "+strings.Join(tasks, ", ")+" succeeded"); err != nil {
+		if err := setItemState(ctx, tx, itemRef{ID: id, Reference: ref, Project: project}, StateDone, workerdb.EventDone, "", "tasks "+strings.Join(tasks, ", ")+" succeeded"); err != nil {
 			return err
 		}
 	}
@@ -293,7 +294,7 @@ func loadTask(ctx context.Context, q querier, project, taskID string) (*taskRow,
 	if err != nil {
 		return nil, fmt.Errorf("worker: task %s/%s: %w", project, taskID, err)
 	}
-	t.CreatedAt, t.Done = parseTime(created), done != ""
+	t.CreatedAt, t.Done = workerdb.ParseTime(created), done != ""
 	return t, nil
 }
 

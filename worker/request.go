@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/privacykit/mpgdpr"
+	"github.com/privacykit/mpgdpr/worker/workerdb"
 )
 
 // Kind says whether a request erases or exports.
@@ -215,7 +216,7 @@ func storeRequest(ctx context.Context, tx dbTx, n *normalized, now time.Time) (i
 	projects, _ := json.Marshal(n.Projects)
 	rows, err := tx.exec(ctx, `INSERT INTO mpgdpr_request (reference, kind, compliance_type, disclosure_type, distinct_ids, projects, digest, received_at, enqueued_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (reference) DO NOTHING`,
-		n.Reference, n.RequestKind, n.ComplianceType, n.DisclosureType, string(ids), string(projects), n.digest, fmtTime(n.ReceivedAt), fmtTime(now))
+		n.Reference, n.RequestKind, n.ComplianceType, n.DisclosureType, string(ids), string(projects), n.digest, workerdb.FormatTime(n.ReceivedAt), workerdb.FormatTime(now))
 	if err != nil {
 		return false, err
 	}

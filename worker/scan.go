@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+
+	"github.com/privacykit/mpgdpr/worker/workerdb"
 )
 
 // scanWorker coalesces a group's queued items (same project, kind,
@@ -98,7 +100,7 @@ func queuedItems(ctx context.Context, q querier, g scanArgs) ([]queuedItem, erro
 		if err := rows.Scan(&it.ID, &it.Reference, &it.nIDs, &at); err != nil {
 			return nil, err
 		}
-		it.Project, it.queuedAt = g.Project, parseTime(at)
+		it.Project, it.queuedAt = g.Project, workerdb.ParseTime(at)
 		items = append(items, it)
 	}
 	return items, rows.Err()
@@ -111,10 +113,10 @@ func (w *Worker[TTx]) formBatch(ctx context.Context, g scanArgs, items []queuedI
 		now := time.Now()
 		var batchID int64
 		if err := tx.queryRow(ctx, `INSERT INTO mpgdpr_batch (project, kind, compliance_type, disclosure_type, state, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`, g.Project, g.RequestKind, g.ComplianceType, g.DisclosureType, batchPlanned, fmtTime(now), fmtTime(now)).Scan(&batchID); err != nil {
+			VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`, g.Project, g.RequestKind, g.ComplianceType, g.DisclosureType, batchPlanned, workerdb.FormatTime(now), workerdb.FormatTime(now)).Scan(&batchID); err != nil {
 			return err
 		}
-		args := []any{StateBatched, batchID, fmtTime(now)}
+		args := []any{StateBatched, batchID, workerdb.FormatTime(now)}
 		marks := make([]string, len(items))
 		for i, it := range items {
 			marks[i] = "?"
@@ -129,7 +131,7 @@ func (w *Worker[TTx]) formBatch(ctx context.Context, g scanArgs, items []queuedI
 			return errRaced
 		}
 		for _, it := range items {
-			if err := addEvent(ctx, tx, event{At: now, Reference: it.Reference, Project: it.Project, ItemID: it.ID, BatchID: batchID, Event: evBatched,
+			if err := addEvent(ctx, tx, event{At: now, Reference: it.Reference, Project: it.Project, ItemID: it.ID, BatchID: batchID, Event: workerdb.EventBatched,
 				Detail: fmt.Sprintf("batch of %d items", len(items))}); err != nil {
 				return err
 			}

@@ -8,6 +8,8 @@ import (
 
 	"github.com/riverqueue/river/riverdriver"
 	"github.com/riverqueue/river/rivermigrate"
+
+	"github.com/privacykit/mpgdpr/worker/workerdb"
 )
 
 // The worker's own tables, in migrations numbered from 1. A migration is
@@ -189,7 +191,7 @@ func migrateOwn(ctx context.Context, tx dbTx, d dialect, applied *[]string) erro
 		if err := execScript(ctx, tx, d, migrationSQL(d, migrations[v-1])); err != nil {
 			return fmt.Errorf("mpgdpr migration %d: %w", v, err)
 		}
-		if _, err := tx.exec(ctx, `INSERT INTO mpgdpr_schema (version, applied_at) VALUES (?, ?)`, v, fmtTime(time.Now())); err != nil {
+		if _, err := tx.exec(ctx, `INSERT INTO mpgdpr_schema (version, applied_at) VALUES (?, ?)`, v, workerdb.FormatTime(time.Now())); err != nil {
 			return err
 		}
 		*applied = append(*applied, fmt.Sprintf("mpgdpr %d", v))

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/privacykit/mpgdpr/worker/workerdb"
 )
 
 // Status is the worker's picture of its work, per project.
@@ -31,7 +33,7 @@ type ProjectStatus struct {
 // Status reports every configured project's counts.
 func (w *Worker[TTx]) Status(ctx context.Context) (*Status, error) {
 	st := &Status{}
-	since := fmtTime(time.Now().Add(-time.Minute))
+	since := workerdb.FormatTime(time.Now().Add(-time.Minute))
 	for _, name := range w.cfg.ProjectNames() {
 		p, _ := w.cfg.Project(name)
 		ps := ProjectStatus{Name: name, Items: map[string]int{}, Rate: p.Rate}
@@ -115,7 +117,7 @@ func (w *Worker[TTx]) RequestStatus(ctx context.Context, reference string) (*Req
 		}
 		return nil, err
 	}
-	rs.Kind, rs.ReceivedAt = Kind(kind), parseTime(received)
+	rs.Kind, rs.ReceivedAt = Kind(kind), workerdb.ParseTime(received)
 	var names []string
 	_ = json.Unmarshal([]byte(projects), &names)
 	for _, name := range names {
@@ -151,7 +153,7 @@ func (w *Worker[TTx]) RequestStatus(ctx context.Context, reference string) (*Req
 			if err := r.Scan(&at, &e.Event, &e.TaskID, &e.BatchID, &e.Detail); err != nil {
 				return err
 			}
-			e.At = parseTime(at)
+			e.At = workerdb.ParseTime(at)
 			is.Events = append(is.Events, e)
 			return nil
 		}); err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/privacykit/mpgdpr"
 	"github.com/privacykit/mpgdpr/mpgdprtest"
+	"github.com/privacykit/mpgdpr/worker/workerdb"
 )
 
 // A stop that runs out of grace while a create is on the wire records the
@@ -58,7 +59,7 @@ func TestStopMidCreateRecordsUnknown(t *testing.T) {
 		t.Errorf("filed %d times", n)
 	}
 	_, evs := itemEvents(t, e, "S-1", "us")
-	if !slices.Contains(evs, evUnknown) {
+	if !slices.Contains(evs, workerdb.EventUnknown) {
 		t.Errorf("no unknown event: %v", evs)
 	}
 }

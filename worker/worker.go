@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/privacykit/mpgdpr"
 	"github.com/privacykit/mpgdpr/worker/budget"
+	"github.com/privacykit/mpgdpr/worker/workerdb"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
@@ -335,7 +336,7 @@ func (w *Worker[TTx]) enqueue(ctx context.Context, tx dbTx, r Request) (*Enqueue
 	if !inserted {
 		return res, nil
 	}
-	if err := addEvent(ctx, tx, event{Reference: n.Reference, Event: evEnqueued, Detail: fmt.Sprintf("%s %s for %d IDs in %d projects", n.RequestKind, n.ComplianceType, len(n.DistinctIDs), len(n.Projects))}); err != nil {
+	if err := addEvent(ctx, tx, event{Reference: n.Reference, Event: workerdb.EventEnqueued, Detail: fmt.Sprintf("%s %s for %d IDs in %d projects", n.RequestKind, n.ComplianceType, len(n.DistinctIDs), len(n.Projects))}); err != nil {
 		return nil, err
 	}
 	if _, err := w.river.InsertTx(ctx, tx.raw().(TTx), n.RequestArgs, nil); err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/privacykit/mpgdpr"
 	"github.com/privacykit/mpgdpr/mpgdprtest"
+	"github.com/privacykit/mpgdpr/worker/workerdb"
 )
 
 func twoFakes(t testing.TB, opts ...mpgdprtest.Option) map[string]*mpgdprtest.Server {
@@ -76,7 +77,7 @@ func testDeletionsBatched(t *testing.T, newEnv envMaker) {
 		for _, ev := range it.Events {
 			evs = append(evs, ev.Event)
 		}
-		for _, want := range []string{evReceived, evQueued, evBatched, evSending, evFiled, evStatus, evDone} {
+		for _, want := range []string{workerdb.EventReceived, workerdb.EventQueued, workerdb.EventBatched, workerdb.EventSending, workerdb.EventFiled, workerdb.EventStatus, workerdb.EventDone} {
 			if !slices.Contains(evs, want) {
 				t.Errorf("%s: no %q event in %v", it.Project, want, evs)
 			}

@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -18,6 +17,7 @@ import (
 	"github.com/privacykit/mpgdpr/cmd/mpgdpr/internal/journal"
 	"github.com/privacykit/mpgdpr/worker"
 	"github.com/privacykit/mpgdpr/worker/evidence"
+	"github.com/privacykit/mpgdpr/worker/workerdb"
 )
 
 const reportLong = `Report, for every data-subject request, when it was received, which
@@ -78,7 +78,7 @@ func newReportCmd(cl *cli) *cobra.Command {
 
 func addSourceFlags(fs *pflag.FlagSet, o *reportOpts) {
 	fs.StringVar(&o.config, "config", "", "the worker's configuration file (its database)")
-	fs.StringVar(&o.database, "database", "", "the worker's database: sqlite:PATH or a postgres:// URL (default: the configuration's)")
+	fs.StringVar(&o.database, "database", "", "the worker's database: sqlite:PATH or a postgres:// URL (default: the configuration's; with --config a relative PATH is taken from its directory, as the worker does)")
 	fs.StringArrayVar(&o.journals, "journal", nil, "a bulk job's journal (repeat for several)")
 }
 
@@ -112,23 +112,33 @@ func (cl *cli) reportSource(ctx context.Context, o *reportOpts) (evidence.Source
 	if o.ref != "" || o.received != "" {
 		return nil, nil, nil, usagef("--ref and --received are for --journal")
 	}
-	url := o.database
-	if url == "" {
-		if o.config == "" {
-			return nil, nil, nil, usagef("say where the requests are: --config FILE, --database URL or --journal FILE")
-		}
+	var loc workerdb.Location
+	var err error
+	switch {
+	case o.config != "":
+		// The worker's own rule: a relative sqlite: path is the config
+		// file's directory's, wherever the report is run from.
 		cfg, err := worker.LoadConfig(o.config)
 		if err != nil {
 			return nil, nil, nil, usagef("%v", err)
 		}
-		url = cfg.DatabaseURL()
+		loc, err = cfg.ResolveDatabase(o.database)
+		if err != nil {
+			return nil, nil, nil, usagef("%v", err)
+		}
+	case o.database != "":
+		if loc, err = workerdb.Resolve(o.database, ""); err != nil {
+			return nil, nil, nil, usagef("--database: %v", err)
+		}
+	default:
+		return nil, nil, nil, usagef("say where the requests are: --config FILE, --database URL or --journal FILE")
 	}
-	if path, ok := strings.CutPrefix(url, "sqlite:"); ok {
-		if _, err := os.Stat(path); err != nil {
-			return nil, nil, nil, fmt.Errorf("the worker's database %s: %w", path, err)
+	if loc.Driver == workerdb.SQLite {
+		if _, err := os.Stat(loc.Path); err != nil {
+			return nil, nil, nil, fmt.Errorf("the worker's database %s: %w", loc.Path, err)
 		}
 	}
-	db, err := evidence.OpenDB(ctx, url)
+	db, err := evidence.OpenDB(ctx, loc.URL())
 	if err != nil {
 		return nil, nil, nil, err
 	}

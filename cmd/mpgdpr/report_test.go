@@ -302,6 +302,66 @@ api_secret_env = "MPGDPR_REPORT_TEST_SECRET"
 	noSecretsInFiles(t, dir)
 }
 
+// A configuration naming its database by a relative path means the file
+// beside the configuration, for the report as for the worker, wherever the
+// report is run from: not a worker.db of the current directory (here an
+// empty one, which once gave an empty report and exit 0).
+func TestReportConfigRelativeDatabase(t *testing.T) {
+	ctx := context.Background()
+	enqueue := func(dir string, refs ...string) string {
+		cfgPath := filepath.Join(dir, "worker.toml")
+		os.WriteFile(cfgPath, []byte(`database = "sqlite:worker.db"
+[[project]]
+name = "web"
+base_url = "http://127.0.0.1:9"
+oauth_token_env = "MPGDPR_REPORT_REL_OAUTH"
+project_token_env = "MPGDPR_REPORT_REL_PROJECT"
+api_secret_env = "MPGDPR_REPORT_REL_SECRET"
+`), 0o600)
+		cfg, err := worker.LoadConfig(cfgPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc, closeDB, err := worker.Open(ctx, cfg, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer closeDB()
+		for _, ref := range refs {
+			if _, err := svc.Enqueue(ctx, worker.Request{Reference: ref, Kind: worker.Deletion, ComplianceType: mpgdpr.GDPR,
+				DistinctIDs: []string{"id-" + ref}, Projects: []string{"web"}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return cfgPath
+	}
+	t.Setenv("MPGDPR_REPORT_REL_OAUTH", sentinelOAuth)
+	t.Setenv("MPGDPR_REPORT_REL_PROJECT", sentinelProject)
+	t.Setenv("MPGDPR_REPORT_REL_SECRET", sentinelSecret)
+	etc, elsewhere := t.TempDir(), t.TempDir()
+	cfgPath := enqueue(etc, "R-1", "R-2")
+	if _, err := os.Stat(filepath.Join(etc, "worker.db")); err != nil {
+		t.Fatalf("the worker did not open the database beside its configuration: %v", err)
+	}
+	t.Chdir(elsewhere)
+	if r := runCmd(t, nil, "", "report", "--config", cfgPath, "--format", "csv"); r.code != exitOK || strings.Count(r.stdout, "\n") != 3 {
+		t.Errorf("report from another directory: %v", r)
+	}
+	enqueue(elsewhere) // an empty worker database in the current directory
+	r := runCmd(t, nil, "", "report", "--config", cfgPath, "--format", "csv")
+	if r.code != exitOK || strings.Count(r.stdout, "\n") != 3 || !strings.Contains(r.stdout, "R-2") {
+		t.Errorf("report beside another database: %v", r)
+	}
+	// --database with --config: the same rule.
+	if r := runCmd(t, nil, "", "report", "--config", cfgPath, "--database", "sqlite:worker.db", "--format", "csv"); strings.Count(r.stdout, "\n") != 3 {
+		t.Errorf("--database sqlite:worker.db --config: %v", r)
+	}
+	// --database alone: the current directory's (the empty one).
+	if r := runCmd(t, nil, "", "report", "--database", "sqlite:worker.db", "--format", "csv"); r.code != exitOK || strings.Count(r.stdout, "\n") != 1 {
+		t.Errorf("--database sqlite:worker.db: %v", r)
+	}
+}
+
 // regexpHash matches a journal line's chained hash field.
 var regexpHash = regexp.MustCompile(`,"h":"[0-9a-f]{64}"`)
 

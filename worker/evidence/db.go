@@ -4,13 +4,13 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib" // registers "pgx" for database/sql
 	_ "modernc.org/sqlite"           // the pure-Go SQLite, registered as "sqlite"
+
+	"github.com/privacykit/mpgdpr/worker/workerdb"
 )
 
 // DB is the worker's database, read (never written) for evidence.
@@ -21,31 +21,34 @@ type DB struct {
 }
 
 // OpenDB opens the worker's database by URL, as the worker's configuration
-// names it: "sqlite:PATH" (opened read-only) or a postgres:// URL. Close it
-// when done.
+// names it: "sqlite:PATH" (opened read-only; a relative PATH is taken from
+// the current directory: resolve a configuration's URL with
+// workerdb.Resolve first) or a postgres:// URL. Close it when done.
 func OpenDB(ctx context.Context, url string) (*DB, error) {
+	loc, err := workerdb.Resolve(url, "")
+	if err != nil {
+		return nil, fmt.Errorf("evidence: %w", err)
+	}
 	var d *DB
-	switch {
-	case strings.HasPrefix(url, "sqlite:"):
-		path := strings.TrimPrefix(url, "sqlite:")
-		db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(10000)")
+	switch loc.Driver {
+	case workerdb.SQLite:
+		// Read-only: a missing file is an error, not a new empty database.
+		db, err := sql.Open("sqlite", "file:"+loc.Path+"?mode=ro&_pragma=busy_timeout(10000)")
 		if err != nil {
-			return nil, fmt.Errorf("evidence: open %s: %w", path, err)
+			return nil, fmt.Errorf("evidence: open %s: %w", loc.Path, err)
 		}
 		d = &DB{db: db, own: true}
-	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
-		pool, err := pgxpool.New(ctx, url)
+	case workerdb.Postgres:
+		pool, err := pgxpool.New(ctx, loc.URL())
 		if err != nil {
 			// pgx's error can quote the URL, password included: do not wrap it.
 			return nil, fmt.Errorf("evidence: the postgres URL cannot be used")
 		}
 		d = &DB{db: stdlib.OpenDBFromPool(pool), postgres: true, own: true}
-	default:
-		return nil, fmt.Errorf("evidence: database %q is neither sqlite:PATH nor a postgres:// URL", redactURL(url))
 	}
 	if err := d.db.PingContext(ctx); err != nil {
 		_ = d.db.Close()
-		return nil, fmt.Errorf("evidence: cannot reach the database: %s", redactURL(err.Error()))
+		return nil, fmt.Errorf("evidence: cannot reach the database %s: %s", loc, redactURL(err.Error()))
 	}
 	return d, nil
 }
@@ -78,26 +81,5 @@ func (d *DB) q(query string) string {
 	if !d.postgres {
 		return query
 	}
-	var b strings.Builder
-	n := 0
-	for _, c := range query {
-		if c == '?' {
-			n++
-			b.WriteString("$" + strconv.Itoa(n))
-			continue
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
-}
-
-// The worker stores times as fixed-width UTC text.
-const dbTimeLayout = "2006-01-02T15:04:05.000000Z"
-
-func parseDBTime(s string) time.Time {
-	t, err := time.Parse(dbTimeLayout, s)
-	if err != nil {
-		t, _ = time.Parse(time.RFC3339Nano, s)
-	}
-	return t
+	return workerdb.Rebind(query)
 }

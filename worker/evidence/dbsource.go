@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/privacykit/mpgdpr/worker/workerdb"
 )
 
 // chunk is how many items DBSource reads at a time: memory is bounded by
@@ -15,7 +17,8 @@ const chunk = 500
 
 // Events of the worker's log a record shows as notes.
 var noteEvents = map[string]bool{
-	"unknown": true, "refused": true, "failed": true, "resubmitted": true, "export_error": true, "rejected": true,
+	workerdb.EventUnknown: true, workerdb.EventRefused: true, workerdb.EventFailed: true,
+	workerdb.EventResubmitted: true, workerdb.EventExportError: true, workerdb.EventRejected: true,
 }
 
 // Records yields one record per request and project from the worker's
@@ -54,11 +57,11 @@ func (d *DB) where(f Filter, args *[]any) string {
 	}
 	if !f.Since.IsZero() {
 		w = append(w, "r.received_at >= ?")
-		*args = append(*args, f.Since.UTC().Format(dbTimeLayout))
+		*args = append(*args, workerdb.FormatTime(f.Since))
 	}
 	if !f.Until.IsZero() {
 		w = append(w, "r.received_at < ?")
-		*args = append(*args, f.Until.UTC().Format(dbTimeLayout))
+		*args = append(*args, workerdb.FormatTime(f.Until))
 	}
 	if len(w) == 0 {
 		return ""
@@ -84,7 +87,7 @@ func (d *DB) itemChunk(ctx context.Context, f Filter, after int64) ([]*Record, [
 		if err := rows.Scan(&id, &r.Reference, &r.Project, &r.Kind, &r.ComplianceType, &r.IDs, &r.SourceState, &r.Resubmissions, &received, &dids); err != nil {
 			return nil, nil, err
 		}
-		r.ReceivedAt = parseDBTime(received)
+		r.ReceivedAt = workerdb.ParseTime(received)
 		_ = json.Unmarshal([]byte(dids), &r.DistinctIDs)
 		recs = append(recs, &r)
 		ids = append(ids, id)
@@ -128,7 +131,7 @@ func (d *DB) fill(ctx context.Context, recs []*Record, ids []int64) error {
 		if dup {
 			continue
 		}
-		r.Tasks = append(r.Tasks, Task{TaskID: task, Origin: origin, FiledAt: parseDBTime(linked), DoneAt: parseDBTime(done.String),
+		r.Tasks = append(r.Tasks, Task{TaskID: task, Origin: origin, FiledAt: workerdb.ParseTime(linked), DoneAt: workerdb.ParseTime(done.String),
 			ExportBytes: size.Int64, ExportSHA256: sha.String})
 	}
 	rows.Close()
@@ -179,17 +182,17 @@ func (d *DB) fill(ctx context.Context, recs []*Record, ids []int64) error {
 			return err
 		}
 		r := byID[id]
-		t := parseDBTime(at)
+		t := workerdb.ParseTime(at)
 		switch ev {
-		case "filed", "conflict":
+		case workerdb.EventFiled, workerdb.EventConflict:
 			for i := range r.Tasks {
 				if r.Tasks[i].TaskID == task && task != "" {
 					r.Tasks[i].FiledAt = t
 				}
 			}
-		case "done":
+		case workerdb.EventDone:
 			r.CompletedAt = t
-		case "resubmitted":
+		case workerdb.EventResubmitted:
 			// A resubmission reopens the request until its new tasks end.
 			r.CompletedAt = time.Time{}
 		}
@@ -221,14 +224,14 @@ func (d *DB) fill(ctx context.Context, recs []*Record, ids []int64) error {
 			return err
 		}
 		ts := taskOf[taskKey{project, task}]
-		t := parseDBTime(at)
+		t := workerdb.ParseTime(at)
 		for _, tk := range ts {
 			switch ev {
-			case "status":
+			case workerdb.EventStatus:
 				tk.Statuses = append(tk.Statuses, StatusSeen{Status: detail, At: t})
 			}
 		}
-		if ev == "export_error" {
+		if ev == workerdb.EventExportError {
 			seen := map[*Record]bool{}
 			for _, r := range recs {
 				if r.Project != project || seen[r] {
@@ -270,7 +273,7 @@ func (d *DB) pending(ctx context.Context, f Filter, yield func(*Record) error) e
 				continue
 			}
 			r := &Record{Reference: ref, Project: p, Kind: kind, ComplianceType: ct, DistinctIDs: ids, IDs: len(ids),
-				ReceivedAt: parseDBTime(received), SourceState: "received"}
+				ReceivedAt: workerdb.ParseTime(received), SourceState: "received"}
 			if err := yield(r); err != nil {
 				return err
 			}

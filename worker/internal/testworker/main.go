@@ -11,12 +11,12 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/privacykit/mpgdpr/worker"
+	"github.com/privacykit/mpgdpr/worker/workerdb"
 	"github.com/riverqueue/river"
 )
 
@@ -44,8 +44,12 @@ func run(config, database string) error {
 		c.TestOnly = true
 	}
 	opts := []worker.Option{worker.WithLogger(log), worker.WithRiverConfig(fast)}
-	if path, ok := strings.CutPrefix(database, "sqlite:"); ok {
-		db, err := worker.OpenSQLiteFile(path)
+	loc, err := cfg.ResolveDatabase(database)
+	if err != nil {
+		return err
+	}
+	if loc.Driver == workerdb.SQLite {
+		db, err := worker.OpenSQLiteFile(loc.Path)
 		if err != nil {
 			return err
 		}
@@ -57,7 +61,7 @@ func run(config, database string) error {
 		fmt.Println("ready")
 		return w.Run(ctx, 10*time.Second)
 	}
-	pool, err := pgxpool.New(ctx, database)
+	pool, err := pgxpool.New(ctx, loc.URL())
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,25 @@
+package workerdb
+
+// Event names in the worker's log (mpgdpr_event.event). Item events carry
+// item_id; task events (status seen, export) carry the task id and are
+// linked to items through mpgdpr_item_task. The worker writes them; the
+// evidence report reads them.
+const (
+	EventEnqueued    = "enqueued"     // request stored (Go intake)
+	EventRejected    = "rejected"     // request refused at intake (job inserted by another system)
+	EventReceived    = "received"     // item created; at = the request's received time
+	EventQueued      = "queued"       // item waiting to be batched
+	EventBatched     = "batched"      // item put in a batch
+	EventSending     = "sending"      // a create for the batch is about to go on the wire
+	EventFiled       = "filed"        // a create was accepted; task_id set
+	EventConflict    = "conflict"     // a 409 named task_id as covering some IDs
+	EventUnknown     = "unknown"      // a create's outcome is unknown
+	EventRefused     = "refused"      // a create was certainly refused (will be filed again)
+	EventStatus      = "status"       // a task status seen for the first time
+	EventOpen        = "open"         // item: a covering task is in progress
+	EventExported    = "exported"     // an export was downloaded and checked
+	EventExportError = "export_error" // an export could not be downloaded or checked
+	EventDone        = "done"         // item done
+	EventFailed      = "failed"       // item failed
+	EventResubmitted = "resubmitted"  // item queued again by the FAILURE/NOT_FOUND policy
+)
