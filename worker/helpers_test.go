@@ -123,6 +123,22 @@ func newPGEnv(t testing.TB, fakes map[string]*mpgdprtest.Server, extra string) *
 	return &testEnv{t: t, dir: dir, cfg: cfg, fakes: fakes, svc: w, pw: w, pool: pool, url: url}
 }
 
+// forEachDriver runs f as one parallel subtest per database the worker
+// supports, SQLite and Postgres (skipped where no PostgreSQL can be had,
+// failed in CI), as River's driver test suite runs on every driver.
+func forEachDriver(t *testing.T, f func(t *testing.T, newEnv envMaker)) {
+	t.Helper()
+	for _, d := range []struct {
+		name   string
+		newEnv envMaker
+	}{{"sqlite", newTestEnv}, {"postgres", newPGEnv}} {
+		t.Run(d.name, func(t *testing.T) {
+			t.Parallel()
+			f(t, d.newEnv)
+		})
+	}
+}
+
 func (e *testEnv) start() {
 	e.t.Helper()
 	if err := e.svc.Start(context.Background()); err != nil {

@@ -65,6 +65,7 @@ func (pw *pollWorker[TTx]) Work(ctx context.Context, job *river.Job[pollArgs]) e
 	if !ran {
 		return river.JobSnooze(time.Second) // no turn (stopping, or timed out waiting)
 	}
+	w.notePoll(ctx, t.Project)
 	err = checkErr
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
@@ -115,13 +116,38 @@ func (w *Worker[TTx]) recordPoll(ctx context.Context, t *taskRow, status mpgdpr.
 		}
 		for _, it := range items {
 			if it.State == StateFiled {
-				if err := setItemState(ctx, tx, it.itemRef, StateOpen, workerdb.EventOpen, t.TaskID, string(status)); err != nil {
+				// The detail does not repeat the status: the task's row
+				// holds it (and moves on), the status event logs it.
+				if err := setItemState(ctx, tx, it.itemRef, StateOpen, workerdb.EventOpen, t.TaskID, "task "+t.TaskID+" in progress"); err != nil {
 					return err
 				}
 			}
 		}
 		return nil
 	})
+}
+
+// pollsKept is how long notePoll keeps a poll's row: Status counts the
+// last minute.
+const pollsKept = 5 * time.Minute
+
+// notePoll records that a poll of project went on the wire (whatever its
+// answer: it took a turn of the budget) and drops the rows Status no longer
+// needs. A failure only makes Status count short: logged, not returned.
+func (w *Worker[TTx]) notePoll(ctx context.Context, project string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	now := time.Now()
+	err := inTx(ctx, w.db, func(tx dbTx) error {
+		if _, err := tx.exec(ctx, `INSERT INTO mpgdpr_poll (project, at) VALUES (?, ?)`, project, workerdb.FormatTime(now)); err != nil {
+			return err
+		}
+		_, err := tx.exec(ctx, `DELETE FROM mpgdpr_poll WHERE project = ? AND at < ?`, project, workerdb.FormatTime(now.Add(-pollsKept)))
+		return err
+	})
+	if err != nil {
+		w.log.Warn("worker: counting a poll", "project", project, "error", err)
+	}
 }
 
 // taskEnded handles a terminal status: fetch and check a retrieval's export,

@@ -115,6 +115,16 @@ CREATE INDEX mpgdpr_event_task ON mpgdpr_event (project, task_id);
 `,
 	// 2: the event log's hash chain (chain.go).
 	chainMigration,
+	// 3: one row per poll sent, for Status's polls of the last minute
+	// (mpgdpr_task.last_polled_at counts a task polled 11 times once);
+	// notePoll keeps only the last few minutes.
+	`
+CREATE TABLE mpgdpr_poll (
+	project TEXT NOT NULL,
+	at      TEXT NOT NULL
+);
+CREATE INDEX mpgdpr_poll_at ON mpgdpr_poll (project, at);
+`,
 }
 
 // appendOnly refuses UPDATE and DELETE on the event log, in the database

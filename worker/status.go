@@ -11,23 +11,23 @@ import (
 
 // Status is the worker's picture of its work, per project.
 type Status struct {
-	Projects []ProjectStatus
+	Projects []ProjectStatus `json:"projects"`
 }
 
 // ProjectStatus counts one project's items by state, its open tasks and the
 // creates and polls sent in the last minute (the budget in use).
 type ProjectStatus struct {
-	Name string
+	Name string `json:"name"`
 	// Items by state: queued, batched, filed, open, done, failed, unknown.
-	Items map[string]int
+	Items map[string]int `json:"items"`
 	// OpenTasks are tasks followed and not yet ended.
-	OpenTasks int
+	OpenTasks int `json:"open_tasks"`
 	// CreatesLastMinute counts creates sent in the last minute, across all
-	// workers; PollsLastMinute the tasks polled in that minute (each at
-	// least once). Against Rate × 60 they show the budget in use.
-	CreatesLastMinute int
-	PollsLastMinute   int
-	Rate              float64
+	// workers; PollsLastMinute the polls sent in that minute (a task polled
+	// 11 times counts 11). Against Rate × 60 they show the budget in use.
+	CreatesLastMinute int     `json:"creates_last_minute"`
+	PollsLastMinute   int     `json:"polls_last_minute"`
+	Rate              float64 `json:"rate"`
 }
 
 // Status reports every configured project's counts.
@@ -57,7 +57,7 @@ func (w *Worker[TTx]) Status(ctx context.Context) (*Status, error) {
 		if err := w.db.queryRow(ctx, `SELECT COUNT(*) FROM mpgdpr_create c JOIN mpgdpr_batch b ON b.id = c.batch_id WHERE b.project = ? AND c.sent_at >= ?`, name, since).Scan(&ps.CreatesLastMinute); err != nil {
 			return nil, err
 		}
-		if err := w.db.queryRow(ctx, `SELECT COUNT(*) FROM mpgdpr_task WHERE project = ? AND last_polled_at >= ?`, name, since).Scan(&ps.PollsLastMinute); err != nil {
+		if err := w.db.queryRow(ctx, `SELECT COUNT(*) FROM mpgdpr_poll WHERE project = ? AND at >= ?`, name, since).Scan(&ps.PollsLastMinute); err != nil {
 			return nil, err
 		}
 		st.Projects = append(st.Projects, ps)
@@ -67,40 +67,40 @@ func (w *Worker[TTx]) Status(ctx context.Context) (*Status, error) {
 
 // RequestStatus is what the worker knows of one request.
 type RequestStatus struct {
-	Reference  string
-	Kind       Kind
-	ReceivedAt time.Time
-	Items      []ItemStatus
+	Reference  string       `json:"reference"`
+	Kind       Kind         `json:"kind"`
+	ReceivedAt time.Time    `json:"received_at"`
+	Items      []ItemStatus `json:"items"`
 }
 
 // ItemStatus is one project's part of a request.
 type ItemStatus struct {
-	Project string
-	State   string
-	Detail  string
-	Tasks   []TaskStatus
-	Events  []Event
+	Project string       `json:"project"`
+	State   string       `json:"state"`
+	Detail  string       `json:"detail"`
+	Tasks   []TaskStatus `json:"tasks"`
+	Events  []Event      `json:"events"`
 }
 
 // TaskStatus is a Mixpanel task covering an item.
 type TaskStatus struct {
-	TaskID       string
-	Origin       string // filed (by this worker) or conflict (named by a 409)
-	Status       string // last status seen; empty before the first poll
-	Polls        int
-	Done         bool
-	ExportPath   string
-	ExportSize   int64
-	ExportSHA256 string
+	TaskID       string `json:"task_id"`
+	Origin       string `json:"origin"` // filed (by this worker) or conflict (named by a 409)
+	Status       string `json:"status"` // last status seen; empty before the first poll
+	Polls        int    `json:"polls"`
+	Done         bool   `json:"done"`
+	ExportPath   string `json:"export_path"`
+	ExportSize   int64  `json:"export_size"`
+	ExportSHA256 string `json:"export_sha256"`
 }
 
 // Event is one entry of the append-only log.
 type Event struct {
-	At      time.Time
-	Event   string
-	TaskID  string
-	BatchID int64
-	Detail  string
+	At      time.Time `json:"at"`
+	Event   string    `json:"event"`
+	TaskID  string    `json:"task_id"`
+	BatchID int64     `json:"batch_id"`
+	Detail  string    `json:"detail"`
 }
 
 // ErrUnknownReference: no request has this reference.

@@ -65,7 +65,7 @@ func TestWorkerAndRequestCommands(t *testing.T) {
 	for {
 		r = runCmd(t, nil, "", "worker", "status", "--config", config, "--database", db, "--json")
 		if r.code == exitOK && strings.Count(r.stdout, `"done":1`)+strings.Count(r.stdout, `"done":2`) == 2 &&
-			strings.Contains(r.stdout, `"Name":"eu","Items":{"batched":0,"done":2`) {
+			strings.Contains(r.stdout, `"name":"eu","items":{"batched":0,"done":2`) {
 			break
 		}
 		if time.Now().After(deadline) {
