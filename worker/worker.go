@@ -255,7 +255,7 @@ func (w *Worker[TTx]) Start(ctx context.Context) error {
 // Stop stops fetching jobs and waits for those running to finish; when ctx
 // ends first, their contexts are cancelled: a create then in flight is
 // recorded as of unknown outcome, and everything else is left to be taken
-// up by the next start.
+// up by the next start; Stop then returns ErrStopNotClean.
 func (w *Worker[TTx]) Stop(ctx context.Context) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -267,10 +267,19 @@ func (w *Worker[TTx]) Stop(ctx context.Context) error {
 	err := w.river.Stop(ctx)
 	if err != nil && ctx.Err() != nil {
 		// Soft stop ran out of time: cancel what still runs and wait.
-		return w.river.StopAndCancel(context.WithoutCancel(ctx))
+		if err := w.river.StopAndCancel(context.WithoutCancel(ctx)); err != nil {
+			return errors.Join(ErrStopNotClean, err)
+		}
+		return ErrStopNotClean
 	}
 	return err
 }
+
+// ErrStopNotClean is what Stop and Run return when the running jobs did not
+// finish in time and were cancelled: a create then on the wire is recorded
+// as of unknown outcome and settled at the next start, so nothing is lost,
+// but the stop was not clean (a supervisor should know).
+var ErrStopNotClean = errors.New("worker: running jobs did not finish in time and were cancelled")
 
 func (w *Worker[TTx]) unlock() {
 	if w.lock != nil {
@@ -280,7 +289,8 @@ func (w *Worker[TTx]) unlock() {
 }
 
 // Run starts the worker and works until ctx ends (e.g. on SIGTERM through
-// signal.NotifyContext), then stops it, giving running jobs grace to finish.
+// signal.NotifyContext), then stops it, giving running jobs grace to finish:
+// nil is a clean stop, ErrStopNotClean one that ran out of grace.
 func (w *Worker[TTx]) Run(ctx context.Context, grace time.Duration) error {
 	if err := w.Start(context.WithoutCancel(ctx)); err != nil {
 		return err

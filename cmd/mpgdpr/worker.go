@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -19,7 +20,8 @@ task to its end and downloads retrieval exports. The database is SQLite by
 default (a file beside the config), or Postgres for several workers:
 --database sqlite:PATH | postgres://... (or 'database' in the config).
 On SIGTERM running jobs get --grace to finish; a create still in flight is
-recorded as of unknown outcome. See worker/README.md for the config file.
+recorded as of unknown outcome. A stop that ends cleanly exits 0; one that
+ran out of --grace exits non-zero. See worker/README.md for the config file.
 `
 
 // workerFlags are shared by worker, worker status, worker migrate and request.
@@ -81,10 +83,19 @@ func newWorkerCmd(cl *cli) *cobra.Command {
 		stopStatus := cl.workerStatusLines(ctx, svc, every)
 		err = svc.Run(ctx, grace)
 		stopStatus()
-		if err != nil {
-			return cl.fail("worker", exitLocal, err)
+		// A requested stop that ends cleanly is a success (systemd and
+		// Kubernetes take any other exit status for a failure); say why it
+		// stopped either way.
+		why := context.Cause(ctx)
+		switch {
+		case err == nil:
+			fmt.Fprintf(cl.stderr, "mpgdpr worker: stopped cleanly (%v)\n", why)
+			return exitOK
+		case errors.Is(err, worker.ErrStopNotClean):
+			fmt.Fprintf(cl.stderr, "mpgdpr worker: stopped (%v), not cleanly: jobs still running after --grace %s were cancelled; the next start takes them up\n", why, grace)
+			return exitIncomplete
 		}
-		return exitInterrupted
+		return cl.fail("worker", exitLocal, err)
 	})
 	c.AddCommand(newWorkerStatusCmd(cl), newWorkerMigrateCmd(cl))
 	return c

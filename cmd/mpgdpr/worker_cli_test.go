@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -76,7 +78,7 @@ func TestWorkerAndRequestCommands(t *testing.T) {
 	}
 	stop()
 	w := <-done
-	if w.code != exitInterrupted {
+	if w.code != exitOK || !strings.Contains(w.stderr, "mpgdpr worker: stopped cleanly") {
 		t.Errorf("worker: %s", w)
 	}
 	// A running worker is never silent for long: its status lines.
@@ -86,5 +88,71 @@ func TestWorkerAndRequestCommands(t *testing.T) {
 	r = runCmd(t, nil, "", "request", "status", "--config", config, "--database", db, "--events", "DSR-2")
 	if r.code != exitOK || !strings.Contains(r.stdout, "done") || !strings.Contains(r.stdout, "exported") {
 		t.Fatal(r)
+	}
+}
+
+// The built worker on SIGTERM: a clean stop exits 0 and says so (systemd
+// and Kubernetes take any other status for a failure; it once exited 130);
+// a stop that runs out of --grace with a create on the wire exits non-zero
+// and says it was not clean.
+func TestWorkerSIGTERM(t *testing.T) {
+	srv := newFake(t)
+	dir := t.TempDir()
+	config := filepath.Join(dir, "worker.toml")
+	os.WriteFile(config, []byte(fmt.Sprintf(`database = "sqlite:worker.db"
+batch_window = "50ms"
+poll_min = "10ms"
+poll_max = "20ms"
+job_timeout = "20s"
+request_lease = "5s"
+[[project]]
+name = "web"
+base_url = %q
+rate = 500
+oauth_token_env = %q
+project_token_env = %q
+api_secret_env = %q
+`, srv.URL(), envToken, envProjectToken, envAPISecret)), 0o600)
+	for _, k := range []string{envToken, envProjectToken, envAPISecret} {
+		t.Setenv(k, map[string]string{envToken: sentinelOAuth, envProjectToken: sentinelProject, envAPISecret: sentinelSecret}[k])
+	}
+	enqueue := func(ref string) {
+		t.Helper()
+		if r := runCmd(t, nil, "", "request", "delete", "--config", config, "--ref", ref, "--compliance", "GDPR", "--project", "web", "user-"+ref); r.code != exitOK {
+			t.Fatal(r)
+		}
+	}
+	creates := func(state string) int {
+		db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "worker.db")+"?mode=ro&_pragma=busy_timeout(10000)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		var n int
+		_ = db.QueryRow(`SELECT COUNT(*) FROM mpgdpr_create WHERE state = ?`, state).Scan(&n)
+		return n
+	}
+
+	enqueue("T-1")
+	p := start(t, credEnv(), "worker", "--config", config, "--status-every", "0", "--grace", "10s")
+	until(t, "the create answered", func() bool { return creates("filed") == 1 })
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	r := p.wait(t)
+	if r.code != exitOK || !strings.Contains(r.stderr, "mpgdpr worker: stopped cleanly (terminated signal received)") {
+		t.Errorf("clean stop: %v", r)
+	}
+
+	// The next create hangs past --grace (then is dropped unprocessed).
+	srv.InjectFault(mpgdprtest.Fault{Op: mpgdprtest.OpCreateDeletion, Latency: 5 * time.Second, Reset: mpgdprtest.ResetBeforeBody})
+	enqueue("T-2")
+	p = start(t, credEnv(), "worker", "--config", config, "--status-every", "0", "--grace", "50ms")
+	until(t, "a create on the wire", func() bool { return creates("sending") == 1 })
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	r = p.wait(t)
+	if r.code == exitOK || !strings.Contains(r.stderr, "mpgdpr worker: stopped (terminated signal received), not cleanly") {
+		t.Errorf("stop past --grace: %v", r)
+	}
+	if n := creates("unknown"); n != 1 {
+		t.Errorf("%d creates of unknown outcome, want the one cancelled", n)
 	}
 }
