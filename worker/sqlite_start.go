@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-)
 
-var errNoLock = errors.New("no file locking here")
+	"github.com/privacykit/mpgdpr/internal/safefile"
+)
 
 // claimSQLite makes this process the only worker on a SQLite database (a
 // lock file beside it) and hands back to the queue every job a dead worker
@@ -22,12 +22,23 @@ func claimSQLite(ctx context.Context, db database) (*os.File, int64, error) {
 	if path == "" {
 		return nil, 0, nil // in memory: this process is the only one
 	}
-	lock, err := lockFile(path + ".worker-lock")
-	if errors.Is(err, errNoLock) {
-		return nil, 0, nil
-	}
+	lockPath := path + ".worker-lock"
+	lock, err := os.OpenFile(lockPath, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, 0, fmt.Errorf("worker: %w", err)
+	}
+	if err := safefile.TryLock(lock); err != nil {
+		_ = lock.Close()
+		switch {
+		case errors.Is(err, safefile.ErrUnsupported):
+			// No file locks on this system: run one worker per SQLite
+			// database. Jobs a dead worker left running are then rescued
+			// by River after job_timeout plus a minute, not requeued here.
+			return nil, 0, nil
+		case errors.Is(err, safefile.ErrLocked):
+			return nil, 0, fmt.Errorf("worker: another worker is running on this SQLite database (%s is locked); use Postgres for several workers", lockPath)
+		}
+		return nil, 0, fmt.Errorf("worker: lock %s: %w", lockPath, err)
 	}
 	n, err := db.exec(ctx, `UPDATE river_job SET state = 'available', scheduled_at = datetime('now', 'subsec') WHERE state = 'running'`)
 	if err != nil {

@@ -65,7 +65,7 @@ func (c *csvWriter) Write(r *Record) error {
 			s += " " + n.TaskID
 		}
 		if n.Detail != "" {
-			s += ": " + redact(c.h, r.DistinctIDs, n.Detail)
+			s += ": " + hashIDsIn(c.h, r.DistinctIDs, n.Detail)
 		}
 		notes = append(notes, s)
 	}

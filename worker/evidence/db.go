@@ -4,12 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib" // registers "pgx" for database/sql
 	_ "modernc.org/sqlite"           // the pure-Go SQLite, registered as "sqlite"
 
+	"github.com/privacykit/mpgdpr/internal/redact"
 	"github.com/privacykit/mpgdpr/worker/workerdb"
 )
 
@@ -48,19 +48,9 @@ func OpenDB(ctx context.Context, url string) (*DB, error) {
 	}
 	if err := d.db.PingContext(ctx); err != nil {
 		_ = d.db.Close()
-		return nil, fmt.Errorf("evidence: cannot reach the database %s: %s", loc, redactURL(err.Error()))
+		return nil, fmt.Errorf("evidence: cannot reach the database %s: %s", loc, redact.URL(err.Error()))
 	}
 	return d, nil
-}
-
-// redactURL drops anything that looks like a URL's password.
-func redactURL(s string) string {
-	if i := strings.Index(s, "://"); i >= 0 {
-		if j := strings.LastIndex(s[i+3:], "@"); j >= 0 {
-			return s[:i+3] + "…" + s[i+3+j:]
-		}
-	}
-	return s
 }
 
 // NewDB reads an open database: a SQLite *sql.DB (postgres false), or a

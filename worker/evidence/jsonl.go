@@ -99,7 +99,7 @@ func ToJSON(r *Record, h *IDHasher) JSONRecord {
 		j.CompletedAt, j.DaysToComplete = &c, &d
 	}
 	for _, n := range r.Notes {
-		j.Notes = append(j.Notes, JSONNote{fmtTime(n.At), n.Event, n.TaskID, redact(h, r.DistinctIDs, n.Detail)})
+		j.Notes = append(j.Notes, JSONNote{fmtTime(n.At), n.Event, n.TaskID, hashIDsIn(h, r.DistinctIDs, n.Detail)})
 	}
 	dl := r.Deadline
 	j.Deadline = JSONDeadline{Regulation: dl.Regulation, State: string(dl.State), Extended: dl.Extended, Note: dl.Note}

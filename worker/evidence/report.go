@@ -53,9 +53,9 @@ func fmtTime(t time.Time) string {
 	return t.UTC().Format(timeLayout)
 }
 
-// redact replaces the record's distinct IDs in free text by their hashes
+// hashIDsIn replaces the record's distinct IDs in free text by their hashes
 // when IDs are hashed, so that no note gives a person away.
-func redact(h *IDHasher, ids []string, s string) string {
+func hashIDsIn(h *IDHasher, ids []string, s string) string {
 	if h == nil || s == "" {
 		return s
 	}

@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/privacykit/mpgdpr/internal/redact"
 )
 
 // EnvURL is the environment variable naming the cluster to make test
@@ -98,7 +100,7 @@ func URL(t testing.TB) string {
 		t.Fatal(err)
 	}
 	if err := adminExec(a, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
-		t.Fatalf("pgtest: create database on %s: %v", redact(a), err)
+		t.Fatalf("pgtest: create database on %s: %v", redact.URL(a), err)
 	}
 	t.Cleanup(func() {
 		// FORCE: a test's pool may still hold connections.
@@ -146,15 +148,6 @@ func adminExec(adminURL, sql string) error {
 	defer conn.Close(ctx)
 	_, err = conn.Exec(ctx, sql)
 	return err
-}
-
-// redact drops a password from a URL for messages.
-func redact(u string) string {
-	cfg, err := pgx.ParseConfig(u)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return fmt.Sprintf("%s:%d", cfg.Host, cfg.Port)
 }
 
 // databaseURL is admin with its database replaced by name.
