@@ -168,4 +168,3 @@ func SplitCreate(ids []string, taskID string, err error) CreateOutcome {
 	}
 	return CreateOutcome{Unfiled: slices.Clone(ids), Err: err}
 }
-
