@@ -340,14 +340,16 @@ func (c *Config) path(p string) string {
 
 // limits returns the per-request limits for a project.
 func (p *Project) limits() (retrieval, deletion int) {
+	return p.limit(Retrieval), p.limit(Deletion)
+}
+
+// limit is the most IDs one create of kind k may carry in this project:
+// max_ids_per_request, within Mixpanel's limit for the kind.
+func (p *Project) limit(k Kind) int {
 	if p.MaxIDsPerRequest > 0 {
-		d := p.MaxIDsPerRequest
-		if d > mpgdpr.DefaultMaxDeletionIDs {
-			d = mpgdpr.DefaultMaxDeletionIDs
-		}
-		return p.MaxIDsPerRequest, d
+		return min(p.MaxIDsPerRequest, k.DefaultMaxIDs())
 	}
-	return mpgdpr.DefaultMaxRetrievalIDs, mpgdpr.DefaultMaxDeletionIDs
+	return k.DefaultMaxIDs()
 }
 
 // Secrets are one project's credentials, read from where the configuration

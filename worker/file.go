@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
+	"net/http"
 	"strings"
 	"time"
 
@@ -95,7 +95,7 @@ func (fw *fileWorker[TTx]) Work(ctx context.Context, job *river.Job[fileArgs]) e
 			if err := w.settleLostCreate(ctx, b, items, c); err != nil {
 				return err
 			}
-			if Kind(b.Kind) == Retrieval {
+			if !Kind(b.Kind).Resubmittable() {
 				markAll(accounted, c.IDs)
 			}
 		case createFiled:
@@ -103,7 +103,7 @@ func (fw *fileWorker[TTx]) Work(ctx context.Context, job *river.Job[fileArgs]) e
 		case createConflict:
 			markAll(accounted, c.ConflictIDs)
 		case createUnknown:
-			if Kind(b.Kind) == Retrieval {
+			if !Kind(b.Kind).Resubmittable() {
 				markAll(accounted, c.IDs)
 			}
 		}
@@ -140,9 +140,9 @@ func (fw *fileWorker[TTx]) Work(ctx context.Context, job *river.Job[fileArgs]) e
 		if err != nil {
 			return err
 		}
-		if errors.Is(callErr, mpgdpr.ErrOutcomeUnknown) && Kind(b.Kind) == Deletion {
+		if errors.Is(callErr, mpgdpr.ErrOutcomeUnknown) && Kind(b.Kind).Resubmittable() {
 			unknownsInRow++
-			if unknownsInRow >= 3 {
+			if unknownsInRow >= mpgdpr.MaxUnknownInARow {
 				return river.JobSnooze(30 * time.Second)
 			}
 		} else {
@@ -166,11 +166,7 @@ func markAll(m map[string]bool, ids []string) {
 }
 
 func (w *Worker[TTx]) callCreate(ctx context.Context, c *mpgdpr.Client, b *batchRow, ids []string) (string, error) {
-	ct := mpgdpr.ComplianceType(b.Compliance)
-	if Kind(b.Kind) == Deletion {
-		return c.CreateDeletion(ctx, mpgdpr.DeletionRequest{DistinctIDs: ids, ComplianceType: ct})
-	}
-	return c.CreateRetrieval(ctx, mpgdpr.RetrievalRequest{DistinctIDs: ids, ComplianceType: ct, DisclosureType: mpgdpr.DisclosureType(b.Disclo)})
+	return c.Create(ctx, Kind(b.Kind), ids, mpgdpr.ComplianceType(b.Compliance), mpgdpr.DisclosureType(b.Disclo))
 }
 
 // journalSending records, and commits, that a create is about to be sent.
@@ -198,50 +194,43 @@ func (w *Worker[TTx]) journalSending(ctx context.Context, b *batchRow, items []b
 	return createID, err
 }
 
-// recordCreate stores a create's answer. It returns the IDs still to file,
-// and a wait: > 0 to try again later (snooze), < 0 when the batch failed
-// for good.
+// recordCreate stores a create's answer, as the library's rule
+// (mpgdpr.SplitCreate) reads it. It returns the IDs still to file, and a
+// wait: > 0 to try again later (snooze), < 0 when the batch failed for good.
 func (w *Worker[TTx]) recordCreate(ctx context.Context, b *batchRow, items []batchItem, createID int64, ids []string, taskID string, callErr error) (next []string, wait time.Duration, err error) {
 	set := toSet(ids)
+	out := mpgdpr.SplitCreate(ids, taskID, callErr)
 	err = inTx(ctx, w.db, func(tx dbTx) error {
 		now := time.Now()
-		var mpErr *mpgdpr.Error
 		switch {
-		case callErr == nil:
-			if _, err := tx.exec(ctx, `UPDATE mpgdpr_create SET state = ?, task_id = ?, answered_at = ? WHERE id = ?`, createFiled, taskID, workerdb.FormatTime(now), createID); err != nil {
+		case len(out.Filed) > 0:
+			if _, err := tx.exec(ctx, `UPDATE mpgdpr_create SET state = ?, task_id = ?, answered_at = ? WHERE id = ?`, createFiled, out.TaskID, workerdb.FormatTime(now), createID); err != nil {
 				return err
 			}
-			if err := insertTask(ctx, tx, b.Project, taskID, b.Kind, "filed", now); err != nil {
+			if err := insertTask(ctx, tx, b.Project, out.TaskID, b.Kind, "filed", now); err != nil {
 				return err
 			}
 			for _, it := range items {
 				if it.State == StateBatched && intersects(it.IDs, set) {
-					if err := linkItem(ctx, tx, it, taskID, "filed", now); err != nil {
+					if err := linkItem(ctx, tx, it, out.TaskID, "filed", now); err != nil {
 						return err
 					}
-					if err := addEvent(ctx, tx, event{At: now, Reference: it.Reference, Project: it.Project, ItemID: it.ID, BatchID: b.ID, TaskID: taskID, Event: workerdb.EventFiled}); err != nil {
+					if err := addEvent(ctx, tx, event{At: now, Reference: it.Reference, Project: it.Project, ItemID: it.ID, BatchID: b.ID, TaskID: out.TaskID, Event: workerdb.EventFiled}); err != nil {
 						return err
 					}
 				}
 			}
 			return nil
 
-		case errors.As(callErr, &mpErr) && mpErr.StatusCode == 409:
-			conflicting := slices.DeleteFunc(slices.Clone(mpErr.ConflictingDistinctIDs), func(id string) bool { return !set[id] })
-			if len(conflicting) == 0 || len(mpErr.ConflictingTaskIDs) == 0 {
-				// A 409 that names none of our IDs or no task: nothing to
-				// follow. Refused; try again later.
-				wait = time.Minute
-				return refuseCreate(ctx, tx, b, items, createID, set, "409 naming none of the request's IDs or no task", now)
-			}
-			cids, _ := json.Marshal(conflicting)
-			ctasks, _ := json.Marshal(mpErr.ConflictingTaskIDs)
+		case len(out.Conflicting) > 0:
+			cids, _ := json.Marshal(out.Conflicting)
+			ctasks, _ := json.Marshal(out.ConflictTasks)
 			if _, err := tx.exec(ctx, `UPDATE mpgdpr_create SET state = ?, conflict_ids = ?, conflict_tasks = ?, answered_at = ? WHERE id = ?`,
 				createConflict, string(cids), string(ctasks), workerdb.FormatTime(now), createID); err != nil {
 				return err
 			}
-			cset := toSet(conflicting)
-			for _, t := range mpErr.ConflictingTaskIDs {
+			cset := toSet(out.Conflicting)
+			for _, t := range out.ConflictTasks {
 				if err := insertTask(ctx, tx, b.Project, t, b.Kind, "conflict", now); err != nil {
 					return err
 				}
@@ -250,7 +239,7 @@ func (w *Worker[TTx]) recordCreate(ctx context.Context, b *batchRow, items []bat
 				if it.State != StateBatched || !intersects(it.IDs, cset) {
 					continue
 				}
-				for _, t := range mpErr.ConflictingTaskIDs {
+				for _, t := range out.ConflictTasks {
 					if err := linkItem(ctx, tx, it, t, "conflict", now); err != nil {
 						return err
 					}
@@ -260,41 +249,45 @@ func (w *Worker[TTx]) recordCreate(ctx context.Context, b *batchRow, items []bat
 					}
 				}
 			}
-			for _, id := range ids {
-				if !cset[id] {
-					next = append(next, id)
-				}
-			}
+			next = out.Unfiled
 			return nil
 
-		case errors.Is(callErr, mpgdpr.ErrOutcomeUnknown):
+		case len(out.Unknown) > 0:
 			if _, err := tx.exec(ctx, `UPDATE mpgdpr_create SET state = ?, detail = ?, answered_at = ? WHERE id = ?`, createUnknown, errText(callErr), workerdb.FormatTime(now), createID); err != nil {
 				return err
 			}
-			if Kind(b.Kind) == Deletion {
-				next = ids // resubmitting a deletion is safe: a filed one draws a 409 naming its task
+			if Kind(b.Kind).Resubmittable() {
+				next = out.Unknown // a filed deletion draws a 409 naming its task
 				return eventsFor(ctx, tx, b, items, set, workerdb.EventUnknown, "outcome unknown; the deletion is filed again (a 409 will name the task if the first was accepted)", now)
 			}
 			return w.markUnknown(ctx, tx, b, items, set, now)
-
-		default:
-			permanent := errors.Is(callErr, mpgdpr.ErrInvalidInput) || errors.Is(callErr, mpgdpr.ErrBadRequest) || errors.Is(callErr, mpgdpr.ErrNotFound)
-			if err := refuseCreate(ctx, tx, b, items, createID, set, errText(callErr), now); err != nil {
-				return err
-			}
-			switch {
-			case permanent:
-				wait = -1
-				return failBatch(ctx, tx, b, items, set, "Mixpanel refused the create: "+errText(callErr), now)
-			case errors.Is(callErr, mpgdpr.ErrUnauthorized) || errors.Is(callErr, mpgdpr.ErrForbidden):
-				wait = 5 * time.Minute // credentials: an operator must act; keep the items
-			case mpErr != nil && mpErr.RetryAfter > 0:
-				wait = mpErr.RetryAfter
-			default:
-				wait = 10 * time.Second
-			}
-			return nil
 		}
+
+		// Refused: nothing was filed.
+		var mpErr *mpgdpr.Error
+		errors.As(out.Err, &mpErr)
+		if mpErr != nil && mpErr.StatusCode == http.StatusConflict {
+			// A 409 that names none of our IDs or no task: nothing to
+			// follow. Try again later.
+			wait = time.Minute
+			return refuseCreate(ctx, tx, b, items, createID, set, "409 naming none of the request's IDs or no task", now)
+		}
+		permanent := errors.Is(out.Err, mpgdpr.ErrInvalidInput) || errors.Is(out.Err, mpgdpr.ErrBadRequest) || errors.Is(out.Err, mpgdpr.ErrNotFound)
+		if err := refuseCreate(ctx, tx, b, items, createID, set, errText(out.Err), now); err != nil {
+			return err
+		}
+		switch {
+		case permanent:
+			wait = -1
+			return failBatch(ctx, tx, b, items, set, "Mixpanel refused the create: "+errText(out.Err), now)
+		case errors.Is(out.Err, mpgdpr.ErrUnauthorized) || errors.Is(out.Err, mpgdpr.ErrForbidden):
+			wait = 5 * time.Minute // credentials: an operator must act; keep the items
+		case mpErr != nil && mpErr.RetryAfter > 0:
+			wait = mpErr.RetryAfter
+		default:
+			wait = 10 * time.Second
+		}
+		return nil
 	})
 	return next, wait, err
 }
@@ -365,7 +358,7 @@ func (w *Worker[TTx]) settleLostCreate(ctx context.Context, b *batchRow, items [
 			return err
 		}
 		set := toSet(c.IDs)
-		if Kind(b.Kind) == Deletion {
+		if Kind(b.Kind).Resubmittable() {
 			return eventsFor(ctx, tx, b, items, set, workerdb.EventUnknown, detail+"; the deletion is filed again (a 409 will name the task if the first was accepted)", now)
 		}
 		return w.markUnknown(ctx, tx, b, items, set, now)

@@ -56,11 +56,7 @@ func (pw *pollWorker[TTx]) Work(ctx context.Context, job *river.Job[pollArgs]) e
 	var task *mpgdpr.Task
 	var checkErr error
 	ran, _ := w.withGrant(ctx, t.Project, budget.Poll, nil, func(cctx context.Context) {
-		if Kind(t.Kind) == Retrieval {
-			task, checkErr = client.CheckRetrieval(cctx, t.TaskID)
-		} else {
-			task, checkErr = client.CheckDeletion(cctx, t.TaskID)
-		}
+		task, checkErr = client.Check(cctx, Kind(t.Kind), t.TaskID)
 	})
 	if !ran {
 		return river.JobSnooze(time.Second) // no turn (stopping, or timed out waiting)

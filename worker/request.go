@@ -17,13 +17,15 @@ import (
 	"github.com/privacykit/mpgdpr/worker/workerdb"
 )
 
-// Kind says whether a request erases or exports.
-type Kind string
+// Kind says whether a request erases or exports: the library's Kind, so
+// that its rules (Kind.Resubmittable, Client.Create, Client.Check) are the
+// worker's too.
+type Kind = mpgdpr.Kind
 
 // The two kinds of request.
 const (
-	Deletion  Kind = "deletion"
-	Retrieval Kind = "retrieval"
+	Deletion  = mpgdpr.Deletion
+	Retrieval = mpgdpr.Retrieval
 )
 
 // Request is one data-subject request: erase or export what Mixpanel holds
@@ -110,7 +112,7 @@ func (c *Config) checkRequest(a RequestArgs) (*normalized, error) {
 		return nil, &RequestError{"reference", "longer than 256 bytes, not UTF-8, or has control characters"}
 	}
 	kind := Kind(a.RequestKind)
-	if kind != Deletion && kind != Retrieval {
+	if !kind.Valid() {
 		return nil, &RequestError{"kind", fmt.Sprintf("%q is not deletion or retrieval", a.RequestKind)}
 	}
 	ct, err := mpgdpr.ParseComplianceType(a.ComplianceType)
@@ -161,12 +163,7 @@ func (c *Config) checkRequest(a RequestArgs) (*normalized, error) {
 	}
 	for _, name := range projects {
 		p, _ := c.Project(name)
-		r, d := p.limits()
-		limit := d
-		if kind == Retrieval {
-			limit = r
-		}
-		if len(ids) > limit {
+		if limit := p.limit(kind); len(ids) > limit {
 			return nil, &RequestError{"distinct ids", fmt.Sprintf("%d IDs, more than one create may carry in project %q (%d): split the request", len(ids), name, limit)}
 		}
 		if kind == Retrieval && p.APISecretEnv == "" && p.APISecretFile == "" {

@@ -35,11 +35,7 @@ func (sw *scanWorker[TTx]) Work(ctx context.Context, job *river.Job[scanArgs]) e
 	if !ok {
 		return river.JobCancel(fmt.Errorf("project %q is no longer configured", g.Project))
 	}
-	retr, del := p.limits()
-	limit := del
-	if Kind(g.RequestKind) == Retrieval {
-		limit = retr
-	}
+	limit := p.limit(Kind(g.RequestKind))
 	window := time.Duration(p.BatchWindow)
 	for {
 		items, err := queuedItems(ctx, w.db, g)
