@@ -44,7 +44,7 @@ func BenchmarkWorkerFlow(b *testing.B) {
 		}
 		url := pgtest.URL(b)
 		dir := b.TempDir()
-		path := testConfig(b, dir, fakes, "")
+		path := testConfig(b, dir, fakes)
 		text, _ := os.ReadFile(path)
 		text = []byte(strings.ReplaceAll(strings.ReplaceAll(string(text), "rate = 500", fmt.Sprintf("rate = %d", rate)),
 			`poll_min = "10ms"`, `poll_min = "1s"`))

@@ -13,7 +13,7 @@ import (
 func BenchmarkEnqueue(b *testing.B) {
 	for name, newEnv := range map[string]envMaker{"sqlite": newTestEnv, "postgres": newPGEnv} {
 		b.Run(name, func(b *testing.B) {
-			e := newEnv(b, twoFakes(b), "")
+			e := newEnv(b, twoFakes(b))
 			ctx := context.Background()
 			b.ResetTimer()
 			for i := range b.N {

@@ -2,11 +2,9 @@ package worker
 
 import (
 	"context"
-	"database/sql"
 	"slices"
 	"testing"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/privacykit/mpgdpr/mpgdprtest"
 )
 
@@ -19,30 +17,21 @@ const (
 	foreignInsertPG     = `INSERT INTO river_job (kind, queue, args, max_attempts) VALUES ('mpgdpr_request', 'mpgdpr_intake', $1::jsonb, 10000)`
 )
 
-func TestRequestInsertedByAnotherSystemSQLite(t *testing.T) {
-	t.Parallel()
-	testForeignInsert(t, newTestEnv, func(e *testEnv, args string) error {
-		_, err := e.db.Exec(foreignInsertSQLite, args)
-		return err
-	})
+func TestRequestInsertedByAnotherSystem(t *testing.T) {
+	forEachDriver(t, testForeignInsert)
 }
 
-func TestRequestInsertedByAnotherSystemPostgres(t *testing.T) {
-	t.Parallel()
-	testForeignInsert(t, newPGEnv, func(e *testEnv, args string) error {
-		pool, err := pgxpool.New(context.Background(), e.url)
-		if err != nil {
-			return err
-		}
-		defer pool.Close()
-		_, err = pool.Exec(context.Background(), foreignInsertPG, args)
-		return err
-	})
-}
-
-func testForeignInsert(t *testing.T, newEnv envMaker, insert func(*testEnv, string) error) {
+func testForeignInsert(t *testing.T, newEnv envMaker) {
 	fakes := twoFakes(t)
-	e := newEnv(t, fakes, "")
+	e := newEnv(t, fakes)
+	insert := func(e *testEnv, args string) error {
+		q := foreignInsertSQLite
+		if e.pool != nil {
+			q = foreignInsertPG
+		}
+		_, err := e.q.exec(context.Background(), q, args)
+		return err
+	}
 	for _, a := range []string{foreignArgs, foreignInvalid} {
 		if err := insert(e, a); err != nil {
 			t.Fatal(err)
@@ -77,41 +66,20 @@ func testForeignInsert(t *testing.T, newEnv envMaker, insert func(*testEnv, stri
 
 func rejections(t *testing.T, e *testEnv) []string {
 	t.Helper()
-	var out []string
-	var err error
-	scan := func(rows interface {
-		Next() bool
-		Scan(...any) error
-	}) {
-		for rows.Next() {
-			var ref string
-			if err = rows.Scan(&ref); err != nil {
-				return
-			}
-			out = append(out, ref)
-		}
-	}
-	const q = `SELECT reference FROM mpgdpr_event WHERE event = 'rejected' ORDER BY reference`
-	if e.db != nil {
-		var rows *sql.Rows
-		if rows, err = e.db.Query(q); err == nil {
-			scan(rows)
-			rows.Close()
-		}
-	} else {
-		pool, perr := pgxpool.New(context.Background(), e.url)
-		if perr != nil {
-			t.Fatal(perr)
-		}
-		defer pool.Close()
-		rows, qerr := pool.Query(context.Background(), q)
-		if qerr == nil {
-			scan(rows)
-			rows.Close()
-		}
-		err = qerr
-	}
+	rows, err := e.q.query(context.Background(), `SELECT reference FROM mpgdpr_event WHERE event = 'rejected' ORDER BY reference`)
 	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var ref string
+		if err := rows.Scan(&ref); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, ref)
+	}
+	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
 	return out

@@ -3,10 +3,6 @@ package worker
 import (
 	"context"
 	"database/sql"
-	"fmt"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,127 +12,144 @@ import (
 	"github.com/privacykit/mpgdpr"
 	"github.com/privacykit/mpgdpr/mpgdprtest"
 	"github.com/privacykit/mpgdpr/worker/internal/pgtest"
+	"github.com/privacykit/mpgdpr/worker/workertest"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 )
 
-// testEnv is a worker on a fresh SQLite file with one fake per project.
+// testEnv is a worker on a fresh database (SQLite or Postgres) with one
+// fake per project.
 type testEnv struct {
-	t     testing.TB
-	dir   string
-	cfg   *Config
-	fakes map[string]*mpgdprtest.Server
-	db    *sql.DB          // SQLite only
-	w     *Worker[*sql.Tx] // SQLite only
-	pw    *Worker[pgx.Tx]  // Postgres only
-	pool  *pgxpool.Pool    // Postgres only
-	svc   Service
-	url   string // the database, as testworker takes it
+	t      testing.TB
+	driver workertest.Driver
+	dir    string
+	cfg    *Config
+	fakes  map[string]*mpgdprtest.Server
+	db     *sql.DB          // SQLite only
+	w      *Worker[*sql.Tx] // SQLite only
+	pw     *Worker[pgx.Tx]  // Postgres only
+	pool   *pgxpool.Pool    // Postgres only
+	svc    Service
+	q      database // the worker's database, either driver ('?' placeholders)
+	url    string   // the database, as testworker takes it
 }
 
-// testConfig writes a configuration for the fakes (name -> fake) with fast
-// windows and polls, secrets in files beside it (not environment variables,
-// which would keep the tests from running in parallel; config_test covers
-// secrets from the environment).
-func testConfig(t testing.TB, dir string, fakes map[string]*mpgdprtest.Server, extra string) string {
+// envMaker makes a testEnv on one driver.
+type envMaker func(t testing.TB, fakes map[string]*mpgdprtest.Server) *testEnv
+
+// testConfig writes a configuration for the fakes (workertest.Config).
+func testConfig(t testing.TB, dir string, fakes map[string]*mpgdprtest.Server) string {
 	t.Helper()
-	var b strings.Builder
-	fmt.Fprintf(&b, "export_dir = %q\nbatch_window = \"300ms\"\npoll_min = \"10ms\"\npoll_max = \"40ms\"\njob_timeout = \"20s\"\nrequest_lease = \"5s\"\n%s\n", filepath.Join(dir, "exports"), extra)
-	for _, name := range sortedKeys(fakes) {
-		f := fakes[name]
-		files := map[string]string{"oauth": f.OAuthToken(), "project": f.ProjectToken(), "secret": f.APISecret()}
-		for k, v := range files {
-			if err := os.WriteFile(filepath.Join(dir, name+"."+k), []byte(v+"\n"), 0o600); err != nil {
-				t.Fatal(err)
-			}
-		}
-		fmt.Fprintf(&b, "[[project]]\nname = %q\nbase_url = %q\nrate = 500\noauth_token_file = %q\nproject_token_file = %q\napi_secret_file = %q\n",
-			name, f.URL(), filepath.Join(dir, name+".oauth"), filepath.Join(dir, name+".project"), filepath.Join(dir, name+".secret"))
-	}
-	path := filepath.Join(dir, "worker.toml")
-	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return workertest.Config(t, dir, fakes)
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	var keys []string
-	for k := range m {
-		keys = append(keys, k)
-	}
-	for i := range keys {
-		for j := i + 1; j < len(keys); j++ {
-			if keys[j] < keys[i] {
-				keys[i], keys[j] = keys[j], keys[i]
-			}
-		}
-	}
-	return keys
+// testRiverConfig is workertest.RiverConfig.
+var testRiverConfig = workertest.RiverConfig
+
+// testOptions are the worker options of every testEnv: River fetching
+// fast, and one attempt per call (the worker's own retries are tested).
+func testOptions(more ...Option) []Option {
+	return append([]Option{WithRiverConfig(testRiverConfig), WithClientOptions(mpgdpr.WithRetryPolicy(mpgdpr.NoRetries()))}, more...)
 }
 
-func testRiverConfig(c *river.Config) {
-	c.FetchPollInterval = 20 * time.Millisecond
-	c.FetchCooldown = 5 * time.Millisecond
-	c.TestOnly = true
-	c.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
-func newTestEnv(t testing.TB, fakes map[string]*mpgdprtest.Server, extra string) *testEnv {
+// newDriverEnv makes a worker on a fresh database of driver d.
+func newDriverEnv(t testing.TB, d workertest.Driver, fakes map[string]*mpgdprtest.Server, opts ...Option) *testEnv {
 	t.Helper()
 	dir := t.TempDir()
-	cfg, err := LoadConfig(testConfig(t, dir, fakes, extra))
+	cfg, err := LoadConfig(testConfig(t, dir, fakes))
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := OpenSQLiteFile(filepath.Join(dir, "worker.db"))
-	if err != nil {
-		t.Fatal(err)
+	e := &testEnv{t: t, driver: d, dir: dir, cfg: cfg, fakes: fakes, url: workertest.DatabaseURL(t, d, dir)}
+	ctx := context.Background()
+	if d == workertest.SQLite {
+		if e.db, err = OpenSQLiteFile(strings.TrimPrefix(e.url, "sqlite:")); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = e.db.Close() })
+	} else {
+		if e.pool, err = pgxpool.New(ctx, e.url); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(e.pool.Close)
 	}
-	t.Cleanup(func() { _ = db.Close() })
-	w, err := NewSQLite(context.Background(), db, cfg, WithRiverConfig(testRiverConfig),
-		WithClientOptions(mpgdpr.WithRetryPolicy(mpgdpr.NoRetries())))
-	if err != nil {
-		t.Fatal(err)
+	e.newWorker(opts...)
+	return e
+}
+
+// newWorker makes (another) worker on the env's database, as a restart
+// does, and makes it the env's worker.
+func (e *testEnv) newWorker(opts ...Option) {
+	e.t.Helper()
+	ctx := context.Background()
+	if e.driver == workertest.SQLite {
+		w, err := NewSQLite(ctx, e.db, e.cfg, testOptions(opts...)...)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		e.w, e.svc, e.q = w, w, w.db
+		return
 	}
-	return &testEnv{t: t, dir: dir, cfg: cfg, fakes: fakes, db: db, w: w, svc: w, url: "sqlite:" + filepath.Join(dir, "worker.db")}
+	w, err := NewPostgres(ctx, e.pool, e.cfg, testOptions(opts...)...)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.pw, e.svc, e.q = w, w, w.db
+}
+
+func newTestEnv(t testing.TB, fakes map[string]*mpgdprtest.Server) *testEnv {
+	t.Helper()
+	return newDriverEnv(t, workertest.SQLite, fakes)
 }
 
 // newPGEnv is newTestEnv on a fresh Postgres database (pgtest).
-func newPGEnv(t testing.TB, fakes map[string]*mpgdprtest.Server, extra string) *testEnv {
+func newPGEnv(t testing.TB, fakes map[string]*mpgdprtest.Server) *testEnv {
 	t.Helper()
-	url := pgtest.URL(t)
-	dir := t.TempDir()
-	cfg, err := LoadConfig(testConfig(t, dir, fakes, extra))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool, err := pgxpool.New(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	w, err := NewPostgres(context.Background(), pool, cfg, WithRiverConfig(testRiverConfig),
-		WithClientOptions(mpgdpr.WithRetryPolicy(mpgdpr.NoRetries())))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testEnv{t: t, dir: dir, cfg: cfg, fakes: fakes, svc: w, pw: w, pool: pool, url: url}
+	return newDriverEnv(t, workertest.Postgres, fakes)
 }
 
 // forEachDriver runs f as one parallel subtest per database the worker
-// supports, SQLite and Postgres (skipped where no PostgreSQL can be had,
-// failed in CI), as River's driver test suite runs on every driver.
+// supports, SQLite and Postgres (workertest.ForEachDriver: skipped where no
+// PostgreSQL can be had, failed in CI).
 func forEachDriver(t *testing.T, f func(t *testing.T, newEnv envMaker)) {
 	t.Helper()
-	for _, d := range []struct {
-		name   string
-		newEnv envMaker
-	}{{"sqlite", newTestEnv}, {"postgres", newPGEnv}} {
-		t.Run(d.name, func(t *testing.T) {
-			t.Parallel()
-			f(t, d.newEnv)
-		})
+	workertest.ForEachDriver(t, func(t *testing.T, d workertest.Driver) {
+		f(t, func(t testing.TB, fakes map[string]*mpgdprtest.Server) *testEnv { return newDriverEnv(t, d, fakes) })
+	})
+}
+
+// count runs a COUNT(*) query on the env's database.
+func (e *testEnv) count(query string, args ...any) int {
+	e.t.Helper()
+	var n int
+	if err := e.q.queryRow(context.Background(), query, args...).Scan(&n); err != nil {
+		e.t.Fatal(err)
 	}
+	return n
+}
+
+// river returns the worker's River client's Insert and JobGet, whichever
+// the driver.
+func (e *testEnv) insertJob(ctx context.Context, args river.JobArgs) (*rivertype.JobInsertResult, error) {
+	if e.w != nil {
+		return e.w.River().Insert(ctx, args, nil)
+	}
+	return e.pw.River().Insert(ctx, args, nil)
+}
+
+func (e *testEnv) jobGet(ctx context.Context, id int64) (*rivertype.JobRow, error) {
+	if e.w != nil {
+		return e.w.River().JobGet(ctx, id)
+	}
+	return e.pw.River().JobGet(ctx, id)
+}
+
+// migrate runs the migrations again on the env's database.
+func (e *testEnv) migrate(ctx context.Context) ([]string, error) {
+	if e.db != nil {
+		return MigrateSQLite(ctx, e.db)
+	}
+	return MigratePostgres(ctx, e.pool)
 }
 
 func (e *testEnv) start() {

@@ -84,10 +84,10 @@ func TestSIGKILLLoopSQLite(t *testing.T) {
 		f.InjectFault(mpgdprtest.Fault{Op: mpgdprtest.OpCreateDeletion, Latency: 120 * time.Millisecond, Times: 1000})
 		f.InjectFault(mpgdprtest.Fault{Op: mpgdprtest.OpCreateRetrieval, Latency: 120 * time.Millisecond, Times: 1000})
 	}
-	e := newTestEnv(t, fakes, "")
+	e := newTestEnv(t, fakes)
 	// Short job timeout: a job whose process died is rescued quickly; the
 	// batch window is short so that kills land in every phase.
-	config := testConfig(t, e.dir, fakes, "")
+	config := testConfig(t, e.dir, fakes)
 	slowPolls(t, config)
 	database := "sqlite:" + filepath.Join(e.dir, "worker.db")
 	logf, err := os.Create(filepath.Join(e.dir, "worker.log"))
@@ -192,7 +192,7 @@ func TestSIGKILLLoopPostgres(t *testing.T) {
 	for _, f := range fakes {
 		f.InjectFault(mpgdprtest.Fault{Op: mpgdprtest.OpCreateDeletion, Latency: 80 * time.Millisecond, Times: 1000})
 	}
-	e := newPGEnv(t, fakes, "")
+	e := newPGEnv(t, fakes)
 	config := filepath.Join(e.dir, "worker.toml")
 	text, err := os.ReadFile(config)
 	if err != nil {

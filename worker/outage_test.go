@@ -95,7 +95,7 @@ func (p *cutProxy) restore(t *testing.T) {
 func TestPostgresOutageWorkerWaitsAndResumes(t *testing.T) {
 	t.Parallel()
 	fakes := twoFakes(t)
-	direct := newPGEnv(t, fakes, "") // makes the database and its tables
+	direct := newPGEnv(t, fakes) // makes the database and its tables
 	u, err := url.Parse(direct.url)
 	if err != nil {
 		t.Fatal(err)

@@ -34,18 +34,13 @@ func itemEvents(t *testing.T, e *testEnv, ref, project string) (*ItemStatus, []s
 // A deletion whose answer is lost is filed again; the 409 names the task
 // that the first create made, and the item follows that task to its end.
 func TestUnknownDeletionResubmittedAndLinkedByConflict(t *testing.T) {
-	t.Parallel()
-	testUnknownDeletion(t, newTestEnv)
-}
-func TestPostgresUnknownDeletionResubmittedAndLinkedByConflict(t *testing.T) {
-	t.Parallel()
-	testUnknownDeletion(t, newPGEnv)
+	forEachDriver(t, testUnknownDeletion)
 }
 
 func testUnknownDeletion(t *testing.T, newEnv envMaker) {
 	fakes := twoFakes(t)
 	fakes["us"].InjectFault(mpgdprtest.Fault{Op: mpgdprtest.OpCreateDeletion, Reset: mpgdprtest.ResetAfterHandling})
-	e := newEnv(t, fakes, "")
+	e := newEnv(t, fakes)
 	ctx := context.Background()
 	if _, err := e.svc.Enqueue(ctx, Request{Reference: "U-1", Kind: Deletion, ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{"bob"}, Projects: []string{"us"}}); err != nil {
 		t.Fatal(err)
@@ -75,183 +70,187 @@ func testUnknownDeletion(t *testing.T, newEnv envMaker) {
 
 // A retrieval whose answer is lost is reported unknown and never filed again.
 func TestUnknownRetrievalReportedNotRefiled(t *testing.T) {
-	t.Parallel()
-	fakes := twoFakes(t)
-	// Two lost answers: on a loaded machine the two requests may land in
-	// one batch or in two, and either way each create's answer is lost.
-	fakes["eu"].InjectFault(mpgdprtest.Fault{Op: mpgdprtest.OpCreateRetrieval, Reset: mpgdprtest.ResetAfterHandling, Times: 2})
-	e := newTestEnv(t, fakes, "")
-	ctx := context.Background()
-	for _, ref := range []string{"R-a", "R-b"} {
-		if _, err := e.w.Enqueue(ctx, Request{Reference: ref, Kind: Retrieval, ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{"p-" + ref}, Projects: []string{"eu"}}); err != nil {
+	forEachDriver(t, func(t *testing.T, newEnv envMaker) {
+		fakes := twoFakes(t)
+		// Two lost answers: on a loaded machine the two requests may land in
+		// one batch or in two, and either way each create's answer is lost.
+		fakes["eu"].InjectFault(mpgdprtest.Fault{Op: mpgdprtest.OpCreateRetrieval, Reset: mpgdprtest.ResetAfterHandling, Times: 2})
+		e := newEnv(t, fakes)
+		ctx := context.Background()
+		for _, ref := range []string{"R-a", "R-b"} {
+			if _, err := e.svc.Enqueue(ctx, Request{Reference: ref, Kind: Retrieval, ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{"p-" + ref}, Projects: []string{"eu"}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e.start()
+		waitFor(t, "items unknown", func() bool { total, ok := e.itemsIn(StateUnknown); return total == 2 && ok })
+		// Run the sweeper to its end: it must not file the batch again.
+		res, err := e.insertJob(ctx, sweepArgs{})
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	e.start()
-	waitFor(t, "items unknown", func() bool { total, ok := e.itemsIn(StateUnknown); return total == 2 && ok })
-	// Run the sweeper to its end: it must not file the batch again.
-	res, err := e.w.River().Insert(ctx, sweepArgs{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the sweep", func() bool {
-		j, err := e.w.River().JobGet(ctx, res.Job.ID)
-		return err != nil || j.State == rivertype.JobStateCompleted
+		waitFor(t, "the sweep", func() bool {
+			j, err := e.jobGet(ctx, res.Job.ID)
+			return err != nil || j.State == rivertype.JobStateCompleted
+		})
+		waitFor(t, "file jobs ended", func() bool {
+			return e.count(`SELECT COUNT(*) FROM river_job WHERE kind = 'mpgdpr_file' AND state NOT IN ('completed', 'cancelled', 'discarded')`) == 0
+		})
+		// Every create the worker sent made a task (the fake acted, then hung
+		// up), and no person was filed twice: nothing was sent again.
+		filed := filedTimes(fakes["eu"], mpgdprtest.Retrieval)
+		if filed["p-R-a"] != 1 || filed["p-R-b"] != 1 {
+			t.Errorf("filed %v, want each person once", filed)
+		}
+		if c, n := creates(fakes["eu"], mpgdprtest.OpCreateRetrieval), len(fakes["eu"].Tasks()); c != n || c > 2 {
+			t.Errorf("%d retrieval creates for %d tasks, want one create per task and at most 2", c, n)
+		}
+		it, evs := itemEvents(t, e, "R-a", "eu")
+		if it.State != StateUnknown || !slices.Contains(evs, workerdb.EventUnknown) || it.Detail == "" {
+			t.Errorf("item %+v events %v", it, evs)
+		}
 	})
-	waitFor(t, "file jobs ended", func() bool {
-		var n int
-		_ = e.db.QueryRow(`SELECT COUNT(*) FROM river_job WHERE kind = 'mpgdpr_file' AND state NOT IN ('completed', 'cancelled', 'discarded')`).Scan(&n)
-		return n == 0
-	})
-	// Every create the worker sent made a task (the fake acted, then hung
-	// up), and no person was filed twice: nothing was sent again.
-	filed := filedTimes(fakes["eu"], mpgdprtest.Retrieval)
-	if filed["p-R-a"] != 1 || filed["p-R-b"] != 1 {
-		t.Errorf("filed %v, want each person once", filed)
-	}
-	if c, n := creates(fakes["eu"], mpgdprtest.OpCreateRetrieval), len(fakes["eu"].Tasks()); c != n || c > 2 {
-		t.Errorf("%d retrieval creates for %d tasks, want one create per task and at most 2", c, n)
-	}
-	it, evs := itemEvents(t, e, "R-a", "eu")
-	if it.State != StateUnknown || !slices.Contains(evs, workerdb.EventUnknown) || it.Detail == "" {
-		t.Errorf("item %+v events %v", it, evs)
-	}
 }
 
 func TestFailurePolicyResubmitsOnceThenReports(t *testing.T) {
-	t.Parallel()
-	fakes := twoFakes(t, mpgdprtest.WithSchedule(mpgdprtest.Manual()))
-	e := newTestEnv(t, fakes, "")
-	ctx := context.Background()
-	if _, err := e.w.Enqueue(ctx, Request{Reference: "F-1", Kind: Deletion, ComplianceType: mpgdpr.CCPA, DistinctIDs: []string{"carol"}, Projects: []string{"us"}}); err != nil {
-		t.Fatal(err)
-	}
-	e.start()
-	us := fakes["us"]
-	fail := func(n int) {
-		waitFor(t, "a task", func() bool { return len(us.Tasks()) == n })
-		if err := us.SetStatus(us.Tasks()[n-1].ID, mpgdprtest.StatusFailure); err != nil {
+	forEachDriver(t, func(t *testing.T, newEnv envMaker) {
+		fakes := twoFakes(t, mpgdprtest.WithSchedule(mpgdprtest.Manual()))
+		e := newEnv(t, fakes)
+		ctx := context.Background()
+		if _, err := e.svc.Enqueue(ctx, Request{Reference: "F-1", Kind: Deletion, ComplianceType: mpgdpr.CCPA, DistinctIDs: []string{"carol"}, Projects: []string{"us"}}); err != nil {
 			t.Fatal(err)
 		}
-	}
-	fail(1) // resubmitted (resubmits = 1)
-	fail(2) // reported
-	waitFor(t, "item failed", func() bool { total, ok := e.itemsIn(StateFailed); return total == 1 && ok })
-	it, evs := itemEvents(t, e, "F-1", "us")
-	if !slices.Contains(evs, workerdb.EventResubmitted) || len(it.Tasks) != 2 {
-		t.Errorf("item %+v events %v", it, evs)
-	}
-	if n := len(us.Tasks()); n != 2 {
-		t.Errorf("%d tasks, want 2", n)
-	}
+		e.start()
+		us := fakes["us"]
+		fail := func(n int) {
+			waitFor(t, "a task", func() bool { return len(us.Tasks()) == n })
+			if err := us.SetStatus(us.Tasks()[n-1].ID, mpgdprtest.StatusFailure); err != nil {
+				t.Fatal(err)
+			}
+		}
+		fail(1) // resubmitted (resubmits = 1)
+		fail(2) // reported
+		waitFor(t, "item failed", func() bool { total, ok := e.itemsIn(StateFailed); return total == 1 && ok })
+		it, evs := itemEvents(t, e, "F-1", "us")
+		if !slices.Contains(evs, workerdb.EventResubmitted) || len(it.Tasks) != 2 {
+			t.Errorf("item %+v events %v", it, evs)
+		}
+		if n := len(us.Tasks()); n != 2 {
+			t.Errorf("%d tasks, want 2", n)
+		}
+	})
 }
 
 func TestNotFoundPolicyReport(t *testing.T) {
-	t.Parallel()
-	fakes := twoFakes(t, mpgdprtest.WithSchedule(mpgdprtest.Manual()))
-	e := newTestEnv(t, fakes, "")
-	// Per-project policy: appended to the last project's table (us).
-	e.w.cfg.Projects[1].OnNotFound = PolicyReport
-	if e.w.cfg.Projects[1].Name != "us" {
-		t.Fatal("project order changed")
-	}
-	ctx := context.Background()
-	if _, err := e.w.Enqueue(ctx, Request{Reference: "N-1", Kind: Deletion, ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{"dan"}, Projects: []string{"us"}}); err != nil {
-		t.Fatal(err)
-	}
-	e.start()
-	us := fakes["us"]
-	waitFor(t, "a task", func() bool { return len(us.Tasks()) == 1 })
-	if err := us.SetStatus(us.Tasks()[0].ID, mpgdprtest.StatusNotFound); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "item failed", func() bool { total, ok := e.itemsIn(StateFailed); return total == 1 && ok })
-	if n := len(us.Tasks()); n != 1 {
-		t.Errorf("%d tasks, want 1 (report, no resubmission)", n)
-	}
+	forEachDriver(t, func(t *testing.T, newEnv envMaker) {
+		fakes := twoFakes(t, mpgdprtest.WithSchedule(mpgdprtest.Manual()))
+		e := newEnv(t, fakes)
+		// Per-project policy: appended to the last project's table (us).
+		e.cfg.Projects[1].OnNotFound = PolicyReport
+		if e.cfg.Projects[1].Name != "us" {
+			t.Fatal("project order changed")
+		}
+		ctx := context.Background()
+		if _, err := e.svc.Enqueue(ctx, Request{Reference: "N-1", Kind: Deletion, ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{"dan"}, Projects: []string{"us"}}); err != nil {
+			t.Fatal(err)
+		}
+		e.start()
+		us := fakes["us"]
+		waitFor(t, "a task", func() bool { return len(us.Tasks()) == 1 })
+		if err := us.SetStatus(us.Tasks()[0].ID, mpgdprtest.StatusNotFound); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "item failed", func() bool { total, ok := e.itemsIn(StateFailed); return total == 1 && ok })
+		if n := len(us.Tasks()); n != 1 {
+			t.Errorf("%d tasks, want 1 (report, no resubmission)", n)
+		}
+	})
 }
 
 func TestMigrationsIdempotentAndEventsAppendOnly(t *testing.T) {
-	t.Parallel()
-	e := newTestEnv(t, twoFakes(t), "")
-	ctx := context.Background()
-	applied, err := MigrateSQLite(ctx, e.db)
-	if err != nil || len(applied) != 0 {
-		t.Fatalf("second migration applied %v, %v", applied, err)
-	}
-	if _, err := e.w.Enqueue(ctx, Request{Reference: "M-1", Kind: Deletion, ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{"x"}, AllProjects: true}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.db.Exec(`UPDATE mpgdpr_event SET detail = 'changed'`); err == nil {
-		t.Error("an event was updated")
-	}
-	if _, err := e.db.Exec(`DELETE FROM mpgdpr_event`); err == nil {
-		t.Error("an event was deleted")
-	}
+	forEachDriver(t, func(t *testing.T, newEnv envMaker) {
+		e := newEnv(t, twoFakes(t))
+		ctx := context.Background()
+		applied, err := e.migrate(ctx)
+		if err != nil || len(applied) != 0 {
+			t.Fatalf("second migration applied %v, %v", applied, err)
+		}
+		if _, err := e.svc.Enqueue(ctx, Request{Reference: "M-1", Kind: Deletion, ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{"x"}, AllProjects: true}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.q.exec(ctx, `UPDATE mpgdpr_event SET detail = 'changed'`); err == nil {
+			t.Error("an event was updated")
+		}
+		if _, err := e.q.exec(ctx, `DELETE FROM mpgdpr_event`); err == nil {
+			t.Error("an event was deleted")
+		}
+	})
 }
 
 // An export that never arrives whole is fetched again a few times, then
 // its item is reported failed instead of polled for ever.
 func TestExportThatNeverDownloadsIsReported(t *testing.T) {
-	t.Parallel()
-	fakes := twoFakes(t)
-	fakes["eu"].InjectFault(mpgdprtest.Fault{Op: mpgdprtest.OpDownload, Status: 404, Times: 1000})
-	e := newTestEnv(t, fakes, "")
-	ctx := context.Background()
-	if _, err := e.w.Enqueue(ctx, Request{Reference: "X-1", Kind: Retrieval, ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{"frank"}, Projects: []string{"eu"}}); err != nil {
-		t.Fatal(err)
-	}
-	e.start()
-	waitFor(t, "item failed", func() bool { total, ok := e.itemsIn(StateFailed); return total == 1 && ok })
-	it, evs := itemEvents(t, e, "X-1", "eu")
-	n := 0
-	for _, ev := range evs {
-		if ev == workerdb.EventExportError {
-			n++
+	forEachDriver(t, func(t *testing.T, newEnv envMaker) {
+		fakes := twoFakes(t)
+		fakes["eu"].InjectFault(mpgdprtest.Fault{Op: mpgdprtest.OpDownload, Status: 404, Times: 1000})
+		e := newEnv(t, fakes)
+		ctx := context.Background()
+		if _, err := e.svc.Enqueue(ctx, Request{Reference: "X-1", Kind: Retrieval, ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{"frank"}, Projects: []string{"eu"}}); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if n != maxExportTries || !strings.Contains(it.Detail, "export could not be downloaded") {
-		t.Errorf("%d export errors, detail %q", n, it.Detail)
-	}
+		e.start()
+		waitFor(t, "item failed", func() bool { total, ok := e.itemsIn(StateFailed); return total == 1 && ok })
+		it, evs := itemEvents(t, e, "X-1", "eu")
+		n := 0
+		for _, ev := range evs {
+			if ev == workerdb.EventExportError {
+				n++
+			}
+		}
+		if n != maxExportTries || !strings.Contains(it.Detail, "export could not be downloaded") {
+			t.Errorf("%d export errors, detail %q", n, it.Detail)
+		}
+	})
 }
 
 // A batch of which one person already has a deletion running (filed by
 // someone else): the 409 links that person's item to the running task, and
 // the rest of the batch is filed again without them.
 func TestPartialConflictSplitsTheBatch(t *testing.T) {
-	t.Parallel()
-	fakes := twoFakes(t)
-	us := fakes["us"]
-	c, err := mpgdpr.New(us.OAuthToken(), us.ProjectToken(), mpgdpr.WithBaseURL(us.URL()), mpgdpr.WithRateLimiter(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	theirs, err := c.CreateDeletion(ctx, mpgdpr.DeletionRequest{DistinctIDs: []string{"gina"}, ComplianceType: mpgdpr.GDPR})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := newTestEnv(t, fakes, "")
-	for _, who := range []string{"gina", "hank"} {
-		if _, err := e.w.Enqueue(ctx, Request{Reference: "C-" + who, Kind: Deletion, ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{who}, Projects: []string{"us"}}); err != nil {
+	forEachDriver(t, func(t *testing.T, newEnv envMaker) {
+		fakes := twoFakes(t)
+		us := fakes["us"]
+		c, err := mpgdpr.New(us.OAuthToken(), us.ProjectToken(), mpgdpr.WithBaseURL(us.URL()), mpgdpr.WithRateLimiter(nil))
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	e.start()
-	waitFor(t, "both done", func() bool { total, ok := e.itemsIn(StateDone); return total == 2 && ok })
-	gina, _ := itemEvents(t, e, "C-gina", "us")
-	hank, _ := itemEvents(t, e, "C-hank", "us")
-	if len(gina.Tasks) != 1 || gina.Tasks[0].TaskID != theirs || gina.Tasks[0].Origin != "conflict" {
-		t.Errorf("gina's tasks %+v, want the running %s", gina.Tasks, theirs)
-	}
-	if len(hank.Tasks) != 1 || hank.Tasks[0].TaskID == theirs || hank.Tasks[0].Origin != "filed" {
-		t.Errorf("hank's tasks %+v", hank.Tasks)
-	}
-	times := filedTimes(us, mpgdprtest.Deletion)
-	if times["gina"] != 1 || times["hank"] != 1 {
-		t.Errorf("filed %v", times)
-	}
-	if n := creates(us, mpgdprtest.OpCreateDeletion); n != 3 {
-		t.Errorf("%d creates, want 3 (theirs, the batch drawing a 409, the rest)", n)
-	}
+		ctx := context.Background()
+		theirs, err := c.CreateDeletion(ctx, mpgdpr.DeletionRequest{DistinctIDs: []string{"gina"}, ComplianceType: mpgdpr.GDPR})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := newEnv(t, fakes)
+		for _, who := range []string{"gina", "hank"} {
+			if _, err := e.svc.Enqueue(ctx, Request{Reference: "C-" + who, Kind: Deletion, ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{who}, Projects: []string{"us"}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e.start()
+		waitFor(t, "both done", func() bool { total, ok := e.itemsIn(StateDone); return total == 2 && ok })
+		gina, _ := itemEvents(t, e, "C-gina", "us")
+		hank, _ := itemEvents(t, e, "C-hank", "us")
+		if len(gina.Tasks) != 1 || gina.Tasks[0].TaskID != theirs || gina.Tasks[0].Origin != "conflict" {
+			t.Errorf("gina's tasks %+v, want the running %s", gina.Tasks, theirs)
+		}
+		if len(hank.Tasks) != 1 || hank.Tasks[0].TaskID == theirs || hank.Tasks[0].Origin != "filed" {
+			t.Errorf("hank's tasks %+v", hank.Tasks)
+		}
+		times := filedTimes(us, mpgdprtest.Deletion)
+		if times["gina"] != 1 || times["hank"] != 1 {
+			t.Errorf("filed %v", times)
+		}
+		if n := creates(us, mpgdprtest.OpCreateDeletion); n != 3 {
+			t.Errorf("%d creates, want 3 (theirs, the batch drawing a 409, the rest)", n)
+		}
+	})
 }

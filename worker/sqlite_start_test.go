@@ -15,7 +15,7 @@ import (
 // SQLite only: Postgres takes several workers.
 func TestSecondSQLiteWorkerRefused(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t, twoFakes(t), "")
+	e := newTestEnv(t, twoFakes(t))
 	e.start()
 	db, err := OpenSQLiteFile(filepath.Join(e.dir, "worker.db"))
 	if err != nil {

@@ -15,7 +15,7 @@ import (
 func TestStatusCountsPolls(t *testing.T) {
 	forEachDriver(t, func(t *testing.T, newEnv envMaker) {
 		fakes := twoFakes(t, mpgdprtest.WithSchedule(mpgdprtest.Manual()))
-		e := newEnv(t, fakes, "")
+		e := newEnv(t, fakes)
 		ctx := context.Background()
 		if _, err := e.svc.Enqueue(ctx, Request{Reference: "P-1", Kind: Deletion, ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{"ann"}, Projects: []string{"us"}}); err != nil {
 			t.Fatal(err)
@@ -51,7 +51,7 @@ func TestStatusCountsPolls(t *testing.T) {
 func TestRequestStatusOneTaskStatus(t *testing.T) {
 	forEachDriver(t, func(t *testing.T, newEnv envMaker) {
 		fakes := twoFakes(t, mpgdprtest.WithSchedule(mpgdprtest.Manual()))
-		e := newEnv(t, fakes, "")
+		e := newEnv(t, fakes)
 		ctx := context.Background()
 		if _, err := e.svc.Enqueue(ctx, Request{Reference: "S-1", Kind: Deletion, ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{"ann"}, Projects: []string{"us"}}); err != nil {
 			t.Fatal(err)

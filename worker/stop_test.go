@@ -15,51 +15,40 @@ import (
 // create as of unknown outcome (never leaves it "sending"); the next start
 // files the deletion again and the item ends done, filed once.
 func TestStopMidCreateRecordsUnknown(t *testing.T) {
-	t.Parallel()
-	fakes := twoFakes(t)
-	// The first create hangs, then is dropped unprocessed: had the fake
-	// carried it out late, after the resubmitted deletion had already
-	// succeeded, Mixpanel would rightly hold two tasks (an answer lost).
-	fakes["us"].InjectFault(mpgdprtest.Fault{Op: mpgdprtest.OpCreateDeletion, Latency: 3 * time.Second, Reset: mpgdprtest.ResetBeforeBody})
-	e := newTestEnv(t, fakes, "")
-	ctx := context.Background()
-	if _, err := e.w.Enqueue(ctx, Request{Reference: "S-1", Kind: Deletion, ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{"erin"}, Projects: []string{"us"}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.w.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "a create on the wire", func() bool {
-		var n int
-		_ = e.db.QueryRow(`SELECT COUNT(*) FROM mpgdpr_create WHERE state = 'sending'`).Scan(&n)
-		return n == 1
-	})
-	sctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
-	defer cancel()
-	_ = e.w.Stop(sctx)
-	var sending, unknown int
-	if err := e.db.QueryRow(`SELECT COUNT(*) FROM mpgdpr_create WHERE state = 'sending'`).Scan(&sending); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.db.QueryRow(`SELECT COUNT(*) FROM mpgdpr_create WHERE state = 'unknown'`).Scan(&unknown); err != nil {
-		t.Fatal(err)
-	}
-	if sending != 0 || unknown != 1 {
-		t.Fatalf("after stop: %d sending, %d unknown creates", sending, unknown)
-	}
+	forEachDriver(t, func(t *testing.T, newEnv envMaker) {
+		fakes := twoFakes(t)
+		// The first create hangs, then is dropped unprocessed: had the fake
+		// carried it out late, after the resubmitted deletion had already
+		// succeeded, Mixpanel would rightly hold two tasks (an answer lost).
+		fakes["us"].InjectFault(mpgdprtest.Fault{Op: mpgdprtest.OpCreateDeletion, Latency: 3 * time.Second, Reset: mpgdprtest.ResetBeforeBody})
+		e := newEnv(t, fakes)
+		ctx := context.Background()
+		if _, err := e.svc.Enqueue(ctx, Request{Reference: "S-1", Kind: Deletion, ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{"erin"}, Projects: []string{"us"}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.svc.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "a create on the wire", func() bool {
+			return e.count(`SELECT COUNT(*) FROM mpgdpr_create WHERE state = 'sending'`) == 1
+		})
+		sctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		defer cancel()
+		_ = e.svc.Stop(sctx)
+		sending, unknown := e.count(`SELECT COUNT(*) FROM mpgdpr_create WHERE state = 'sending'`), e.count(`SELECT COUNT(*) FROM mpgdpr_create WHERE state = 'unknown'`)
+		if sending != 0 || unknown != 1 {
+			t.Fatalf("after stop: %d sending, %d unknown creates", sending, unknown)
+		}
 
-	w2, err := NewSQLite(ctx, e.db, e.cfg, WithRiverConfig(testRiverConfig), WithClientOptions(mpgdpr.WithRetryPolicy(mpgdpr.NoRetries())))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.w, e.svc = w2, w2
-	e.start()
-	waitFor(t, "item done", func() bool { total, ok := e.itemsIn(StateDone); return total == 1 && ok })
-	if n := filedTimes(fakes["us"], mpgdprtest.Deletion)["erin"]; n != 1 {
-		t.Errorf("filed %d times", n)
-	}
-	_, evs := itemEvents(t, e, "S-1", "us")
-	if !slices.Contains(evs, workerdb.EventUnknown) {
-		t.Errorf("no unknown event: %v", evs)
-	}
+		e.newWorker() // a restart
+		e.start()
+		waitFor(t, "item done", func() bool { total, ok := e.itemsIn(StateDone); return total == 1 && ok })
+		if n := filedTimes(fakes["us"], mpgdprtest.Deletion)["erin"]; n != 1 {
+			t.Errorf("filed %d times", n)
+		}
+		_, evs := itemEvents(t, e, "S-1", "us")
+		if !slices.Contains(evs, workerdb.EventUnknown) {
+			t.Errorf("no unknown event: %v", evs)
+		}
+	})
 }

@@ -25,17 +25,11 @@ func twoFakes(t testing.TB, opts ...mpgdprtest.Option) map[string]*mpgdprtest.Se
 	return map[string]*mpgdprtest.Server{"us": us, "eu": eu}
 }
 
-type envMaker func(t testing.TB, fakes map[string]*mpgdprtest.Server, extra string) *testEnv
-
-func TestDeletionsBatchedAcrossTwoProjects(t *testing.T) { testDeletionsBatched(t, newTestEnv) }
-func TestPostgresDeletionsBatchedAcrossTwoProjects(t *testing.T) {
-	t.Parallel()
-	testDeletionsBatched(t, newPGEnv)
-}
+func TestDeletionsBatchedAcrossTwoProjects(t *testing.T) { forEachDriver(t, testDeletionsBatched) }
 
 func testDeletionsBatched(t *testing.T, newEnv envMaker) {
 	fakes := twoFakes(t)
-	e := newEnv(t, fakes, "")
+	e := newEnv(t, fakes)
 	ctx := context.Background()
 	const n = 30
 	// Enqueued before the worker starts: they all wait for the same window.
@@ -85,15 +79,11 @@ func testDeletionsBatched(t *testing.T, newEnv envMaker) {
 	}
 }
 
-func TestRetrievalExportDownloadedAndChecked(t *testing.T) { testRetrievalExport(t, newTestEnv) }
-func TestPostgresRetrievalExportDownloadedAndChecked(t *testing.T) {
-	t.Parallel()
-	testRetrievalExport(t, newPGEnv)
-}
+func TestRetrievalExportDownloadedAndChecked(t *testing.T) { forEachDriver(t, testRetrievalExport) }
 
 func testRetrievalExport(t *testing.T, newEnv envMaker) {
 	fakes := twoFakes(t)
-	e := newEnv(t, fakes, "")
+	e := newEnv(t, fakes)
 	ctx := context.Background()
 	if _, err := e.svc.Enqueue(ctx, Request{Reference: "R-1", Kind: Retrieval, ComplianceType: mpgdpr.CCPA, DisclosureType: mpgdpr.DisclosureData,
 		DistinctIDs: []string{"alice", "alice-2"}, Projects: []string{"eu"}}); err != nil {
@@ -123,63 +113,63 @@ func testRetrievalExport(t *testing.T, newEnv envMaker) {
 }
 
 func TestEnqueueIdempotentByReference(t *testing.T) {
-	t.Parallel()
-	e := newTestEnv(t, twoFakes(t), "")
-	ctx := context.Background()
-	r := Request{Reference: "T-1", Kind: Deletion, ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{"a", "b", "a"}, Projects: []string{"us"}}
-	if res, err := e.w.Enqueue(ctx, r); err != nil || res.Duplicate {
-		t.Fatalf("%+v %v", res, err)
-	}
-	r2 := r
-	r2.DistinctIDs = []string{"b", "a"} // same set
-	if res, err := e.w.Enqueue(ctx, r2); err != nil || !res.Duplicate {
-		t.Fatalf("same request again: %+v %v", res, err)
-	}
-	r3 := r
-	r3.DistinctIDs = []string{"a", "c"}
-	if _, err := e.w.Enqueue(ctx, r3); !errors.Is(err, ErrConflictingRequest) {
-		t.Fatalf("conflicting request: %v", err)
-	}
-	var jobs int
-	if err := e.db.QueryRow(`SELECT COUNT(*) FROM river_job WHERE kind = 'mpgdpr_request'`).Scan(&jobs); err != nil || jobs != 1 {
-		t.Fatalf("%d request jobs, %v", jobs, err)
-	}
+	forEachDriver(t, func(t *testing.T, newEnv envMaker) {
+		e := newEnv(t, twoFakes(t))
+		ctx := context.Background()
+		r := Request{Reference: "T-1", Kind: Deletion, ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{"a", "b", "a"}, Projects: []string{"us"}}
+		if res, err := e.svc.Enqueue(ctx, r); err != nil || res.Duplicate {
+			t.Fatalf("%+v %v", res, err)
+		}
+		r2 := r
+		r2.DistinctIDs = []string{"b", "a"} // same set
+		if res, err := e.svc.Enqueue(ctx, r2); err != nil || !res.Duplicate {
+			t.Fatalf("same request again: %+v %v", res, err)
+		}
+		r3 := r
+		r3.DistinctIDs = []string{"a", "c"}
+		if _, err := e.svc.Enqueue(ctx, r3); !errors.Is(err, ErrConflictingRequest) {
+			t.Fatalf("conflicting request: %v", err)
+		}
+		if jobs := e.count(`SELECT COUNT(*) FROM river_job WHERE kind = 'mpgdpr_request'`); jobs != 1 {
+			t.Fatalf("%d request jobs", jobs)
+		}
+	})
 }
 
 func TestEnqueueRefusesBadInput(t *testing.T) {
-	t.Parallel()
-	e := newTestEnv(t, twoFakes(t), "")
-	ctx := context.Background()
-	for name, r := range map[string]Request{
-		"no reference":   {Kind: Deletion, ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{"a"}, AllProjects: true},
-		"no ids":         {Reference: "x", Kind: Deletion, ComplianceType: mpgdpr.GDPR, AllProjects: true},
-		"blank id":       {Reference: "x", Kind: Deletion, ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{" "}, AllProjects: true},
-		"invisible id":   {Reference: "x", Kind: Deletion, ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{"a\u200bb"}, AllProjects: true},
-		"bad kind":       {Reference: "x", Kind: "erase", ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{"a"}, AllProjects: true},
-		"no compliance":  {Reference: "x", Kind: Deletion, DistinctIDs: []string{"a"}, AllProjects: true},
-		"gdpr disclose":  {Reference: "x", Kind: Retrieval, ComplianceType: mpgdpr.GDPR, DisclosureType: mpgdpr.DisclosureData, DistinctIDs: []string{"a"}, AllProjects: true},
-		"no projects":    {Reference: "x", Kind: Deletion, ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{"a"}},
-		"unknown projct": {Reference: "x", Kind: Deletion, ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{"a"}, Projects: []string{"asia"}},
-	} {
-		_, err := e.w.Enqueue(ctx, r)
-		if !errors.Is(err, ErrInvalidRequest) {
-			t.Errorf("%s: %v", name, err)
+	forEachDriver(t, func(t *testing.T, newEnv envMaker) {
+		e := newEnv(t, twoFakes(t))
+		ctx := context.Background()
+		for name, r := range map[string]Request{
+			"no reference":   {Kind: Deletion, ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{"a"}, AllProjects: true},
+			"no ids":         {Reference: "x", Kind: Deletion, ComplianceType: mpgdpr.GDPR, AllProjects: true},
+			"blank id":       {Reference: "x", Kind: Deletion, ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{" "}, AllProjects: true},
+			"invisible id":   {Reference: "x", Kind: Deletion, ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{"a\u200bb"}, AllProjects: true},
+			"bad kind":       {Reference: "x", Kind: "erase", ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{"a"}, AllProjects: true},
+			"no compliance":  {Reference: "x", Kind: Deletion, DistinctIDs: []string{"a"}, AllProjects: true},
+			"gdpr disclose":  {Reference: "x", Kind: Retrieval, ComplianceType: mpgdpr.GDPR, DisclosureType: mpgdpr.DisclosureData, DistinctIDs: []string{"a"}, AllProjects: true},
+			"no projects":    {Reference: "x", Kind: Deletion, ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{"a"}},
+			"unknown projct": {Reference: "x", Kind: Deletion, ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{"a"}, Projects: []string{"asia"}},
+		} {
+			_, err := e.svc.Enqueue(ctx, r)
+			if !errors.Is(err, ErrInvalidRequest) {
+				t.Errorf("%s: %v", name, err)
+			}
+			if err != nil && slices.ContainsFunc(r.DistinctIDs, func(id string) bool {
+				return id != "a" && strings.TrimSpace(id) != "" && strings.Contains(err.Error(), id)
+			}) {
+				t.Errorf("%s: the error quotes the ID: %v", name, err)
+			}
 		}
-		if err != nil && slices.ContainsFunc(r.DistinctIDs, func(id string) bool {
-			return id != "a" && strings.TrimSpace(id) != "" && strings.Contains(err.Error(), id)
-		}) {
-			t.Errorf("%s: the error quotes the ID: %v", name, err)
+		if n := e.count(`SELECT COUNT(*) FROM mpgdpr_request`); n != 0 {
+			t.Fatalf("%d requests stored", n)
 		}
-	}
-	var n int
-	if err := e.db.QueryRow(`SELECT COUNT(*) FROM mpgdpr_request`).Scan(&n); err != nil || n != 0 {
-		t.Fatalf("%d requests stored, %v", n, err)
-	}
+	})
 }
 
 func TestEnqueueTxRollsBackWithTheCaller(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t, twoFakes(t), "")
+	e := newTestEnv(t, twoFakes(t))
 	ctx := context.Background()
 	tx, err := e.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -208,7 +198,7 @@ func TestEnqueueTxRollsBackWithTheCaller(t *testing.T) {
 
 func TestPostgresEnqueueTxRollsBackWithTheCaller(t *testing.T) {
 	t.Parallel()
-	e := newPGEnv(t, twoFakes(t), "")
+	e := newPGEnv(t, twoFakes(t))
 	ctx := context.Background()
 	req := Request{Reference: "PTX-1", Kind: Deletion, ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{"a"}, AllProjects: true}
 	tx, err := e.pool.Begin(ctx)

@@ -15,6 +15,7 @@ import (
 	"github.com/privacykit/mpgdpr/worker"
 	"github.com/privacykit/mpgdpr/worker/evidence"
 	"github.com/privacykit/mpgdpr/worker/internal/pgtest"
+	"github.com/privacykit/mpgdpr/worker/workertest"
 )
 
 // Three workers share one Postgres database while eight goroutines enqueue
@@ -30,7 +31,7 @@ func TestChainConcurrentWorkersPostgres(t *testing.T) {
 		t.Cleanup(f.Close)
 	}
 	url := pgtest.URL(t)
-	cfg, err := worker.LoadConfig(writeConfig(t, t.TempDir(), fakes, url))
+	cfg, err := worker.LoadConfig(workertest.Config(t, t.TempDir(), fakes, workertest.WithDatabase(url)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +42,7 @@ func TestChainConcurrentWorkersPostgres(t *testing.T) {
 	t.Cleanup(pool.Close)
 	var workers []*worker.Worker[pgx.Tx]
 	for range 3 {
-		w, err := worker.NewPostgres(ctx, pool, cfg, worker.WithRiverConfig(riverConfig))
+		w, err := worker.NewPostgres(ctx, pool, cfg, worker.WithRiverConfig(workertest.RiverConfig))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,8 +7,6 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
-	"log/slog"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -22,7 +20,7 @@ import (
 	"github.com/privacykit/mpgdpr/worker"
 	"github.com/privacykit/mpgdpr/worker/evidence"
 	"github.com/privacykit/mpgdpr/worker/internal/pgtest"
-	"github.com/riverqueue/river"
+	"github.com/privacykit/mpgdpr/worker/workertest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -34,32 +32,6 @@ type flow struct {
 	db      *evidence.DB
 	raw     *sql.DB // for tampering
 	secrets []string
-}
-
-func writeConfig(t *testing.T, dir string, fakes map[string]*mpgdprtest.Server, database string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "database = %q\nexport_dir = %q\nbatch_window = \"200ms\"\npoll_min = \"10ms\"\npoll_max = \"40ms\"\njob_timeout = \"20s\"\nrequest_lease = \"5s\"\n", database, filepath.Join(dir, "exports"))
-	for _, name := range []string{"eu", "us"} {
-		f := fakes[name]
-		env := "MPGDPR_EVIDENCE_TEST_" + strings.ToUpper(name)
-		t.Setenv(env+"_OAUTH", f.OAuthToken())
-		t.Setenv(env+"_PROJECT", f.ProjectToken())
-		t.Setenv(env+"_SECRET", f.APISecret())
-		fmt.Fprintf(&b, "[[project]]\nname = %q\nbase_url = %q\nrate = 500\noauth_token_env = %q\nproject_token_env = %q\napi_secret_env = %q\n",
-			name, f.URL(), env+"_OAUTH", env+"_PROJECT", env+"_SECRET")
-	}
-	path := filepath.Join(dir, "worker.toml")
-	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-func riverConfig(c *river.Config) {
-	c.FetchPollInterval = 20 * time.Millisecond
-	c.FetchCooldown = 5 * time.Millisecond
-	c.TestOnly = true
-	c.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
 // requests of the flow: deletions in both projects, a retrieval in eu.
@@ -92,7 +64,7 @@ func runFlow(t *testing.T, postgres bool) *flow {
 	var stop func()
 	if postgres {
 		url := pgtest.URL(t)
-		cfg, err := worker.LoadConfig(writeConfig(t, dir, fakes, url))
+		cfg, err := worker.LoadConfig(workertest.Config(t, dir, fakes, workertest.WithDatabase(url)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -101,7 +73,7 @@ func runFlow(t *testing.T, postgres bool) *flow {
 			t.Fatal(err)
 		}
 		t.Cleanup(pool.Close)
-		w, err := worker.NewPostgres(ctx, pool, cfg, worker.WithRiverConfig(riverConfig))
+		w, err := worker.NewPostgres(ctx, pool, cfg, worker.WithRiverConfig(workertest.RiverConfig))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -115,7 +87,7 @@ func runFlow(t *testing.T, postgres bool) *flow {
 		fl.db = evidence.NewDB(fl.raw, true)
 	} else {
 		path := filepath.Join(dir, "worker.db")
-		cfg, err := worker.LoadConfig(writeConfig(t, dir, fakes, "sqlite:"+path))
+		cfg, err := worker.LoadConfig(workertest.Config(t, dir, fakes, workertest.WithDatabase("sqlite:"+path)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -124,7 +96,7 @@ func runFlow(t *testing.T, postgres bool) *flow {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = db.Close() })
-		w, err := worker.NewSQLite(ctx, db, cfg, worker.WithRiverConfig(riverConfig))
+		w, err := worker.NewSQLite(ctx, db, cfg, worker.WithRiverConfig(workertest.RiverConfig))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -284,11 +256,7 @@ func testFlow(t *testing.T, postgres bool) {
 				t.Fatalf("%s: %d records, %v", format, n, err)
 			}
 			out := buf.String()
-			for _, s := range fl.secrets {
-				if strings.Contains(out, s) {
-					t.Errorf("%s report holds a secret", format)
-				}
-			}
+			workertest.NoSecrets(t, format+" report", out, fl.secrets...)
 			for _, id := range []string{"alice@example.com", "bob-2", "carol", "dave"} {
 				if strings.Contains(out, id) != (hasher == nil) {
 					t.Errorf("%s report, hashed %v: ID %s present %v", format, hasher != nil, id, !(hasher == nil))
@@ -403,5 +371,6 @@ func problemOf(v *evidence.Verification, chain string) *evidence.Problem {
 	return nil
 }
 
-func TestWorkerFlowSQLite(t *testing.T)   { testFlow(t, false) }
-func TestWorkerFlowPostgres(t *testing.T) { testFlow(t, true) }
+func TestWorkerFlow(t *testing.T) {
+	workertest.ForEachDriver(t, func(t *testing.T, d workertest.Driver) { testFlow(t, d == workertest.Postgres) })
+}

@@ -17,7 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/privacykit/mpgdpr/worker"
 	"github.com/privacykit/mpgdpr/worker/workerdb"
-	"github.com/riverqueue/river"
+	"github.com/privacykit/mpgdpr/worker/workertest"
 )
 
 func main() {
@@ -38,12 +38,7 @@ func run(config, database string) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	fast := func(c *river.Config) {
-		c.FetchPollInterval = 20 * time.Millisecond
-		c.FetchCooldown = 5 * time.Millisecond
-		c.TestOnly = true
-	}
-	opts := []worker.Option{worker.WithLogger(log), worker.WithRiverConfig(fast)}
+	opts := []worker.Option{worker.WithLogger(log), worker.WithRiverConfig(workertest.RiverConfig)}
 	loc, err := cfg.ResolveDatabase(database)
 	if err != nil {
 		return err
