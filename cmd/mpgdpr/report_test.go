@@ -22,8 +22,10 @@ import (
 	"time"
 
 	"github.com/privacykit/mpgdpr"
+	"github.com/privacykit/mpgdpr/mpgdprtest"
 	"github.com/privacykit/mpgdpr/worker"
 	"github.com/privacykit/mpgdpr/worker/evidence"
+	"github.com/privacykit/mpgdpr/worker/workertest"
 )
 
 // A journal's report agrees with what the fake was sent.
@@ -99,7 +101,7 @@ func TestReportFromJournal(t *testing.T) {
 	if st, _ := os.Stat(out); st.Mode().Perm() != 0o600 {
 		t.Errorf("report mode %v", st.Mode())
 	}
-	noSecretsInFiles(t, dir)
+	workertest.NoSecretsInFiles(t, dir, sentinels...)
 
 	// verify: intact, then an edited line is named.
 	r = runCmd(t, nil, "", "report", "verify", "--journal", jp)
@@ -170,24 +172,8 @@ func TestReportFromWorkerDatabase(t *testing.T) {
 	srv := newFake(t)
 	dir := t.TempDir()
 	dbPath := filepath.Join(dir, "worker.db")
-	cfgPath := filepath.Join(dir, "worker.toml")
-	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`database = "sqlite:%s"
-batch_window = "100ms"
-poll_min = "10ms"
-poll_max = "20ms"
-job_timeout = "20s"
-request_lease = "5s"
-[[project]]
-name = "web"
-base_url = %q
-rate = 500
-oauth_token_env = "MPGDPR_REPORT_TEST_OAUTH"
-project_token_env = "MPGDPR_REPORT_TEST_PROJECT"
-api_secret_env = "MPGDPR_REPORT_TEST_SECRET"
-`, dbPath, srv.URL())), 0o600)
-	t.Setenv("MPGDPR_REPORT_TEST_OAUTH", sentinelOAuth)
-	t.Setenv("MPGDPR_REPORT_TEST_PROJECT", sentinelProject)
-	t.Setenv("MPGDPR_REPORT_TEST_SECRET", sentinelSecret)
+	cfgPath := workertest.Config(t, dir, map[string]*mpgdprtest.Server{"web": srv}, workertest.WithDatabase("sqlite:"+dbPath),
+		workertest.With("batch_window", `"100ms"`), workertest.With("poll_max", `"20ms"`))
 	ctx := context.Background()
 	cfg, err := worker.LoadConfig(cfgPath)
 	if err != nil {
@@ -244,7 +230,7 @@ api_secret_env = "MPGDPR_REPORT_TEST_SECRET"
 			t.Errorf("row %v (fake task covers %v)", row, covered)
 		}
 	}
-	noSecrets(t, "report", r.stdout)
+	workertest.NoSecrets(t, "report", r.stdout, sentinels...)
 	if r := runCmd(t, nil, "", "report", "--database", "sqlite:"+dbPath, "--format", "csv", "--state", "open"); strings.Count(r.stdout, "\n") != 1 {
 		t.Errorf("--state open: %v", r)
 	}
@@ -299,7 +285,7 @@ api_secret_env = "MPGDPR_REPORT_TEST_SECRET"
 	if r := runCmd(t, nil, "", "report", "head", "--config", cfgPath); r.code != exitIncomplete {
 		t.Errorf("head of a tampered log: %v", r)
 	}
-	noSecretsInFiles(t, dir)
+	workertest.NoSecretsInFiles(t, dir, sentinels...)
 }
 
 // A configuration naming its database by a relative path means the file
@@ -308,16 +294,9 @@ api_secret_env = "MPGDPR_REPORT_TEST_SECRET"
 // empty one, which once gave an empty report and exit 0).
 func TestReportConfigRelativeDatabase(t *testing.T) {
 	ctx := context.Background()
+	srv := newFake(t)
 	enqueue := func(dir string, refs ...string) string {
-		cfgPath := filepath.Join(dir, "worker.toml")
-		os.WriteFile(cfgPath, []byte(`database = "sqlite:worker.db"
-[[project]]
-name = "web"
-base_url = "http://127.0.0.1:9"
-oauth_token_env = "MPGDPR_REPORT_REL_OAUTH"
-project_token_env = "MPGDPR_REPORT_REL_PROJECT"
-api_secret_env = "MPGDPR_REPORT_REL_SECRET"
-`), 0o600)
+		cfgPath := workertest.Config(t, dir, map[string]*mpgdprtest.Server{"web": srv}, workertest.WithDatabase("sqlite:worker.db"))
 		cfg, err := worker.LoadConfig(cfgPath)
 		if err != nil {
 			t.Fatal(err)
@@ -335,9 +314,6 @@ api_secret_env = "MPGDPR_REPORT_REL_SECRET"
 		}
 		return cfgPath
 	}
-	t.Setenv("MPGDPR_REPORT_REL_OAUTH", sentinelOAuth)
-	t.Setenv("MPGDPR_REPORT_REL_PROJECT", sentinelProject)
-	t.Setenv("MPGDPR_REPORT_REL_SECRET", sentinelSecret)
 	etc, elsewhere := t.TempDir(), t.TempDir()
 	cfgPath := enqueue(etc, "R-1", "R-2")
 	if _, err := os.Stat(filepath.Join(etc, "worker.db")); err != nil {
@@ -438,5 +414,5 @@ func TestReportJournalRetrievalExport(t *testing.T) {
 	if rec.Kind != "retrieval" || rec.CompletedAt == nil || tk.ExportBytes != int64(len(b)) || tk.ExportSHA256 != hex.EncodeToString(sum[:]) {
 		t.Errorf("record %+v; file %d bytes sha %x", rec, len(b), sum)
 	}
-	noSecretsInFiles(t, dir)
+	workertest.NoSecretsInFiles(t, dir, sentinels...)
 }

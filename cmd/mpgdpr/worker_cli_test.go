@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"database/sql"
-	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -12,6 +10,7 @@ import (
 	"time"
 
 	"github.com/privacykit/mpgdpr/mpgdprtest"
+	"github.com/privacykit/mpgdpr/worker/workertest"
 )
 
 // The worker commands end to end: two requests enqueued from the command
@@ -19,22 +18,13 @@ import (
 // then stopped as by SIGTERM.
 func TestWorkerAndRequestCommands(t *testing.T) {
 	dir := t.TempDir()
-	var cfg strings.Builder
-	fmt.Fprintf(&cfg, "batch_window = \"200ms\"\npoll_min = \"10ms\"\npoll_max = \"40ms\"\nrequest_lease = \"5s\"\njob_timeout = \"20s\"\nexport_dir = %q\n", filepath.Join(dir, "exports"))
+	fakes := map[string]*mpgdprtest.Server{}
 	for _, name := range []string{"us", "eu"} {
 		f := mpgdprtest.NewServer(mpgdprtest.WithAPISecret("secret-" + name))
 		defer f.Close()
-		env := "MPGDPR_CLI_TEST_" + strings.ToUpper(name)
-		t.Setenv(env+"_OAUTH", f.OAuthToken())
-		t.Setenv(env+"_PROJECT", f.ProjectToken())
-		t.Setenv(env+"_SECRET", f.APISecret())
-		fmt.Fprintf(&cfg, "[[project]]\nname = %q\nbase_url = %q\nrate = 200\noauth_token_env = %q\nproject_token_env = %q\napi_secret_env = %q\n",
-			name, f.URL(), env+"_OAUTH", env+"_PROJECT", env+"_SECRET")
+		fakes[name] = f
 	}
-	config := filepath.Join(dir, "worker.toml")
-	if err := os.WriteFile(config, []byte(cfg.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	config := workertest.Config(t, dir, fakes, workertest.With("batch_window", `"200ms"`))
 	db := "sqlite:" + filepath.Join(dir, "w.db")
 
 	r := runCmd(t, nil, "", "request", "delete", "--config", config, "--database", db, "--ref", "DSR-1", "--compliance", "GDPR", "--all-projects", "user-1")
@@ -98,24 +88,7 @@ func TestWorkerAndRequestCommands(t *testing.T) {
 func TestWorkerSIGTERM(t *testing.T) {
 	srv := newFake(t)
 	dir := t.TempDir()
-	config := filepath.Join(dir, "worker.toml")
-	os.WriteFile(config, []byte(fmt.Sprintf(`database = "sqlite:worker.db"
-batch_window = "50ms"
-poll_min = "10ms"
-poll_max = "20ms"
-job_timeout = "20s"
-request_lease = "5s"
-[[project]]
-name = "web"
-base_url = %q
-rate = 500
-oauth_token_env = %q
-project_token_env = %q
-api_secret_env = %q
-`, srv.URL(), envToken, envProjectToken, envAPISecret)), 0o600)
-	for _, k := range []string{envToken, envProjectToken, envAPISecret} {
-		t.Setenv(k, map[string]string{envToken: sentinelOAuth, envProjectToken: sentinelProject, envAPISecret: sentinelSecret}[k])
-	}
+	config := workertest.Config(t, dir, map[string]*mpgdprtest.Server{"web": srv}, workertest.WithDatabase("sqlite:worker.db"), workertest.With("batch_window", `"50ms"`))
 	enqueue := func(ref string) {
 		t.Helper()
 		if r := runCmd(t, nil, "", "request", "delete", "--config", config, "--ref", ref, "--compliance", "GDPR", "--project", "web", "user-"+ref); r.code != exitOK {

@@ -51,8 +51,9 @@ func WithSecretsInEnv(prefix string) Option { return func(c *config) { c.envPref
 // Config writes dir/worker.toml for fakes (project name → fake server):
 // windows and polls in milliseconds (batch_window 300ms, poll_min 10ms,
 // poll_max 40ms, job_timeout 20s, request_lease 5s, exports in dir/exports),
-// each project at 500 requests a second, and its secrets in files beside the
-// configuration unless WithSecretsInEnv. It returns the file's path.
+// each project at 500 requests a second, and its secrets in files of a
+// directory of their own (not under dir) unless WithSecretsInEnv. It
+// returns the file's path.
 func Config(t testing.TB, dir string, fakes map[string]*mpgdprtest.Server, opts ...Option) string {
 	t.Helper()
 	c := config{settings: map[string]string{
@@ -66,6 +67,9 @@ func Config(t testing.TB, dir string, fakes map[string]*mpgdprtest.Server, opts 
 	for _, o := range opts {
 		o(&c)
 	}
+	// Secret files live apart from dir, so that NoSecretsInFiles(dir)
+	// checks only what the worker and the commands wrote there.
+	secretDir := t.TempDir()
 	var b strings.Builder
 	for _, k := range sorted(c.settings) {
 		fmt.Fprintf(&b, "%s = %s\n", k, c.settings[k])
@@ -81,7 +85,7 @@ func Config(t testing.TB, dir string, fakes map[string]*mpgdprtest.Server, opts 
 				fmt.Fprintf(&b, "%s_env = %q\n", s[0], env)
 				continue
 			}
-			path := filepath.Join(dir, name+"."+s[0])
+			path := filepath.Join(secretDir, name+"."+s[0])
 			if err := os.WriteFile(path, []byte(s[2]+"\n"), 0o600); err != nil {
 				t.Fatal(err)
 			}
