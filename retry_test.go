@@ -31,7 +31,7 @@ func TestMaxElapsedAfter429s(t *testing.T) {
 		<-r.Context().Done()
 	}
 	for name, opts := range map[string][]Option{
-		"limiter":  {WithRateLimiter(rate.NewLimiter(rate.Every(time.Hour), 2))},
+		"limiter":   {WithRateLimiter(rate.NewLimiter(rate.Every(time.Hour), 2))},
 		"in flight": nil,
 	} {
 		t.Run(name, func(t *testing.T) {
