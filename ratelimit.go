@@ -2,7 +2,6 @@ package mpgdpr
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"runtime"
 	"sync"
@@ -122,7 +121,7 @@ func waitError(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return fmt.Errorf("mpgdpr: %w: the rate limiter's next slot is past the deadline", context.DeadlineExceeded)
+	return errorf("%w: the rate limiter's next slot is past the deadline", context.DeadlineExceeded)
 }
 
 // spinBefore is how long before a burst-1 send sleepUntil stops sleeping

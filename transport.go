@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -78,9 +77,9 @@ func (p pipeline) Do(req *http.Request) (*http.Response, error) {
 			return err
 		}
 		if withLast && lastCause != nil {
-			return fmt.Errorf("mpgdpr: %s: the retry policy's MaxElapsed (%v) ran out: %w; the attempt before: %w", op, pol.MaxElapsed, err, lastCause)
+			return errorf("%s: the retry policy's MaxElapsed (%v) ran out: %w; the attempt before: %w", op, pol.MaxElapsed, err, lastCause)
 		}
-		return fmt.Errorf("mpgdpr: %s: the retry policy's MaxElapsed (%v) ran out: %w", op, pol.MaxElapsed, err)
+		return errorf("%s: the retry policy's MaxElapsed (%v) ran out: %w", op, pol.MaxElapsed, err)
 	}
 	for attempt := 1; ; attempt++ {
 		turn, err := c.pace(ctx)
@@ -124,12 +123,14 @@ func (p pipeline) Do(req *http.Request) (*http.Response, error) {
 		// Subtracting keeps budgets of any size from overflowing.
 		if !pol.attemptsLeft(attempt) || wait > pol.MaxElapsed-time.Since(start) || pastDeadline(ctx, wait) {
 			if err != nil {
-				return nil, fmt.Errorf("mpgdpr: %s: giving up after %d attempts: %w", op, attempt, c.scrub(err))
+				return nil, errorf("%s: giving up after %d attempts: %w", op, attempt, c.scrub(err))
 			}
 			return c.final(op, resp, idempotent) // the last 429/5xx becomes an *Error
 		}
 		if resp != nil {
-			_ = c.buffer(resp, maxErrorBody)
+			// As much as draining reads (drainClose): a retried answer's
+			// message, kept for an error should the budget run out.
+			_ = c.buffer(resp, 4<<10)
 			lastCause = newError(op, resp, c.secrets.Deep)
 		} else {
 			lastCause = c.scrub(err)
@@ -148,7 +149,7 @@ func (p pipeline) Do(req *http.Request) (*http.Response, error) {
 			if e := outOfBudget(err, true); e != err {
 				return nil, e
 			}
-			return nil, fmt.Errorf("mpgdpr: %s: %w while waiting to retry", op, err)
+			return nil, errorf("%s: %w while waiting to retry", op, err)
 		}
 	}
 }
