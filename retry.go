@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"time"
@@ -243,7 +242,7 @@ func shouldRetry(a attemptResult) (decision, string) {
 	case a.err != nil:
 		return retry, "a transport failure of a check or cancel"
 	case retryableStatus(a.status, a.header, a.idempotent):
-		return retry, fmt.Sprintf("HTTP %d may pass on a retry", a.status)
+		return retry, "a status that may pass on a retry"
 	}
-	return deliver, fmt.Sprintf("HTTP %d is the answer", a.status)
+	return deliver, "the answer" // no formatting: this is every call's path
 }
