@@ -9,6 +9,7 @@ package workertest
 import (
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -71,10 +72,10 @@ func Config(t testing.TB, dir string, fakes map[string]*mpgdprtest.Server, opts 
 	// checks only what the worker and the commands wrote there.
 	secretDir := t.TempDir()
 	var b strings.Builder
-	for _, k := range sorted(c.settings) {
+	for _, k := range slices.Sorted(maps.Keys(c.settings)) {
 		fmt.Fprintf(&b, "%s = %s\n", k, c.settings[k])
 	}
-	for _, name := range sorted(fakes) {
+	for _, name := range slices.Sorted(maps.Keys(fakes)) {
 		f := fakes[name]
 		secrets := [][3]string{{"oauth_token", "OAUTH", f.OAuthToken()}, {"project_token", "PROJECT", f.ProjectToken()}, {"api_secret", "SECRET", f.APISecret()}}
 		fmt.Fprintf(&b, "[[project]]\nname = %q\nbase_url = %q\nrate = 500\n", name, f.URL())
@@ -97,15 +98,6 @@ func Config(t testing.TB, dir string, fakes map[string]*mpgdprtest.Server, opts 
 		t.Fatal(err)
 	}
 	return path
-}
-
-func sorted[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // RiverConfig makes River fetch jobs every few milliseconds, in test mode,
@@ -155,7 +147,7 @@ func ForEachDriver(t *testing.T, f func(t *testing.T, d Driver)) {
 // Secrets are fakes' credentials, for NoSecrets.
 func Secrets(fakes map[string]*mpgdprtest.Server) []string {
 	var s []string
-	for _, name := range sorted(fakes) {
+	for _, name := range slices.Sorted(maps.Keys(fakes)) {
 		f := fakes[name]
 		s = append(s, f.OAuthToken(), f.ProjectToken(), f.APISecret())
 	}
