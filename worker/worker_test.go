@@ -168,67 +168,52 @@ func TestEnqueueRefusesBadInput(t *testing.T) {
 }
 
 func TestEnqueueTxRollsBackWithTheCaller(t *testing.T) {
-	t.Parallel()
-	e := newTestEnv(t, twoFakes(t))
-	ctx := context.Background()
-	tx, err := e.db.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.w.EnqueueTx(ctx, tx, Request{Reference: "TX-1", Kind: Deletion, ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{"a"}, AllProjects: true}); err != nil {
-		t.Fatal(err)
-	}
-	if err := tx.Rollback(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.w.RequestStatus(ctx, "TX-1"); !errors.Is(err, ErrUnknownReference) {
-		t.Fatalf("after rollback: %v", err)
-	}
-	tx, _ = e.db.BeginTx(ctx, nil)
-	if _, err := e.w.EnqueueTx(ctx, tx, Request{Reference: "TX-1", Kind: Deletion, ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{"a"}, AllProjects: true}); err != nil {
-		t.Fatal(err)
-	}
-	if err := tx.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.w.RequestStatus(ctx, "TX-1"); err != nil {
-		t.Fatalf("after commit: %v", err)
-	}
-}
-
-func TestPostgresEnqueueTxRollsBackWithTheCaller(t *testing.T) {
-	t.Parallel()
-	e := newPGEnv(t, twoFakes(t))
-	ctx := context.Background()
-	req := Request{Reference: "PTX-1", Kind: Deletion, ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{"a"}, AllProjects: true}
-	tx, err := e.pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.pw.EnqueueTx(ctx, tx, req); err != nil {
-		t.Fatal(err)
-	}
-	if err := tx.Rollback(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.svc.RequestStatus(ctx, "PTX-1"); !errors.Is(err, ErrUnknownReference) {
-		t.Fatalf("after rollback: %v", err)
-	}
-	var jobs int
-	if err := e.pool.QueryRow(ctx, `SELECT COUNT(*) FROM river_job`).Scan(&jobs); err != nil || jobs != 0 {
-		t.Fatalf("%d jobs after rollback, %v", jobs, err)
-	}
-	tx, err = e.pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.pw.EnqueueTx(ctx, tx, req); err != nil {
-		t.Fatal(err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.svc.RequestStatus(ctx, "PTX-1"); err != nil {
-		t.Fatalf("after commit: %v", err)
-	}
+	forEachDriver(t, func(t *testing.T, newEnv envMaker) {
+		e := newEnv(t, twoFakes(t))
+		ctx := context.Background()
+		req := Request{Reference: "TX-1", Kind: Deletion, ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{"a"}, AllProjects: true}
+		// enqueueTx enqueues req on a transaction of the caller's own,
+		// then commits or rolls it back.
+		enqueueTx := func(commit bool) error {
+			if e.w != nil {
+				tx, err := e.db.BeginTx(ctx, nil)
+				if err != nil {
+					return err
+				}
+				if _, err := e.w.EnqueueTx(ctx, tx, req); err != nil {
+					return err
+				}
+				if commit {
+					return tx.Commit()
+				}
+				return tx.Rollback()
+			}
+			tx, err := e.pool.Begin(ctx)
+			if err != nil {
+				return err
+			}
+			if _, err := e.pw.EnqueueTx(ctx, tx, req); err != nil {
+				return err
+			}
+			if commit {
+				return tx.Commit(ctx)
+			}
+			return tx.Rollback(ctx)
+		}
+		if err := enqueueTx(false); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.svc.RequestStatus(ctx, "TX-1"); !errors.Is(err, ErrUnknownReference) {
+			t.Fatalf("after rollback: %v", err)
+		}
+		if jobs := e.count(`SELECT COUNT(*) FROM river_job`); jobs != 0 {
+			t.Fatalf("%d jobs after rollback", jobs)
+		}
+		if err := enqueueTx(true); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.svc.RequestStatus(ctx, "TX-1"); err != nil {
+			t.Fatalf("after commit: %v", err)
+		}
+	})
 }
