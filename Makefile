@@ -7,7 +7,7 @@ STATICCHECK_VERSION ?= v0.8.2
 # its command tree, later the worker). tools/ is the generator's own module.
 MODULES ?= . cmd/mpgdpr worker
 
-.PHONY: all generate check-generate test test-modules lint tidy-check fuzz fuzz-short bench ci deps update-spec check-upstream demo
+.PHONY: all generate check-generate test test-modules lint tidy-check fuzz fuzz-short bench ci deps update-spec check-upstream demo release-prepare release-drill
 
 all: check-generate lint test
 
@@ -160,3 +160,20 @@ check-upstream:
 	@# built rather than `go run`, which turns every exit status into 1
 	@d=$$(mktemp -d) && trap 'rm -rf "$$d"' EXIT && $(GO) build -o "$$d/updatespec" ./internal/tools/updatespec && \
 		"$$d/updatespec" -check -replace $(or $(SOURCE),api/sources/mixpanel-docs-gdpr.openapi.txt) -with $(NEW)
+
+## release-prepare: the release tree of VERSION, on a release branch (never on main):
+##   make release-prepare VERSION=v0.9.0. Sets mpgdpr.Version, moves CHANGELOG's
+##   [Unreleased] under the version, and in worker/ and cmd/mpgdpr/ drops the
+##   replace directives and requires this repository's modules at VERSION, with
+##   their go.sum lines (scripts/release-prepare; CONTRIBUTING.md, "Releasing").
+release-prepare:
+	@test -n "$(VERSION)" || { echo "usage: make release-prepare VERSION=vX.Y.Z" >&2; exit 2; }
+	@GO="$(GO)" scripts/release-prepare $(VERSION)
+
+## release-drill: rehearse a release of HEAD at DRILL_VERSION (default v0.9.0) from a
+##   module proxy in a temporary directory, with an empty module cache: go install
+##   the CLI, go get the library and the worker in a new module and run it against
+##   mpgdpr fake (scripts/release-drill). CI runs it.
+DRILL_VERSION ?= v0.9.0
+release-drill:
+	@GO="$(GO)" scripts/release-drill $(DRILL_VERSION)
