@@ -7,7 +7,7 @@ STATICCHECK_VERSION ?= v0.8.2
 # its command tree, later the worker). tools/ is the generator's own module.
 MODULES ?= . cmd/mpgdpr worker
 
-.PHONY: all generate check-generate test test-modules lint tidy-check fuzz fuzz-short bench ci deps update-spec check-upstream demo release-prepare release-drill
+.PHONY: all generate check-generate test test-modules lint tidy-check fuzz fuzz-short bench ci deps update-spec check-upstream demo release-prepare release-drill image image-test
 
 all: check-generate lint test
 
@@ -177,3 +177,15 @@ release-prepare:
 DRILL_VERSION ?= v0.9.0
 release-drill:
 	@GO="$(GO)" scripts/release-drill $(DRILL_VERSION)
+
+## image: the container image of the CLI (Containerfile, FROM scratch) with podman:
+##   make image [IMAGE_TAG=localhost/mpgdpr:<Version>] (scripts/image-build).
+image:
+	@GO="$(GO)" scripts/image-build $(IMAGE_TAG)
+
+## image-test: build the image and run it with podman (installs podman and runc
+##   as root): version, the fake from the host, the worker on a volume filing
+##   through a host fake, SIGTERM exit 0, restart with nothing lost
+##   (scripts/image-test). Skips without podman, except in CI.
+image-test:
+	@GO="$(GO)" scripts/image-test
