@@ -7,7 +7,7 @@ STATICCHECK_VERSION ?= v0.8.2
 # its command tree, later the worker). tools/ is the generator's own module.
 MODULES ?= . cmd/mpgdpr worker
 
-.PHONY: all generate check-generate test test-modules lint tidy-check fuzz fuzz-short bench ci deps update-spec check-upstream demo release-prepare release-drill image image-test
+.PHONY: all generate check-generate test test-modules lint tidy-check fuzz fuzz-short bench ci deps update-spec check-upstream demo release-prepare release-drill release-check release-snapshot image image-test
 
 all: check-generate lint test
 
@@ -85,9 +85,9 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); test -z "$$out" || { echo "gofmt would change: $$out" >&2; exit 1; }
 	@set -e; for m in $(MODULES); do echo "== vet, staticcheck in $$m"; (cd $$m && $(GO) vet ./... && $(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...); done
 
-## tidy-check: fail if any module's go.mod or go.sum is not tidy.
+## tidy-check: fail if any module's go.mod or go.sum is not tidy (the tools modules too).
 tidy-check:
-	@set -e; for m in $(MODULES) tools; do (cd $$m && $(GO) mod tidy -diff) || { echo "tidy-check: $$m is not tidy; run go mod tidy there" >&2; exit 1; }; done
+	@set -e; for m in $(MODULES) tools tools/release; do (cd $$m && $(GO) mod tidy -diff) || { echo "tidy-check: $$m is not tidy; run go mod tidy there" >&2; exit 1; }; done
 
 ## ci: what .ci/run runs.
 ci: check-generate lint tidy-check test
@@ -189,3 +189,14 @@ image:
 ##   (scripts/image-test). Skips without podman, except in CI.
 image-test:
 	@GO="$(GO)" scripts/image-test
+
+## release-check: goreleaser check of .goreleaser.yaml (GoReleaser v2, pinned in
+##   tools/release/go.mod; built on first use). CI runs it.
+## release-snapshot: the release binaries without a release: goreleaser release
+##   --snapshot --clean, for linux, darwin and windows on amd64 and arm64, into
+##   dist/ (archives and checksums.txt), named <mpgdpr.Version>-snapshot-<commit>.
+GORELEASER = $(GO) tool -modfile=tools/release/go.mod goreleaser
+release-check:
+	@$(GORELEASER) check
+release-snapshot:
+	@MPGDPR_VERSION="$$(sed -n 's/^const Version = "\(.*\)"$$/\1/p' version.go)" $(GORELEASER) release --snapshot --clean
