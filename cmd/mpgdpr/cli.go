@@ -19,6 +19,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/privacykit/mpgdpr"
+	"github.com/privacykit/mpgdpr/cmd/mpgdpr/internal/exitcode"
 )
 
 // Environment variables read for credentials and the region.
@@ -242,16 +243,6 @@ func (cl *cli) client(a *apiFlags, extra ...mpgdpr.Option) (*mpgdpr.Client, erro
 	return c, nil
 }
 
-// apiHost is the host (and port) the client sends to: what a journal
-// records, never the full URL, which could carry credentials.
-func apiHost(c *mpgdpr.Client) string {
-	u, err := url.Parse(c.BaseURL())
-	if err != nil {
-		return ""
-	}
-	return u.Host + strings.TrimSuffix(u.Path, "/")
-}
-
 func firstNonEmpty(vals ...string) string {
 	for _, v := range vals {
 		if v != "" {
@@ -292,43 +283,18 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-// exitFor maps an API call's error to an exit code.
+// exitFor maps an error to an exit code: usage for a *usageError, else
+// as for an API call's error.
 func exitFor(err error) int {
 	var ue *usageError
-	switch {
-	case err == nil:
-		return exitOK
-	case errors.As(err, &ue), errors.Is(err, mpgdpr.ErrInvalidInput):
+	if errors.As(err, &ue) {
 		return exitUsage
 	}
-	return exitAPI
+	return exitcode.ForAPI(err)
 }
 
-// worse returns the exit code that says more: interrupted, then usage,
-// local, API, incomplete, success.
-func worse(a, b int) int {
-	rank := func(c int) int {
-		switch c {
-		case exitInterrupted:
-			return 6
-		case exitUsage:
-			return 5
-		case exitLocal:
-			return 4
-		case exitAPI:
-			return 3
-		case exitIncomplete:
-			return 2
-		case exitOK:
-			return 0
-		}
-		return 1
-	}
-	if rank(b) > rank(a) {
-		return b
-	}
-	return a
-}
+// worse returns the exit code that says more (exitcode.Worse).
+func worse(a, b int) int { return exitcode.Worse(a, b) }
 
 // usageError is bad usage or bad input: exit 2, with a hint.
 type usageError struct{ msg string }

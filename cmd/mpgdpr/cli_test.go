@@ -202,7 +202,7 @@ func TestRetrieveCSVDownloadExtract(t *testing.T) {
 	if r.code != exitOK {
 		t.Fatalf("%v", r)
 	}
-	if !strings.Contains(r.stderr, "1 repeated IDs") {
+	if !strings.Contains(r.stderr, "dropped 1 repeated ID in") {
 		t.Errorf("no note about the repeated ID: %q", r.stderr)
 	}
 	for _, want := range []string{"REQUEST", "EXPORT", "SUCCESS", "(4 files)", "(2 files)", "retrieve CCPA: 3 IDs: 3 filed in 2 tasks; tasks: 2 SUCCESS"} {

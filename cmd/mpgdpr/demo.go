@@ -11,6 +11,8 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/time/rate"
 
+	"github.com/privacykit/mpgdpr/cmd/mpgdpr/internal/bulk"
+	"github.com/privacykit/mpgdpr/cmd/mpgdpr/internal/words"
 	"github.com/privacykit/mpgdpr/export"
 	"github.com/privacykit/mpgdpr/mpgdprtest"
 )
@@ -137,7 +139,7 @@ func (cl *cli) cmdDemo(ctx context.Context, o *demoOpts, pos []string) int {
 	say("  Generated %d IDs (user-00001 …) in %s.", o.n, idsFile)
 	code := exitOK
 
-	step := func(n int, title, cmd string, args ...string) *jobResult {
+	step := func(n int, title, cmd string, args ...string) *bulk.Result {
 		say("")
 		say("[%d/4] %s", n, title)
 		say("$ mpgdpr %s %s %s", cmd, strings.Join(args, " "), strings.Join(common[:4], " "))
@@ -147,16 +149,16 @@ func (cl *cli) cmdDemo(ctx context.Context, o *demoOpts, pos []string) int {
 			return nil
 		}
 		res := sub.runJob(ctx, j)
-		code = worse(code, res.code)
+		code = worse(code, res.Code)
 		return res
 	}
 
 	ret := step(1, fmt.Sprintf("Retrieve %d IDs (GDPR) in requests of 2000, follow every task, download and open the exports", o.n),
 		"retrieve", append([]string{"--compliance", "GDPR", "--file", idsFile, "--journal", filepath.Join(work, "retrieve.journal.jsonl"),
 			"--download", exports}, wait...)...)
-	if ret != nil && ret.code == exitOK {
+	if ret != nil && ret.Code == exitOK {
 		files, first := 0, []string(nil)
-		for _, t := range ret.tasks {
+		for _, t := range ret.Tasks {
 			if t.Download == nil {
 				continue
 			}
@@ -177,7 +179,7 @@ func (cl *cli) cmdDemo(ctx context.Context, o *demoOpts, pos []string) int {
 			_ = a.Close()
 		}
 		say("The %s (zip archives encrypted with the API secret) hold %d files for %d IDs: %s, …",
-			plural(len(ret.tasks), "export"), files, o.n, strings.Join(first, ", "))
+			words.Count(len(ret.Tasks), "export"), files, o.n, strings.Join(first, ", "))
 	}
 
 	step(2, fmt.Sprintf("Delete the same %d IDs (GDPR) in requests of 1999 and follow every task", o.n),
@@ -186,8 +188,8 @@ func (cl *cli) cmdDemo(ctx context.Context, o *demoOpts, pos []string) int {
 	extra := []string{fmt.Sprintf("user-%05d", o.n+1), fmt.Sprintf("user-%05d", o.n+2), fmt.Sprintf("user-%05d", o.n+3)}
 	mistake := step(3, "File a deletion by mistake, then cancel it while it is still PENDING",
 		"delete", append([]string{"--compliance", "GDPR", "--journal", filepath.Join(work, "mistake.journal.jsonl")}, extra...)...)
-	if mistake != nil && len(mistake.tasks) == 1 {
-		id := mistake.tasks[0].ID
+	if mistake != nil && len(mistake.Tasks) == 1 {
+		id := mistake.Tasks[0].ID
 		say("$ mpgdpr cancel %s %s", id, strings.Join(common[:4], " "))
 		code = worse(code, sub.runSub(ctx, append([]string{"cancel", id}, common...)))
 	} else {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/privacykit/mpgdpr"
+	"github.com/privacykit/mpgdpr/cmd/mpgdpr/internal/words"
 	"github.com/privacykit/mpgdpr/mpgdprtest"
 	"github.com/privacykit/mpgdpr/worker"
 )
@@ -122,7 +123,7 @@ func (cl *cli) demoWorker(ctx context.Context, say func(string, ...any), work st
 			}
 		}
 		say("  %s: %d items done, %d failed, %d unknown; %s filed for them, %d tasks followed to the end.",
-			p.Name, p.Items[worker.StateDone], p.Items[worker.StateFailed], p.Items[worker.StateUnknown], plural(creates, "create"), len(f.Tasks()))
+			p.Name, p.Items[worker.StateDone], p.Items[worker.StateFailed], p.Items[worker.StateUnknown], words.Count(creates, "create"), len(f.Tasks()))
 		if p.Items[worker.StateDone] != p.Items[worker.StateDone]+p.Items[worker.StateFailed]+p.Items[worker.StateUnknown] {
 			code = exitIncomplete
 		}

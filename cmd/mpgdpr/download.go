@@ -14,6 +14,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/privacykit/mpgdpr"
+	"github.com/privacykit/mpgdpr/cmd/mpgdpr/internal/bulk"
+	"github.com/privacykit/mpgdpr/cmd/mpgdpr/internal/journal"
 	"github.com/privacykit/mpgdpr/export"
 )
 
@@ -85,26 +87,26 @@ func (cl *cli) cmdDownload(ctx context.Context, o *downloadOpts, ids []string) i
 		} else if err != nil {
 			code = worse(code, exitFor(err))
 		}
-		var s saved
+		var s bulk.Saved
 		if err == nil {
 			s, err = cl.saveExport(ctx, c, t, o.dir, o.api.apiSecret, o.extract)
 			if err != nil {
-				code = worse(code, s.code)
+				code = worse(code, s.Code)
 			}
 		}
 		if err != nil {
 			fmt.Fprintf(cl.stderr, "mpgdpr download: task %s: %s\n", id, trimLib(err))
 			if o.api.json {
-				cl.jsonLine(taskLine{Type: "error", Kind: "retrieval", TaskID: id, Export: s.path, Error: trimLib(err)})
+				cl.jsonLine(taskLine{Type: "error", Kind: "retrieval", TaskID: id, Export: s.Path, Error: trimLib(err)})
 			}
 			continue
 		}
 		if o.api.json {
 			cl.jsonLine(taskLine{Type: "download", Kind: "retrieval", TaskID: id, Status: string(t.Status),
-				Export: s.path, ExportBytes: s.bytes, ExportFiles: s.files})
+				Export: s.Path, ExportBytes: s.Bytes, ExportFiles: s.Files})
 			continue
 		}
-		rows = append(rows, []string{id, string(t.Status), s.path, strconv.FormatInt(s.bytes, 10), filesText(s)})
+		rows = append(rows, []string{id, string(t.Status), s.Path, strconv.FormatInt(s.Bytes, 10), filesText(s)})
 	}
 	if len(rows) > 0 {
 		cl.table([]string{"TASK ID", "STATUS", "EXPORT", "BYTES", "FILES"}, rows)
@@ -112,28 +114,19 @@ func (cl *cli) cmdDownload(ctx context.Context, o *downloadOpts, ids []string) i
 	return code
 }
 
-// saved is an export written to disk.
-type saved struct {
-	path     string
-	bytes    int64
-	files    int  // entries verified (0 if it could not be opened)
-	verified bool // every entry was decrypted and its CRC checked
-	code     int  // the exit code of the error returned with it
-}
-
-func filesText(s saved) string {
-	if !s.verified {
+func filesText(s bulk.Saved) string {
+	if !s.Verified {
 		return "not verified (no API secret)"
 	}
-	return strconv.Itoa(s.files) + " verified"
+	return strconv.Itoa(s.Files) + " verified"
 }
 
 // saveExport downloads a finished retrieval's export into dir and, when it
 // can, opens it and reads every entry, so that a wrong secret or a damaged
 // archive is found now rather than when the data is needed.
-func (cl *cli) saveExport(ctx context.Context, c *mpgdpr.Client, t *mpgdpr.Task, dir, secret string, extract bool) (saved, error) {
+func (cl *cli) saveExport(ctx context.Context, c *mpgdpr.Client, t *mpgdpr.Task, dir, secret string, extract bool) (bulk.Saved, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return saved{code: exitLocal}, err
+		return bulk.Saved{Code: exitLocal}, err
 	}
 	name := safeName(t.TrackingID)
 	path := filepath.Join(dir, name+".zip")
@@ -144,41 +137,57 @@ func (cl *cli) saveExport(ctx context.Context, c *mpgdpr.Client, t *mpgdpr.Task,
 		if errors.As(err, &pe) {
 			code = exitLocal
 		}
-		return saved{code: code}, err
+		return bulk.Saved{Code: code}, err
 	}
-	s := saved{path: path, bytes: n}
+	s := bulk.Saved{Path: path, Bytes: n}
 	a, err := export.OpenFile(path, secret)
 	if errors.Is(err, export.ErrSecretRequired) {
 		return s, nil // saved; verifying it needs the secret
 	}
 	if errors.Is(err, export.ErrWrongSecret) {
-		s.code = exitIncomplete
+		s.Code = exitIncomplete
 		return s, fmt.Errorf("export saved as %s, but it does not decrypt with the API secret given (check %s)", path, envAPISecret)
 	}
 	if err != nil {
-		s.code = exitIncomplete
+		s.Code = exitIncomplete
 		return s, fmt.Errorf("export saved as %s, but it cannot be opened: %w", path, err)
 	}
 	defer a.Close()
 	err = a.Walk(func(fi export.FileInfo, _ io.Reader) error {
 		if !fi.IsDir() {
-			s.files++
+			s.Files++
 		}
 		return nil
 	})
 	if err != nil {
-		s.code = exitIncomplete
+		s.Code = exitIncomplete
 		if errors.Is(err, export.ErrWrongSecret) {
 			return s, fmt.Errorf("export saved as %s, but it does not decrypt with the API secret given (check %s)", path, envAPISecret)
 		}
 		return s, fmt.Errorf("export saved as %s, but it does not verify: %w", path, err)
 	}
-	s.verified = true
+	s.Verified = true
 	if extract {
 		if err := a.ExtractTo(filepath.Join(dir, name)); err != nil {
-			s.code = exitLocal
+			s.Code = exitLocal
 			return s, fmt.Errorf("export saved as %s, but extracting it failed: %w", path, err)
 		}
 	}
 	return s, nil
+}
+
+// safeName turns a task id (the server's text) into a file name that
+// cannot leave the download directory or hide.
+func safeName(id string) string {
+	ok := id != "" && len(id) <= 128 && id[0] != '.'
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			ok = false
+			break
+		}
+	}
+	if ok {
+		return id
+	}
+	return "task-" + journal.DigestIDs([]string{id})[:16]
 }

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/privacykit/mpgdpr"
+	"github.com/privacykit/mpgdpr/cmd/mpgdpr/internal/words"
 )
 
 // maxLine bounds one line (or CSV record) of an ID list.
@@ -40,6 +41,18 @@ type idList struct {
 	bomDropped bool  // the file began with a UTF-8 byte order mark, removed
 }
 
+// notes are what a job says about its input before it starts.
+func (l *idList) notes() []string {
+	var n []string
+	if l.bomDropped {
+		n = append(n, fmt.Sprintf("note: %s starts with a UTF-8 byte order mark: removed (it marks the encoding, it is no part of the first ID)", l.source))
+	}
+	if l.duplicates > 0 {
+		n = append(n, fmt.Sprintf("note: dropped %s in %s: each ID is filed once", words.Count(l.duplicates, "repeated ID"), l.source))
+	}
+	return n
+}
+
 // inputError is an ID list that cannot be used, naming the lines (never the
 // IDs: they are personal data, and this may end up in a log).
 type inputError struct {
@@ -54,7 +67,7 @@ func (e *inputError) Error() string {
 	if len(e.problems) == 1 && e.more == 0 {
 		b.WriteString(e.problems[0])
 	} else {
-		fmt.Fprintf(&b, "%d problems, nothing sent:", len(e.problems)+e.more)
+		fmt.Fprintf(&b, "%s, nothing sent:", words.Count(len(e.problems)+e.more, "problem"))
 		for _, p := range e.problems {
 			b.WriteString("\n  " + p)
 		}
