@@ -269,80 +269,70 @@ func (j *Journal) load(h Header, maxSize int64) (Opened, error) {
 	if _, err := j.f.Seek(0, 0); err != nil {
 		return Opened{}, err
 	}
-	var r io.Reader = j.f
+	cr := &countReader{r: j.f}
+	var r io.Reader = cr
 	if maxSize > 0 {
-		r = io.LimitReader(j.f, maxSize+1)
+		r = io.LimitReader(cr, maxSize+1)
 	}
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return Opened{}, err
-	}
-	if maxSize > 0 && int64(len(data)) > maxSize {
+	info, err := Read(r, func(e Entry) error {
+		if e.Header != nil {
+			if d := e.Header.differences(h); len(d) > 0 {
+				return &MismatchError{Path: j.path, Differences: d}
+			}
+			j.st.Header = *e.Header
+		} else if err := j.st.apply(*e.Record, false); err != nil {
+			return fmt.Errorf("%w at line %d: %v", ErrCorrupt, e.Line, err)
+		}
+		j.chain.follow(e.Raw, e.Header != nil)
+		return nil
+	})
+	if maxSize > 0 && cr.n > maxSize {
 		return Opened{}, fmt.Errorf("%s: %w (it grew past %d bytes while being read)", j.path, ErrTooLarge, maxSize)
 	}
-	if len(data) == 0 {
-		return Opened{}, j.create(h)
+	var mm *MismatchError
+	switch {
+	case errors.As(err, &mm):
+		return Opened{}, err
+	case err != nil:
+		return Opened{}, fmt.Errorf("%s: %w", j.path, err)
 	}
-	var op Opened
-	// Only complete lines count; a final fragment without its newline is
-	// the write a crash cut short.
-	good := bytes.LastIndexByte(data, '\n') + 1
-	lines := bytes.SplitAfter(data[:good], []byte("\n"))
-	if len(lines) > 0 && len(lines[len(lines)-1]) == 0 {
-		lines = lines[:len(lines)-1]
-	}
-	if good < len(data) {
-		op.DroppedTail = true
-	}
-	if len(lines) == 0 {
+	if info.Lines == 0 {
+		if len(info.Tail) == 0 {
+			return Opened{}, j.create(h)
+		}
 		// Not even the header survived: nothing was ever sent. Only what a
 		// torn header write leaves (a prefix of a header, or zeros) is
 		// emptied: any other file was not written by this command.
-		if !tornHeader(data) {
+		if !tornHeader(info.Tail) {
 			return Opened{}, fmt.Errorf("%s: %w: the file holds no journal header (is it the right path?)", j.path, ErrCorrupt)
 		}
 		if err := j.truncate(0); err != nil {
 			return Opened{}, err
 		}
-		return op, j.create(h)
+		return Opened{DroppedTail: true}, j.create(h)
 	}
-	var have Header
-	if err := json.Unmarshal(lines[0], &have); err != nil || have.Type != "header" {
-		return Opened{}, fmt.Errorf("%s: %w: the first line is not a journal header", j.path, ErrCorrupt)
-	}
-	if d := have.differences(h); len(d) > 0 {
-		return Opened{}, &MismatchError{Path: j.path, Differences: d}
-	}
-	j.st.Header = have
-	j.chain.follow(lines[0], true)
-	for i, line := range lines[1:] {
-		last := i == len(lines)-2
-		var r Record
-		if err := json.Unmarshal(line, &r); err != nil {
-			if last {
-				// A final line that does not parse is a torn write too
-				// (a crash can leave a block of zeros): drop it.
-				good -= len(line)
-				op.DroppedTail = true
-				break
-			}
-			return Opened{}, fmt.Errorf("%s: %w at line %d: %v", j.path, ErrCorrupt, i+2, err)
-		}
-		if err := j.st.apply(r, false); err != nil {
-			return Opened{}, fmt.Errorf("%s: %w at line %d: %v", j.path, ErrCorrupt, i+2, err)
-		}
-		j.chain.follow(line, false)
-	}
+	op := Opened{Resumed: true, DroppedTail: info.DroppedTail}
 	if op.DroppedTail {
-		if err := j.truncate(int64(good)); err != nil {
+		if err := j.truncate(info.Good); err != nil {
 			return Opened{}, err
 		}
 	}
 	if _, err := j.f.Seek(0, 2); err != nil {
 		return Opened{}, err
 	}
-	op.Resumed = true
 	return op, nil
+}
+
+// countReader counts the bytes read through it.
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // headerStart is how every header line begins (Header's first field).
