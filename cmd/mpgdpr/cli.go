@@ -156,8 +156,8 @@ func (cl *cli) addAPIFlags(fs *pflag.FlagSet, a *apiFlags) {
 	fs.StringVar(&a.token, "token", "", "GDPR OAuth token (default $"+envToken+"; a flag is visible in ps: prefer the variable)")
 	fs.StringVar(&a.projectToken, "project-token", "", "project token (default $"+envProjectToken+")")
 	fs.StringVar(&a.apiSecret, "api-secret", "", "API secret, the password of export archives, to verify or extract them (default $"+envAPISecret+")")
-	fs.StringVar(&a.region, "region", "", "data-residency region: us, eu or in (default $"+envRegion+", else us)")
-	fs.StringVar(&a.baseURL, "base-url", "", "API base URL instead of the region's, e.g. a proxy (default $"+envBaseURL+"; https; http only on loopback)")
+	fs.StringVar(&a.region, "region", "", "data-residency region: us, eu or in (default $"+envRegion+", else us); not with a base URL")
+	fs.StringVar(&a.baseURL, "base-url", "", "API base URL instead of the region's, e.g. a proxy (default $"+envBaseURL+"; https; http only on loopback); not with a region")
 	fs.Float64Var(&a.rate, "rate", 1, "at most this many API requests per second (Mixpanel allows 1)")
 	fs.DurationVar(&a.retryFor, "retry-for", 0, "keep retrying a rate-limited or failing call for up to this long, e.g. 6h (default: the library's 8 attempts within 15m)")
 	fs.BoolVar(&a.json, "json", false, "print one JSON object per line instead of a table")
@@ -167,6 +167,16 @@ func (cl *cli) addAPIFlags(fs *pflag.FlagSet, a *apiFlags) {
 // client builds the API client from flags and environment. Its errors are
 // usage errors: nothing has been sent.
 func (cl *cli) client(a *apiFlags, extra ...mpgdpr.Option) (*mpgdpr.Client, error) {
+	return cl.newClient(a, true, extra...)
+}
+
+// dryRunToken stands in for a token a dry run was not given: a dry run
+// sends nothing, and its client only says where and how much it would send.
+const dryRunToken = "dry-run-sends-nothing"
+
+// newClient is client; with needTokens false (a dry run), a missing token
+// is said in a note and replaced by dryRunToken.
+func (cl *cli) newClient(a *apiFlags, needTokens bool, extra ...mpgdpr.Option) (*mpgdpr.Client, error) {
 	for _, f := range []struct{ flag, val string }{{"token", a.token}, {"project-token", a.projectToken}, {"api-secret", a.apiSecret}} {
 		if f.val != "" {
 			cl.secrets.add(f.val)
@@ -176,13 +186,34 @@ func (cl *cli) client(a *apiFlags, extra ...mpgdpr.Option) (*mpgdpr.Client, erro
 	token := firstNonEmpty(a.token, cl.env[envToken])
 	project := firstNonEmpty(a.projectToken, cl.env[envProjectToken])
 	a.apiSecret = firstNonEmpty(a.apiSecret, cl.env[envAPISecret])
-	if strings.TrimSpace(token) == "" {
-		return nil, usagef("missing the GDPR OAuth token: set %s (or pass --token)", envToken)
+	for _, t := range []struct {
+		val        *string
+		what, flag string
+		env        string
+	}{{&token, "GDPR OAuth token", "token", envToken}, {&project, "project token", "project-token", envProjectToken}} {
+		if strings.TrimSpace(*t.val) != "" {
+			continue
+		}
+		if needTokens {
+			return nil, usagef("missing the %s: set %s (or pass --%s)", t.what, t.env, t.flag)
+		}
+		fmt.Fprintf(cl.stderr, "note: no %s (%s): not needed for a dry run, a real run needs it\n", t.what, t.env)
+		*t.val = dryRunToken
 	}
-	if strings.TrimSpace(project) == "" {
-		return nil, usagef("missing the project token: set %s (or pass --project-token)", envProjectToken)
+	baseFrom := "--base-url"
+	if a.baseURL == "" && cl.env[envBaseURL] != "" {
+		a.baseURL, baseFrom = cl.env[envBaseURL], envBaseURL
+	}
+	regionFrom := "--region"
+	if a.region == "" && cl.env[envRegion] != "" {
+		regionFrom = envRegion
 	}
 	regionName := firstNonEmpty(a.region, cl.env[envRegion])
+	if regionName != "" && a.baseURL != "" {
+		// A base URL replaces the region's host: one of the two would be
+		// ignored, and a request meant for the EU could go elsewhere.
+		return nil, usagef("%s and %s are both set: a base URL replaces the region's host; give one of them", regionFrom, baseFrom)
+	}
 	region, err := mpgdpr.ParseRegion(regionName)
 	if err != nil {
 		if a.region == "" {
@@ -209,10 +240,6 @@ func (cl *cli) client(a *apiFlags, extra ...mpgdpr.Option) (*mpgdpr.Client, erro
 	opts = append(opts, mpgdpr.WithLogger(cl.logger))
 	if a.apiSecret != "" {
 		opts = append(opts, mpgdpr.WithAPISecret(a.apiSecret))
-	}
-	baseFrom := "--base-url"
-	if a.baseURL == "" && cl.env[envBaseURL] != "" {
-		a.baseURL, baseFrom = cl.env[envBaseURL], envBaseURL
 	}
 	if a.baseURL != "" {
 		u, err := url.Parse(a.baseURL)

@@ -163,7 +163,8 @@ func (cl *cli) prepareJob(cmd string, o *jobOpts) (*job, error) {
 	if o.pollStart <= 0 || o.pollMax <= 0 {
 		return nil, usagef("--poll-interval and --poll-max must be positive")
 	}
-	if j.Client, err = cl.client(&o.api); err != nil {
+	// A dry run sends nothing: it needs no token.
+	if j.Client, err = cl.newClient(&o.api, !o.dryRun); err != nil {
 		return nil, err
 	}
 	j.secret = o.api.apiSecret

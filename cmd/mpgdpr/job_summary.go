@@ -118,6 +118,7 @@ type taskLine struct {
 	ExportReady bool   `json:"export_ready,omitempty"`
 	Requested   string `json:"requested,omitempty"`
 	Cancelled   *bool  `json:"cancelled,omitempty"`
+	Result      string `json:"result,omitempty"` // cancel: cancelled, already cancelled, not cancellable (…)
 	Error       string `json:"error,omitempty"`
 }
 
