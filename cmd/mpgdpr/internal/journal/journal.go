@@ -44,6 +44,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/privacykit/mpgdpr/cmd/mpgdpr/internal/words"
 )
 
 // Version is the format version written in every header.
@@ -99,7 +101,7 @@ func (h Header) differences(want Header) []string {
 	diff("disclosure type", h.Disclosure, want.Disclosure)
 	diff("API host", h.API, want.API)
 	if h.IDs != want.IDs || h.IDsSHA256 != want.IDsSHA256 {
-		d = append(d, fmt.Sprintf("the ID list differs (%d distinct IDs in the journal, %d now)", h.IDs, want.IDs))
+		d = append(d, fmt.Sprintf("the ID list differs (%s in the journal, %d now)", words.Count(h.IDs, "distinct ID"), want.IDs))
 	}
 	return d
 }
