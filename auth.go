@@ -6,7 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strings"
+
+	"github.com/privacykit/mpgdpr/internal/redact"
 )
 
 // authorize is the one place credentials are put on a request: the OAuth
@@ -54,11 +55,11 @@ func (c *Client) checkOutgoing(req *http.Request) error {
 		if req.Host != "" && u != nil && req.Host != u.Host {
 			dest += " (Host " + req.Host + ")"
 		}
-		return &unsentError{msg: "mpgdpr: refusing to send credentials to " + c.redact(dest) + ", not the configured API"}
+		return &unsentError{msg: "mpgdpr: refusing to send credentials to " + c.secrets.String(dest) + ", not the configured API"}
 	}
 	for name, vals := range req.Header {
 		if !validHeaderName(name) {
-			return &unsentError{msg: fmt.Sprintf("mpgdpr: refusing to send an invalid header name %.40q", c.redact(name))}
+			return &unsentError{msg: fmt.Sprintf("mpgdpr: refusing to send an invalid header name %.40q", c.secrets.String(name))}
 		}
 		for _, v := range vals {
 			if err := validHeaderValue(v); err != nil {
@@ -77,31 +78,12 @@ func (e *unsentError) Error() string        { return e.msg }
 func (e *unsentError) RequestSent() bool    { return false }
 func (e *unsentError) Is(target error) bool { return target == ErrInvalidInput }
 
-const redacted = "REDACTED"
+const redacted = redact.Mask
 
-// redact removes every secret the client holds from s. It is applied to
-// everything that leaves the client as text: errors and log attributes.
-func (c *Client) redact(s string) string {
-	for _, secret := range c.secrets { // each secret, then its query-escaped form
-		if strings.Contains(s, secret) {
-			s = strings.ReplaceAll(s, secret, redacted)
-		}
-	}
-	return s
-}
-
-// redactURL returns u with the token query parameter's value replaced.
+// redactURL returns a request URL with its credentials masked: the token
+// parameter's value, a user info (redact.URL), and any secret.
 func (c *Client) redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return c.redact(raw)
-	}
-	if q := u.Query(); q.Has("token") {
-		q.Set("token", redacted)
-		u.RawQuery = q.Encode()
-	}
-	u.User = nil
-	return c.redact(u.String())
+	return c.secrets.String(redact.URL(raw))
 }
 
 // scrub makes a transport error safe to show: *url.Error prints the request
@@ -116,10 +98,14 @@ func (c *Client) scrub(err error) error {
 }
 
 func (c *Client) scrubInner(err error) error {
-	if err == nil || c.redact(err.Error()) == err.Error() {
+	if err == nil {
 		return err
 	}
-	return &redactedError{msg: c.redact(err.Error()), err: err}
+	msg := err.Error()
+	if safe := c.secrets.String(msg); safe != msg {
+		return &redactedError{msg: safe, err: err}
+	}
+	return err
 }
 
 // redactedError hides a secret found in an error's text. Its cause is kept

@@ -306,7 +306,7 @@ func (c *Client) batch(ctx context.Context, op string, ids []string, limit int, 
 				resubmits++
 				c.logger.LogAttrs(ctx, slog.LevelWarn, "mpgdpr: resubmitting a deletion of unknown outcome",
 					slog.String("op", op), slog.Int("seq", seq), slog.Int("ids", len(pending)),
-					slog.String("reason", c.redact(err.Error())))
+					slog.String("reason", c.secrets.String(err.Error())))
 			default:
 				return stop(pending, err)
 			}

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/privacykit/mpgdpr/gen"
+	"github.com/privacykit/mpgdpr/internal/redact"
 )
 
 // Client calls Mixpanel's GDPR/CCPA API for one project. It is safe for
@@ -21,10 +22,9 @@ type Client struct {
 	oauthToken   string
 	projectToken string
 	apiSecret    string
-	tokenQuery   string   // "token=<escaped project token>", built once
-	secrets      []string // every secret, each followed by its query-escaped form if different; built once
-	secretBytes  [][]byte // secrets as bytes, for redacting bodies
-	bearer       string   // "Bearer <OAuth token>", built once
+	tokenQuery   string      // "token=<escaped project token>", built once
+	secrets      *redact.Set // the three credentials, kept out of every error, log line and body
+	bearer       string      // "Bearer <OAuth token>", built once
 	base         *url.URL
 	http         *http.Client
 	send         *http.Client // http with recognisable redirect refusals (markRedirects), built once
@@ -97,18 +97,7 @@ func New(oauthToken, projectToken string, opts ...Option) (*Client, error) {
 		maxDeletion:  cfg.maxDeletion,
 		rand:         cfg.rand,
 	}
-	for _, secret := range []string{c.oauthToken, c.projectToken, c.apiSecret} {
-		if secret == "" {
-			continue
-		}
-		c.secrets = append(c.secrets, secret)
-		if esc := url.QueryEscape(secret); esc != secret {
-			c.secrets = append(c.secrets, esc) // the secret as it appears in a query string
-		}
-	}
-	for _, secret := range c.secrets {
-		c.secretBytes = append(c.secretBytes, []byte(secret))
-	}
+	c.secrets = redact.New(c.oauthToken, c.projectToken, c.apiSecret)
 	c.http = c.guardRedirects(cfg.httpClient)
 	c.send = c.markRedirects()
 	c.stdTransport = isStdTransport(c.http.Transport)
@@ -149,8 +138,9 @@ func (c *Client) BaseURL() string { return c.base.String() }
 // `token` parameter empty: the client sets it. Response bodies arrive
 // bounded (64 KiB of an error, 8 MiB of a success) and with every secret
 // the client holds replaced by REDACTED, whether the server sent it as is,
-// query-escaped, JSON-escaped (\u0053…) or percent-encoded, also in a body
-// that is not valid JSON. A per-call RequestEditorFn runs after the credentials are set; a
+// query-escaped, JSON-escaped (\u0053…), percent-encoded or base64-encoded,
+// also in a body that is not valid JSON (internal/redact has the rule; a
+// credential shorter than 4 bytes is not looked for). A per-call RequestEditorFn runs after the credentials are set; a
 // request it points at another host is refused before sending.
 func (c *Client) Raw() *gen.ClientWithResponses { return c.raw }
 
@@ -246,7 +236,7 @@ func (c *Client) CancelDeletion(ctx context.Context, trackingID string) error {
 	}
 	defer drainClose(resp)
 	if resp.StatusCode/100 != 2 {
-		e := newError("CancelDeletion", resp, c.redactDeep)
+		e := newError("CancelDeletion", resp, c.secrets.Deep)
 		if e.StatusCode == http.StatusMethodNotAllowed {
 			// A cancel retried after its answer was lost meets 405 though it
 			// worked: the task is REVOKED then, and that is success.
@@ -268,7 +258,7 @@ func (c *Client) created(op string, resp *http.Response, err error) (string, err
 	}
 	defer drainClose(resp)
 	if resp.StatusCode/100 != 2 {
-		return "", newError(op, resp, c.redactDeep)
+		return "", newError(op, resp, c.secrets.Deep)
 	}
 	cleaned := wasCleaned(resp)
 	body, err := readBody(resp)
@@ -292,7 +282,7 @@ func (c *Client) status(op string, resp *http.Response, err error) (*Task, error
 	}
 	defer drainClose(resp)
 	if resp.StatusCode/100 != 2 {
-		return nil, newError(op, resp, c.redactDeep)
+		return nil, newError(op, resp, c.secrets.Deep)
 	}
 	cleaned := wasCleaned(resp)
 	body, err := readBody(resp)

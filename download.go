@@ -121,15 +121,15 @@ func (c *Client) prepareDownload(task *Task, opts []DownloadOption) (*url.URL, d
 		return nil, cfg, &InputError{Field: "task", Problem: "nil"}
 	}
 	if task.Status != StatusSuccess {
-		return nil, cfg, fmt.Errorf("mpgdpr: download: %w: task %s is %s", ErrExportNotReady, c.redact(task.TrackingID), orUnknown(Status(c.redact(string(task.Status)))))
+		return nil, cfg, fmt.Errorf("mpgdpr: download: %w: task %s is %s", ErrExportNotReady, c.secrets.String(task.TrackingID), orUnknown(Status(c.secrets.String(string(task.Status)))))
 	}
 	raw := stripQuotes(task.DownloadURL)
 	if raw == "" {
-		return nil, cfg, fmt.Errorf("mpgdpr: download: %w: task %s", ErrNoExportLink, c.redact(task.TrackingID))
+		return nil, cfg, fmt.Errorf("mpgdpr: download: %w: task %s", ErrNoExportLink, c.secrets.String(task.TrackingID))
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {
-		return nil, cfg, fmt.Errorf("mpgdpr: download: %w: task %s: the link is not an absolute URL", ErrNoExportLink, c.redact(task.TrackingID))
+		return nil, cfg, fmt.Errorf("mpgdpr: download: %w: task %s: the link is not an absolute URL", ErrNoExportLink, c.secrets.String(task.TrackingID))
 	}
 	if err := c.checkLink(u, cfg.loopbackHTTP); err != nil {
 		return nil, cfg, &InputError{Field: "download link", Problem: err.Error()}
@@ -148,7 +148,7 @@ func orUnknown(s Status) string {
 // it refuses a link that carries one of the client's secrets, which must
 // never reach another host.
 func (c *Client) checkLink(u *url.URL, loopbackHTTP bool) error {
-	if c.linkHasSecret(u) {
+	if c.secrets.Contains(u.String()) { // raw, escaped or encoded
 		return errors.New("refusing a link that contains a credential")
 	}
 	if u.Scheme == "https" || (u.Scheme == "http" && loopbackHTTP && isLoopback(u.Hostname())) {
@@ -158,24 +158,6 @@ func (c *Client) checkLink(u *url.URL, loopbackHTTP bool) error {
 		return fmt.Errorf("refusing a plain http link to %s: exports are fetched over https (WithInsecureLoopbackDownloads allows a local test host)", u.Host)
 	}
 	return fmt.Errorf("refusing a %s link to %s: exports are fetched over https only", u.Scheme, u.Host)
-}
-
-// linkHasSecret looks for the client's secrets in a link, raw and decoded.
-func (c *Client) linkHasSecret(u *url.URL) bool {
-	raw := u.String()
-	forms := []string{raw}
-	if s, err := url.PathUnescape(raw); err == nil {
-		forms = append(forms, s)
-	}
-	if s, err := url.QueryUnescape(raw); err == nil {
-		forms = append(forms, s)
-	}
-	for _, f := range forms {
-		if c.redact(f) != f {
-			return true
-		}
-	}
-	return false
 }
 
 // redirectChecker applies checkLink to every redirect of a download, then
@@ -248,7 +230,7 @@ func (c *Client) download(ctx context.Context, link *url.URL, s *sink, cfg downl
 			}
 			return fmt.Errorf("mpgdpr: download %s: %w (after %d attempts, %d bytes received)", shown, err, attempt, s.n)
 		}
-		c.logger.Warn("mpgdpr: retrying download", "attempt", attempt, "wait", wait, "received", s.n, "reason", c.redact(err.Error()))
+		c.logger.Warn("mpgdpr: retrying download", "attempt", attempt, "wait", wait, "received", s.n, "reason", c.secrets.String(err.Error()))
 		if err := sleep(ctx, wait); err != nil {
 			return fmt.Errorf("mpgdpr: download %s: %w", shown, err)
 		}
@@ -297,7 +279,7 @@ func (c *Client) fetchOnce(ctx context.Context, link *url.URL, s *sink, cfg down
 		if cause, ok := tlsVerifyError(err); ok {
 			return permanent{fmt.Errorf("%w: the storage host's TLS certificate does not verify: %w", ErrDownloadFailed, cause)}
 		}
-		return errors.New(c.redact(scrubURLError(err)))
+		return errors.New(c.secrets.String(scrubURLError(err)))
 	}
 	defer drainClose(resp)
 	switch code := resp.StatusCode; {

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/privacykit/mpgdpr/internal/safefile"
 )
 
 // partSuffix marks the temporary files DownloadExportFile owns: an export
@@ -96,15 +98,18 @@ func createPart(dir, base string) (*os.File, error) {
 			_ = f.Close()
 			return nil, err
 		}
-		locked, err := tryLock(f)
-		if err == nil && locked && stillNamed(f) {
+		// Where the system has no file locks, the part is used unlocked:
+		// removeStaleParts then never takes it for stale.
+		err = safefile.TryLock(f)
+		unsupported := errors.Is(err, safefile.ErrUnsupported)
+		if (err == nil || unsupported) && stillNamed(f) {
 			return f, nil
 		}
-		if locked && err == nil {
+		if err == nil {
 			_ = os.Remove(f.Name())
 		}
 		_ = f.Close()
-		if err != nil {
+		if err != nil && !unsupported && !errors.Is(err, safefile.ErrLocked) {
 			return nil, err
 		}
 	}
@@ -160,7 +165,10 @@ func removeStaleParts(dir, base string) {
 		if err != nil {
 			continue
 		}
-		if locked, err := tryLock(f); err == nil && locked && stillNamed(f) {
+		// A part nobody can lock belongs to a running download; one that
+		// can be locked was left by a dead one (the system drops a lock
+		// when its process dies). Without locks, nothing is stale.
+		if safefile.TryLock(f) == nil && stillNamed(f) {
 			_ = os.Remove(p)
 		}
 		_ = f.Close()

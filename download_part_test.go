@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/privacykit/mpgdpr/internal/safefile"
 )
 
 func TestIsPartOf(t *testing.T) {
@@ -57,8 +59,8 @@ func TestDownloadFileRemovesStaleParts(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer held.Close()
-	if ok, err := tryLock(held); !ok || err != nil {
-		t.Fatalf("lock: %v %v", ok, err)
+	if err := safefile.TryLock(held); err != nil {
+		t.Fatalf("lock: %v", err)
 	}
 	if _, err := downloadTestClient(t).DownloadExportFile(context.Background(), h.task(), path, dl); err != nil {
 		t.Fatal(err)

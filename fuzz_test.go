@@ -165,7 +165,7 @@ func FuzzNewError(f *testing.F) {
 		if err := c.buffer(resp, maxErrorBody); err != nil {
 			t.Fatal(err)
 		}
-		e := newError("CreateDeletion", resp, c.redactDeep)
+		e := newError("CreateDeletion", resp, c.secrets.Deep)
 		if e.StatusCode != code || e.Op != "CreateDeletion" {
 			t.Fatalf("%+v", e)
 		}

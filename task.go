@@ -369,74 +369,15 @@ func hasZone(s string) bool {
 }
 
 // tainted reports whether s, a value decoded from an answer, carries one of
-// the client's secrets in any form this client can tell: raw, JSON-escaped
-// or percent-encoded (as a link's query would carry it to another host), or
-// as REDACTED where cleanBody replaced one (cleaned: the body held one).
+// the client's secrets in any form this client can tell (redact.Set.Contains:
+// raw, escaped, encoded, or hidden by JSON or percent escapes, as a link's
+// query would carry it to another host), or as REDACTED where the pipeline
+// replaced one (cleaned: the body held one).
 func (c *Client) tainted(s string, cleaned bool) bool {
-	if s == "" {
-		return false
-	}
 	if cleaned && strings.Contains(s, redacted) {
 		return true
 	}
-	if !strings.ContainsAny(s, "\\%+") { // nothing encoded: the usual case, without allocating
-		return c.redact(s) != s
-	}
-	j := string(unescapeJSONLenient([]byte(s)))
-	for _, v := range [...]string{s, j, percentDecodeLenient(s), percentDecodeLenient(j)} {
-		if c.redact(v) != v {
-			return true
-		}
-	}
-	return false
-}
-
-// taintedRaw is tainted for a task's raw JSON, without copying it when
-// it holds nothing encoded (the usual case).
-func (c *Client) taintedRaw(b []byte) bool {
-	if !bytes.ContainsAny(b, "\\%+") {
-		for _, s := range c.secretBytes {
-			if bytes.Contains(b, s) {
-				return true
-			}
-		}
-		return false
-	}
-	return c.tainted(string(b), false)
-}
-
-// percentDecodeLenient decodes every %XX in s (and + as a space), leaving
-// anything else as it is: url.QueryUnescape gives up on the first bad
-// escape, which a hostile server could add on purpose.
-func percentDecodeLenient(s string) string {
-	if !strings.ContainsAny(s, "%+") {
-		return s
-	}
-	out := make([]byte, 0, len(s))
-	for i := 0; i < len(s); i++ {
-		switch {
-		case s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
-			out = append(out, unhex(s[i+1])<<4|unhex(s[i+2]))
-			i += 2
-		case s[i] == '+':
-			out = append(out, ' ')
-		default:
-			out = append(out, s[i])
-		}
-	}
-	return string(out)
-}
-
-func isHex(b byte) bool { return b >= '0' && b <= '9' || b >= 'a' && b <= 'f' || b >= 'A' && b <= 'F' }
-
-func unhex(b byte) byte {
-	switch {
-	case b >= 'a':
-		return b - 'a' + 10
-	case b >= 'A':
-		return b - 'A' + 10
-	}
-	return b - '0'
+	return c.secrets.Contains(s)
 }
 
 // checkTask refuses a decoded task whose id or links carry a secret (a
@@ -452,7 +393,7 @@ func (c *Client) checkTask(t *Task, cleaned bool) error {
 		refuse = "download link"
 	case c.tainted(t.DestinationURL, cleaned):
 		refuse = "destination URL"
-	case c.taintedRaw(t.Raw):
+	case c.secrets.ContainsBytes(t.Raw):
 		refuse = "content, in an encoded form,"
 	}
 	if refuse != "" {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,8 +16,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-	"unicode/utf16"
-	"unicode/utf8"
 )
 
 // pipeline is the HttpRequestDoer the generated client sends through: every
@@ -45,12 +42,12 @@ type pipeline struct{ c *Client }
 // Each response body Do returns is already in memory: at most 64 KiB of an
 // error body and 8 MiB (+1 byte, to detect more) of a success body are read,
 // and every occurrence of the client's secrets in it, raw or escaped, is
-// replaced by REDACTED (cleanBody), so no later error text or decoded value
+// replaced by REDACTED (redact.Set.Body), so no later error text or decoded value
 // can echo a token a hostile server sent.
 func (p pipeline) Do(req *http.Request) (*http.Response, error) {
 	c := p.c
 	ctx := req.Context()
-	op := c.redact(opName(req))
+	op := c.secrets.String(opName(req))
 	if err := c.checkOutgoing(req); err != nil {
 		return nil, err
 	}
@@ -106,10 +103,10 @@ func (p pipeline) Do(req *http.Request) (*http.Response, error) {
 			if ctx.Err() != nil || unretryable(err) {
 				return nil, outOfBudget(c.scrub(err)) // a cancellation keeps its cause: errors.Is works
 			}
-			reason = c.redact(c.scrub(err).Error())
+			reason = c.secrets.String(c.scrub(err).Error())
 		case retryableStatus(resp.StatusCode, resp.Header, idempotent):
 			retryAfter, _ = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
-			reason = c.redact(resp.Status) // the reason phrase is the server's text
+			reason = c.secrets.String(resp.Status) // the reason phrase is the server's text
 			status = resp.StatusCode
 		default:
 			return c.final(op, resp, idempotent)
@@ -290,7 +287,7 @@ func (c *Client) final(op string, resp *http.Response, idempotent bool) (*http.R
 		_ = c.buffer(resp, maxErrorBody) // a partial error body is still worth showing
 	}
 	if !idempotent && resp.StatusCode/100 != 2 && !CreateRefused(resp.StatusCode, resp.Header) {
-		e := newError(op, resp, c.redactDeep)
+		e := newError(op, resp, c.secrets.Deep)
 		drainClose(resp)
 		return nil, &OutcomeUnknownError{Op: op, Err: e}
 	}
@@ -298,13 +295,13 @@ func (c *Client) final(op string, resp *http.Response, idempotent bool) (*http.R
 }
 
 // buffer replaces resp.Body by at most limit bytes of it, in memory, with
-// every secret redacted (cleanBody), and closes the network body: a hostile
+// every secret redacted (redact.Set.Body), and closes the network body: a hostile
 // server can neither make the client read more nor get a token echoed back
 // into an error, a decoded value or a link.
 func (c *Client) buffer(resp *http.Response, limit int64) error {
 	b, err := readAtMost(resp.Body, limit, resp.ContentLength)
 	_ = resp.Body.Close()
-	b, cleaned := c.cleanBody(b)
+	b, cleaned := c.secrets.Body(b)
 	mb := &memBody{b: b, cleaned: cleaned}
 	mb.r.Reset(b)
 	resp.Body = mb
@@ -361,186 +358,6 @@ func (m *memBody) take() []byte {
 	rest := m.b[len(m.b)-m.r.Len():]
 	m.r.Reset(nil)
 	return rest
-}
-
-// cleanBody replaces every secret in an answer body by REDACTED, and
-// reports whether it found one. It looks at the bytes as they came (each
-// secret raw and query-escaped) and, when the body holds a backslash or a
-// percent sign, at what JSON escapes (\u0053…) and then percent escapes
-// (%53…) decode to: in a valid JSON body every string (keys too) is then
-// decoded, cleaned and the body re-encoded; a body that is not valid JSON
-// (cut at the limit, a stray byte, a text page) is replaced by its
-// decoded, cleaned text. A body with no secret and none of those two
-// characters, the usual case, costs one scan per secret and no copy.
-func (c *Client) cleanBody(b []byte) ([]byte, bool) {
-	cleaned := false
-	for _, s := range c.secretBytes { // each secret, then its query-escaped form
-		if bytes.Contains(b, s) {
-			b = bytes.ReplaceAll(b, s, []byte(redacted))
-			cleaned = true
-		}
-	}
-	if !bytes.ContainsAny(b, "\\%") {
-		return b, cleaned
-	}
-	dec := b
-	for range 3 { // an escape of an escape (\\u0053) decodes in a later pass
-		if bytes.IndexByte(dec, '\\') < 0 {
-			break
-		}
-		dec = unescapeJSONLenient(dec)
-	}
-	view := string(dec)
-	if strings.IndexByte(view, '%') >= 0 {
-		view = percentDecodeLenient(view)
-	}
-	if c.redact(view) == view {
-		return b, cleaned // nothing hidden by the escapes
-	}
-	if json.Valid(b) {
-		if out, ok := c.redactJSONBody(b); ok && c.redact(c.decodedView(out)) == c.decodedView(out) {
-			return out, true
-		}
-	}
-	return []byte(c.redact(view)), true
-}
-
-// decodedView is b with JSON escapes, then percent escapes, decoded.
-func (c *Client) decodedView(b []byte) string {
-	return percentDecodeLenient(string(unescapeJSONLenient(b)))
-}
-
-// redactJSONBody decodes a valid JSON body, redacts every string in it and
-// re-encodes it; ok is false when nothing needed redacting.
-func (c *Client) redactJSONBody(b []byte) ([]byte, bool) {
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber()
-	var v any
-	if d.Decode(&v) != nil {
-		return nil, false
-	}
-	v, changed := c.redactJSON(v)
-	if !changed {
-		return nil, false
-	}
-	var out bytes.Buffer
-	enc := json.NewEncoder(&out)
-	enc.SetEscapeHTML(false)
-	if enc.Encode(v) != nil {
-		return []byte(`"` + redacted + `"`), true // cannot happen for decoded JSON; never return the secret
-	}
-	return bytes.TrimSuffix(out.Bytes(), []byte("\n")), true
-}
-
-// redactJSON redacts every string (keys included) of a decoded JSON value,
-// looking through escapes a string may still hold once decoded.
-func (c *Client) redactJSON(v any) (any, bool) {
-	switch x := v.(type) {
-	case string:
-		r := c.redactDeep(x)
-		return r, r != x
-	case []any:
-		changed := false
-		for i := range x {
-			var ch bool
-			x[i], ch = c.redactJSON(x[i])
-			changed = changed || ch
-		}
-		return x, changed
-	case map[string]any:
-		changed := false
-		out := make(map[string]any, len(x))
-		for k, val := range x {
-			nv, ch := c.redactJSON(val)
-			nk := c.redactDeep(k)
-			out[nk] = nv
-			changed = changed || ch || nk != k
-		}
-		return out, changed
-	}
-	return v, false
-}
-
-// redactDeep is redact for a decoded string that may hold escapes again
-// (JSON or percent escapes): if decoding them shows a secret, the decoded,
-// redacted text is kept.
-func (c *Client) redactDeep(s string) string {
-	s = c.redact(s)
-	if !strings.ContainsAny(s, "\\%+") {
-		return s
-	}
-	j := string(unescapeJSONLenient([]byte(s)))
-	for _, d := range [...]string{j, percentDecodeLenient(s), percentDecodeLenient(j)} {
-		if r := c.redact(d); r != d {
-			return r
-		}
-	}
-	return s
-}
-
-// unescapeJSONLenient decodes every JSON string escape in b (\n, \", \\,
-// \/, \uXXXX with surrogate pairs) wherever it is, leaving anything that is
-// not a complete escape as it is. It is for looking for secrets in bodies
-// that json cannot decode, not for reading them.
-func unescapeJSONLenient(b []byte) []byte {
-	out := make([]byte, 0, len(b))
-	for i := 0; i < len(b); i++ {
-		if b[i] != '\\' || i+1 >= len(b) {
-			out = append(out, b[i])
-			continue
-		}
-		switch e := b[i+1]; e {
-		case '"', '\\', '/':
-			out = append(out, e)
-			i++
-		case 'b', 'f', 'n', 'r', 't':
-			out = append(out, map[byte]byte{'b': '\b', 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t'}[e])
-			i++
-		case 'u':
-			r, n := hex4(b[i+2:])
-			if n == 0 {
-				out = append(out, b[i])
-				continue
-			}
-			i += 1 + n
-			if utf16.IsSurrogate(r) {
-				if i+2 < len(b) && b[i+1] == '\\' && b[i+2] == 'u' {
-					if r2, n2 := hex4(b[i+3:]); n2 != 0 {
-						if dr := utf16.DecodeRune(r, r2); dr != utf8.RuneError {
-							r = dr
-							i += 2 + n2
-						}
-					}
-				}
-			}
-			out = utf8.AppendRune(out, r)
-		default:
-			out = append(out, b[i])
-		}
-	}
-	return out
-}
-
-// hex4 reads 4 hex digits; n is 4, or 0 if b does not start with them.
-func hex4(b []byte) (r rune, n int) {
-	if len(b) < 4 {
-		return 0, 0
-	}
-	for _, c := range b[:4] {
-		var d byte
-		switch {
-		case c >= '0' && c <= '9':
-			d = c - '0'
-		case c >= 'a' && c <= 'f':
-			d = c - 'a' + 10
-		case c >= 'A' && c <= 'F':
-			d = c - 'A' + 10
-		default:
-			return 0, 0
-		}
-		r = r<<4 | rune(d)
-	}
-	return r, 4
 }
 
 // pastDeadline reports whether ctx ends before a wait of d does: then the

@@ -99,7 +99,7 @@ func (c *Client) wait(ctx context.Context, op, trackingID string, check func(con
 			c.logger.LogAttrs(ctx, slog.LevelWarn, "mpgdpr: poll failed, will poll again",
 				slog.String("op", op),
 				slog.Int("poll", poll),
-				slog.String("reason", c.redact(err.Error())))
+				slog.String("reason", c.secrets.String(err.Error())))
 		}
 		if err := sleep(ctx, pollDelay(interval, c.rand)); err != nil {
 			return last, stoppedWaiting(op, err, last, lastErr)

@@ -33,6 +33,7 @@ import (
 
 	"github.com/getkin/kin-openapi/routers"
 
+	"github.com/privacykit/mpgdpr/internal/redact"
 	"github.com/privacykit/mpgdpr/internal/specload"
 )
 
@@ -403,21 +404,13 @@ func (e exchange) violations(kind string, status int, reasons []string, redact f
 // redactor removes from a text the credentials this request carries and
 // any configured secret.
 func (t *Transport) redactor(req *http.Request) func(string) string {
-	return specload.Redactor(req, t.secrets...)
+	return redact.Request(req, t.secrets...).String
 }
 
-// redactURL shows u without user info and with the token parameter's value
-// replaced.
-func redactURL(u *url.URL, redact func(string) string) string {
-	c := *u
-	c.User = nil
-	if q := c.Query(); q.Has("token") {
-		for i := range q["token"] {
-			q["token"][i] = "REDACTED"
-		}
-		c.RawQuery = q.Encode()
-	}
-	return redact(c.String())
+// redactURL shows u with its credentials masked (redact.URL: user info,
+// the token parameter's value) and then any secret (clean).
+func redactURL(u *url.URL, clean func(string) string) string {
+	return clean(redact.URL(u.String()))
 }
 
 func replay(b []byte) (io.ReadCloser, func() (io.ReadCloser, error)) {

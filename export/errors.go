@@ -3,10 +3,10 @@ package export
 import (
 	"errors"
 	"fmt"
-	"net/url"
-	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/privacykit/mpgdpr/internal/redact"
 )
 
 // Sentinel errors. Errors returned by this package wrap them, so test with
@@ -91,41 +91,14 @@ type EntryError struct {
 	Name string
 	Err  error
 
-	secrets []string // forms of the secret to keep out of Error
+	secrets *redact.Set // the secret, kept out of Error
 }
 
 // Error formats the error with the entry name quoted, since names come from
 // the archive and may hold anything. The secret never appears in it, in
 // the name or in the underlying error, raw, quoted or URL-escaped.
 func (e *EntryError) Error() string {
-	return redactAll(e.secrets, "export: entry "+strconv.Quote(e.Name)+": "+strings.TrimPrefix(e.Err.Error(), "export: "))
-}
-
-const redacted = "REDACTED"
-
-// secretForms lists the ways secret can appear in a message: as is, escaped
-// by strconv.Quote (as %q prints a name), and URL-escaped.
-func secretForms(secret string) []string {
-	if secret == "" {
-		return nil
-	}
-	forms := []string{secret}
-	for _, f := range []string{strconv.Quote(secret), url.PathEscape(secret), url.QueryEscape(secret)} {
-		if f[0] == '"' {
-			f = f[1 : len(f)-1]
-		}
-		if f != "" && !slices.Contains(forms, f) {
-			forms = append(forms, f)
-		}
-	}
-	return forms
-}
-
-func redactAll(forms []string, s string) string {
-	for _, f := range forms {
-		s = strings.ReplaceAll(s, f, redacted)
-	}
-	return s
+	return e.secrets.String("export: entry " + strconv.Quote(e.Name) + ": " + strings.TrimPrefix(e.Err.Error(), "export: "))
 }
 
 // Unwrap returns the underlying error.

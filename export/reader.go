@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/privacykit/mpgdpr/internal/redact"
 )
 
 // Archive is an opened export archive. Its methods may be called
@@ -33,8 +35,8 @@ type Archive struct {
 	peaks    []atomic.Uint64
 	distinct atomic.Int64
 	index    map[*zip.File]int
-	// secrets are the forms of the secret that errors must not show.
-	secrets []string
+	// secrets holds the secret, which errors must not show.
+	secrets *redact.Set
 }
 
 // entryErr makes an *EntryError about the named entry, with the secret kept
@@ -44,7 +46,7 @@ func (a *Archive) entryErr(name string, err error) *EntryError {
 }
 
 // redact replaces the secret in s.
-func (a *Archive) redact(s string) string { return redactAll(a.secrets, s) }
+func (a *Archive) redact(s string) string { return a.secrets.String(s) }
 
 // FileInfo describes one archive entry as its central directory header
 // declares it. The sizes are not trusted when reading.
@@ -110,7 +112,7 @@ func Open(r io.ReaderAt, size int64, secret string, opts ...Option) (*Archive, e
 		secret:  []byte(secret),
 		cfg:     cfg,
 		size:    size,
-		secrets: secretForms(secret),
+		secrets: redact.New(secret),
 		peaks:   make([]atomic.Uint64, len(zr.File)),
 		index:   make(map[*zip.File]int, len(zr.File)),
 	}

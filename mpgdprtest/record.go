@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/privacykit/mpgdpr/internal/specload"
+	"github.com/privacykit/mpgdpr/internal/redact"
 )
 
 // Credential says what arrived of one credential, never its value.
@@ -193,5 +193,5 @@ func carries(r *http.Request, secret string) bool {
 // redactor returns a function removing from a reason every credential the
 // server knows and every one this request carried.
 func (s *Server) redactor(r *http.Request) func(string) string {
-	return specload.Redactor(r, s.cfg.oauth, s.cfg.project, s.cfg.secret)
+	return redact.Request(r, s.cfg.oauth, s.cfg.project, s.cfg.secret).String
 }

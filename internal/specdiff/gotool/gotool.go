@@ -18,6 +18,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -26,6 +27,8 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+
+	"github.com/privacykit/mpgdpr/internal/safefile"
 )
 
 var (
@@ -118,6 +121,22 @@ func toolName(pkg string) string {
 func outDir(modfile string) string {
 	sum := sha256.Sum256([]byte(modfile + "\x00" + os.Getenv("GOCACHE") + "\x00" + os.Getenv("GOFLAGS")))
 	return filepath.Join(os.TempDir(), fmt.Sprintf("mpgdpr-gotool-%x", sum[:8]))
+}
+
+// lockBuilds takes an exclusive lock shared by every process building from
+// the same tools go.mod into the same cache; the system drops it if the
+// process dies. Where there are no file locks, concurrent builds of the same
+// tool are only slower, not wrong: it goes on unlocked.
+func lockBuilds(modfile string) (func(), error) {
+	f, err := os.OpenFile(lockPath(modfile), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := safefile.Lock(f); err != nil && !errors.Is(err, safefile.ErrUnsupported) {
+		_ = f.Close()
+		return nil, err
+	}
+	return func() { _ = f.Close() }, nil // closing releases the lock
 }
 
 // lockPath is one lock file per tools go.mod and build cache.
