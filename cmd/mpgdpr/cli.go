@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/privacykit/mpgdpr"
 	"github.com/privacykit/mpgdpr/cmd/mpgdpr/internal/exitcode"
+	"github.com/privacykit/mpgdpr/internal/redact"
 )
 
 // Environment variables read for credentials and the region.
@@ -86,43 +86,26 @@ func newCLI(stdin io.Reader, stdout, stderr io.Writer, environ []string) *cli {
 // secrets are the values no output may show. The library already keeps
 // them out of its errors; this is the last line of defence for anything
 // this command prints (a server could echo a token in an error message,
-// a path could contain one).
+// a path could contain one). The rule (which forms, which lengths) is
+// internal/redact's, the one every module uses.
 type secrets struct {
-	mu   sync.RWMutex
-	vals [][]byte
+	mu  sync.Mutex // serialises add
+	set atomic.Pointer[redact.Set]
 }
 
-// minSecret is the shortest value treated as a secret: real tokens are far
-// longer, and redacting a two-letter value everywhere would garble output.
-const minSecret = 6
-
 func (s *secrets) add(v string) {
-	if len(v) < minSecret {
-		return
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, x := range [][]byte{[]byte(v), []byte(url.QueryEscape(v))} {
-		dup := false
-		for _, have := range s.vals {
-			dup = dup || bytes.Equal(have, x)
-		}
-		if !dup {
-			s.vals = append(s.vals, x)
-		}
-	}
+	s.set.Store(s.set.Load().With(v))
 }
 
 func (s *secrets) redact(p []byte) []byte {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	for _, v := range s.vals {
-		if bytes.Contains(p, v) {
-			p = bytes.ReplaceAll(p, v, []byte("REDACTED"))
-		}
-	}
-	return p
+	out, _ := s.set.Load().Bytes(p)
+	return out
 }
+
+// redactString is redact for a string.
+func (s *secrets) redactString(t string) string { return s.set.Load().String(t) }
 
 // redactWriter replaces secrets in every write. Everything this command
 // prints is written a line (or a table) at a time, so a secret is never

@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 
@@ -15,8 +12,8 @@ import (
 
 	"github.com/privacykit/mpgdpr"
 	"github.com/privacykit/mpgdpr/cmd/mpgdpr/internal/bulk"
-	"github.com/privacykit/mpgdpr/cmd/mpgdpr/internal/journal"
 	"github.com/privacykit/mpgdpr/export"
+	"github.com/privacykit/mpgdpr/internal/exportfile"
 )
 
 type downloadOpts struct {
@@ -103,10 +100,10 @@ func (cl *cli) cmdDownload(ctx context.Context, o *downloadOpts, ids []string) i
 		}
 		if o.api.json {
 			cl.jsonLine(taskLine{Type: "download", Kind: "retrieval", TaskID: id, Status: string(t.Status),
-				Export: s.Path, ExportBytes: s.Bytes, ExportFiles: s.Files})
+				Export: s.Path, ExportBytes: s.Size, ExportFiles: s.Entries})
 			continue
 		}
-		rows = append(rows, []string{id, string(t.Status), s.Path, strconv.FormatInt(s.Bytes, 10), filesText(s)})
+		rows = append(rows, []string{id, string(t.Status), s.Path, strconv.FormatInt(s.Size, 10), filesText(s)})
 	}
 	if len(rows) > 0 {
 		cl.table([]string{"TASK ID", "STATUS", "EXPORT", "BYTES", "FILES"}, rows)
@@ -118,76 +115,35 @@ func filesText(s bulk.Saved) string {
 	if !s.Verified {
 		return "not verified (no API secret)"
 	}
-	return strconv.Itoa(s.Files) + " verified"
+	return strconv.Itoa(s.Entries) + " verified"
 }
 
-// saveExport downloads a finished retrieval's export into dir and, when it
-// can, opens it and reads every entry, so that a wrong secret or a damaged
-// archive is found now rather than when the data is needed.
+// saveExport saves a finished retrieval's export with internal/exportfile
+// (download, then open it and read every entry, so that a wrong secret or
+// a damaged archive is found now rather than when the data is needed),
+// and gives the exit code of its error.
 func (cl *cli) saveExport(ctx context.Context, c *mpgdpr.Client, t *mpgdpr.Task, dir, secret string, extract bool) (bulk.Saved, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return bulk.Saved{Code: exitLocal}, err
-	}
-	name := safeName(t.TrackingID)
-	path := filepath.Join(dir, name+".zip")
-	n, err := c.DownloadExportFile(ctx, t, path)
-	if err != nil {
-		code := exitAPI
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			code = exitLocal
-		}
-		return bulk.Saved{Code: code}, err
-	}
-	s := bulk.Saved{Path: path, Bytes: n}
-	a, err := export.OpenFile(path, secret)
-	if errors.Is(err, export.ErrSecretRequired) {
-		return s, nil // saved; verifying it needs the secret
-	}
-	if errors.Is(err, export.ErrWrongSecret) {
-		s.Code = exitIncomplete
-		return s, fmt.Errorf("export saved as %s, but it does not decrypt with the API secret given (check %s)", path, envAPISecret)
-	}
-	if err != nil {
-		s.Code = exitIncomplete
-		return s, fmt.Errorf("export saved as %s, but it cannot be opened: %w", path, err)
-	}
-	defer a.Close()
-	err = a.Walk(func(fi export.FileInfo, _ io.Reader) error {
-		if !fi.IsDir() {
-			s.Files++
-		}
-		return nil
-	})
-	if err != nil {
-		s.Code = exitIncomplete
-		if errors.Is(err, export.ErrWrongSecret) {
-			return s, fmt.Errorf("export saved as %s, but it does not decrypt with the API secret given (check %s)", path, envAPISecret)
-		}
-		return s, fmt.Errorf("export saved as %s, but it does not verify: %w", path, err)
-	}
-	s.Verified = true
+	opts := []exportfile.Option{exportfile.AllowUnverified()}
 	if extract {
-		if err := a.ExtractTo(filepath.Join(dir, name)); err != nil {
-			s.Code = exitLocal
-			return s, fmt.Errorf("export saved as %s, but extracting it failed: %w", path, err)
-		}
+		opts = append(opts, exportfile.Extract())
 	}
-	return s, nil
-}
-
-// safeName turns a task id (the server's text) into a file name that
-// cannot leave the download directory or hide.
-func safeName(id string) string {
-	ok := id != "" && len(id) <= 128 && id[0] != '.'
-	for _, r := range id {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
-			ok = false
-			break
-		}
+	s, err := exportfile.Save(ctx, c, t, dir, secret, opts...)
+	saved := bulk.Saved{Saved: s}
+	var fe *exportfile.Error
+	var pe *fs.PathError
+	switch {
+	case err == nil:
+	case errors.As(err, &fe) && fe.Step == exportfile.StepExtract:
+		saved.Code = exitLocal
+	case errors.As(err, &fe) && errors.Is(err, export.ErrWrongSecret):
+		saved.Code = exitIncomplete
+		err = fmt.Errorf("%w (check %s)", err, envAPISecret)
+	case errors.As(err, &fe):
+		saved.Code = exitIncomplete // saved, but it does not open or verify
+	case errors.As(err, &pe):
+		saved.Code = exitLocal // nothing saved: the directory or the file
+	default:
+		saved.Code = exitAPI // nothing saved: the download failed
 	}
-	if ok {
-		return id
-	}
-	return "task-" + journal.DigestIDs([]string{id})[:16]
+	return saved, err
 }

@@ -103,21 +103,6 @@ func TestArgsIntersperseAndNormalize(t *testing.T) {
 	}
 }
 
-func TestSafeName(t *testing.T) {
-	for id, want := range map[string]bool{
-		"ret-0001-ab12": true, "a.b_c-D9": true, "../etc": false, ".hidden": false, "a/b": false, "": false, `a\b`: false,
-		strings.Repeat("x", 129): false,
-	} {
-		got := safeName(id)
-		if (got == id) != want || strings.ContainsAny(got, `/\`) || strings.HasPrefix(got, ".") {
-			t.Errorf("safeName(%q) = %q", id, got)
-		}
-	}
-	if safeName("../x") == safeName("../y") {
-		t.Error("two unsafe ids share a name")
-	}
-}
-
 func TestWorse(t *testing.T) {
 	order := []int{exitOK, exitIncomplete, exitAPI, exitLocal, exitUsage, exitInterrupted}
 	for i, a := range order {

@@ -200,7 +200,7 @@ func (cl *cli) runJob(ctx context.Context, j *job) *bulk.Result {
 		NoteAfter: cl.noteAfter,
 		Progress:  bulkProgress{prog},
 		Logger:    cl.logger,
-		Redact:    func(s string) string { return string(cl.secrets.redact([]byte(s))) },
+		Redact:    cl.secrets.redactString,
 		Wait: func(ctx context.Context, id string) (*mpgdpr.Task, error) {
 			return cl.waitTask(ctx, j.Client, j.Deletion, id, [2]time.Duration{j.PollStart, j.PollMax}, prog)
 		},

@@ -23,6 +23,7 @@ import (
 	"github.com/privacykit/mpgdpr/cmd/mpgdpr/internal/exitcode"
 	"github.com/privacykit/mpgdpr/cmd/mpgdpr/internal/journal"
 	"github.com/privacykit/mpgdpr/cmd/mpgdpr/internal/words"
+	"github.com/privacykit/mpgdpr/internal/exportfile"
 )
 
 // Job is a validated delete or retrieve.
@@ -98,13 +99,11 @@ type Progress interface {
 	Shown() bool                  // a progress line is drawn (else waits are said in notes)
 }
 
-// Saved is an export written to disk by Env.Save.
+// Saved is an export Env.Save wrote to disk, and the exit status of the
+// error returned with it.
 type Saved struct {
-	Path     string
-	Bytes    int64
-	Files    int  // entries verified (0 if it could not be opened)
-	Verified bool // every entry was decrypted and its CRC checked
-	Code     int  // the exit status of the error returned with it
+	exportfile.Saved
+	Code int
 }
 
 // Env is what the engine shows and uses while it runs. Every field may be

@@ -18,6 +18,7 @@ import (
 	"github.com/privacykit/mpgdpr"
 	"github.com/privacykit/mpgdpr/cmd/mpgdpr/internal/exitcode"
 	"github.com/privacykit/mpgdpr/cmd/mpgdpr/internal/journal"
+	"github.com/privacykit/mpgdpr/internal/exportfile"
 	"github.com/privacykit/mpgdpr/mpgdprtest"
 )
 
@@ -283,7 +284,7 @@ func TestWaitAndDownload(t *testing.T) {
 		}
 		saved[task.TrackingID] = true
 		p := filepath.Join(t.TempDir(), "x.zip")
-		return Saved{Path: p, Bytes: 0, Files: 1, Verified: true}, os.WriteFile(p, nil, 0o600)
+		return Saved{Saved: exportfile.Saved{Path: p, Entries: 1, Verified: true}}, os.WriteFile(p, nil, 0o600)
 	}}
 	res := run(t, j, env)
 	if res.Code != exitcode.OK || len(res.Tasks) != 2 || len(saved) != 2 {

@@ -135,7 +135,7 @@ func (r *runner) follow(ctx context.Context) int {
 					return
 				}
 			}
-			if err := jr.Append(journal.Record{State: journal.Downloaded, TaskID: t.ID, Path: d.Path, Bytes: d.Bytes, Files: d.Files}); err != nil {
+			if err := jr.Append(journal.Record{State: journal.Downloaded, TaskID: t.ID, Path: d.Path, Bytes: d.Size, Files: d.Entries}); err != nil {
 				env.Note("mpgdpr %s: %v", j.Command, err)
 				setCode(exitcode.Local)
 			}

@@ -46,6 +46,7 @@ import (
 	"time"
 
 	"github.com/privacykit/mpgdpr/cmd/mpgdpr/internal/words"
+	"github.com/privacykit/mpgdpr/internal/safefile"
 )
 
 // Version is the format version written in every header.
@@ -227,9 +228,13 @@ func Open(path string, h Header, maxSize int64) (*Journal, Opened, error) {
 		}
 		return nil, Opened{}, err
 	}
-	if err := lock(f); err != nil {
+	// The lock keeps two runs from resuming the same job at once (each
+	// would file the same IDs); the kernel releases it however the process
+	// ends. Where the system has no file locks, Open fails rather than
+	// run unlocked.
+	if err := safefile.TryLock(f); err != nil {
 		_ = f.Close()
-		if errors.Is(err, errWouldBlock) {
+		if errors.Is(err, safefile.ErrLocked) {
 			return nil, Opened{}, fmt.Errorf("%s: %w", path, ErrLocked)
 		}
 		return nil, Opened{}, fmt.Errorf("locking %s: %w", path, err)
