@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -140,7 +139,9 @@ func WithOnConflict(f func(Conflict) error) BatchOption {
 //
 // A 409 (some IDs of a request already have a deletion running) is handled:
 // those IDs go to Conflicts with the tasks Mixpanel named, and the other IDs
-// of that request are resubmitted at once (again and again if need be).
+// of that request are resubmitted at once (again and again if need be). A
+// 409 that names none of the request's IDs, or no task, leaves nothing to
+// follow: it stops the batch like any refusal (SplitCreate has the rule).
 //
 // A request whose outcome is unknown (ErrOutcomeUnknown: a 5xx, a dropped
 // connection; see CreateRefused) is resubmitted with the same IDs after the
@@ -160,7 +161,7 @@ func WithOnConflict(f func(Conflict) error) BatchOption {
 // resubmissions did not settle them, or the batch stopped before they
 // could), or not sent (Unsent). The result is never nil.
 func (c *Client) DeleteAll(ctx context.Context, ids []string, ct ComplianceType, opts ...BatchOption) (*BatchResult, error) {
-	return c.batch(ctx, "DeleteAll", ids, c.maxDeletion, opts, validateCompliance(ct), true, func(ctx context.Context, chunk []string) (string, error) {
+	return c.batch(ctx, "DeleteAll", Deletion, ids, c.maxDeletion, opts, validateCompliance(ct), func(ctx context.Context, chunk []string) (string, error) {
 		return c.CreateDeletion(ctx, DeletionRequest{DistinctIDs: chunk, ComplianceType: ct})
 	})
 }
@@ -178,16 +179,16 @@ func (c *Client) RetrieveAll(ctx context.Context, ids []string, ct ComplianceTyp
 	if pre == nil {
 		pre = validateDisclosure(ct, dt)
 	}
-	return c.batch(ctx, "RetrieveAll", ids, c.maxRetrieval, opts, pre, false, func(ctx context.Context, chunk []string) (string, error) {
+	return c.batch(ctx, "RetrieveAll", Retrieval, ids, c.maxRetrieval, opts, pre, func(ctx context.Context, chunk []string) (string, error) {
 		return c.CreateRetrieval(ctx, RetrievalRequest{DistinctIDs: chunk, ComplianceType: ct, DisclosureType: dt})
 	})
 }
 
 // batch is DeleteAll and RetrieveAll: pre is the verdict on their other
-// arguments, create sends one request. settle says whether a request with
-// an unknown outcome is resubmitted (deletions: harmless, a filed one draws
-// a 409 naming its task).
-func (c *Client) batch(ctx context.Context, op string, ids []string, limit int, opts []BatchOption, pre error, settle bool,
+// arguments, create sends one request. A request with an unknown outcome
+// is resubmitted when kind.Resubmittable (deletions: harmless, a filed one
+// draws a 409 naming its task). Each answer is split by SplitCreate.
+func (c *Client) batch(ctx context.Context, op string, kind Kind, ids []string, limit int, opts []BatchOption, pre error,
 	create func(context.Context, []string) (string, error)) (*BatchResult, error) {
 	cfg := batchConfig{chunk: limit}
 	for _, o := range opts {
@@ -261,12 +262,13 @@ func (c *Client) batch(ctx context.Context, op string, ids []string, limit int, 
 				cctx = withBeforeSend(ctx, func() error { return cfg.beforeSend(s, ids) })
 			}
 			id, err := create(cctx, pending)
-			var apiErr *Error
 			var notSent *beforeSendError
-			switch {
-			case errors.As(err, &notSent):
+			if errors.As(err, &notSent) {
 				return stop(pending, fmt.Errorf("before sending request %d: %w", seq, notSent.err))
-			case err == nil:
+			}
+			o := SplitCreate(pending, id, err)
+			switch {
+			case len(o.Filed) > 0:
 				t := BatchTask{Seq: seq, TaskID: id, DistinctIDs: pending, ResubmitOf: unknownSeq}
 				res.Tasks = append(res.Tasks, t)
 				pending, unknownSeq = nil, 0
@@ -275,22 +277,16 @@ func (c *Client) batch(ctx context.Context, op string, ids []string, limit int, 
 						return stop(nil, fmt.Errorf("after request %d: %w", seq, err))
 					}
 				}
-			case errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusConflict:
-				named, rest := splitConflict(pending, apiErr.ConflictingDistinctIDs)
-				if len(named) == 0 {
-					// A 409 naming none of these IDs: nothing to drop,
-					// resubmitting would only draw it again.
-					return stop(pending, err)
-				}
-				cf := Conflict{Seq: seq, DistinctIDs: named, TaskIDs: slices.Clone(apiErr.ConflictingTaskIDs), ResubmitOf: unknownSeq}
+			case len(o.Conflicting) > 0:
+				cf := Conflict{Seq: seq, DistinctIDs: o.Conflicting, TaskIDs: o.ConflictTasks, ResubmitOf: unknownSeq}
 				res.Conflicts = append(res.Conflicts, cf)
-				pending = rest
+				pending = o.Unfiled
 				if cfg.onConflict != nil {
 					if err := cfg.onConflict(cloneConflict(cf)); err != nil {
 						return stop(pending, fmt.Errorf("after request %d: %w", seq, err))
 					}
 				}
-			case errors.Is(err, ErrOutcomeUnknown):
+			case len(o.Unknown) > 0:
 				if unknownSeq == 0 {
 					settleStart = time.Now()
 				}
@@ -300,7 +296,7 @@ func (c *Client) batch(ctx context.Context, op string, ids []string, limit int, 
 						return stop(pending, fmt.Errorf("after request %d: %w", seq, ferr))
 					}
 				}
-				if !settle {
+				if !kind.Resubmittable() {
 					return stop(pending, err)
 				}
 				resubmits++

@@ -482,6 +482,15 @@ func TestBatchConflicts(t *testing.T) {
 	if !errors.Is(err, ErrConflict) || !slices.Equal(res.Unsent, []string{"a", "b"}) || len(srv2.sent()) != 1 {
 		t.Fatalf("unresolvable 409: %v, %s", err, summary(res))
 	}
+
+	// Nor can one that names IDs but no task: nothing to follow.
+	srv3 := newBatchServer(t, func(int, []string) (int, string) {
+		return 409, conflict409([]string{"a"}, nil)
+	})
+	res, err = srv3.client(t).DeleteAll(context.Background(), []string{"a", "b"}, GDPR)
+	if !errors.Is(err, ErrConflict) || !slices.Equal(res.Unsent, []string{"a", "b"}) || len(res.Conflicts) != 0 || len(srv3.sent()) != 1 {
+		t.Fatalf("409 without a task: %v, %s", err, summary(res))
+	}
 }
 
 // TestBatchCallbacksAbort: an error from a callback stops the batch at a
