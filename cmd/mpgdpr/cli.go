@@ -192,17 +192,17 @@ func (cl *cli) newClient(a *apiFlags, needTokens bool, extra ...mpgdpr.Option) (
 		regionFrom = envRegion
 	}
 	regionName := firstNonEmpty(a.region, cl.env[envRegion])
-	if regionName != "" && a.baseURL != "" {
-		// A base URL replaces the region's host: one of the two would be
-		// ignored, and a request meant for the EU could go elsewhere.
-		return nil, usagef("%s and %s are both set: a base URL replaces the region's host; give one of them", regionFrom, baseFrom)
-	}
 	region, err := mpgdpr.ParseRegion(regionName)
 	if err != nil {
 		if a.region == "" {
 			return nil, usagef("unknown region %q in %s: want us, eu or in", regionName, envRegion)
 		}
 		return nil, usagef("unknown region %q: want us, eu or in", regionName)
+	}
+	if regionName != "" && a.baseURL != "" {
+		// A base URL replaces the region's host: one of the two would be
+		// ignored, and a request meant for the EU could go elsewhere.
+		return nil, usagef("%s and %s are both set: a base URL replaces the region's host; give one of them", regionFrom, baseFrom)
 	}
 	if !(a.rate > 0) || a.rate > 1000 {
 		return nil, usagef("--rate %v: want a number of requests per second above 0 (Mixpanel allows 1)", a.rate)
@@ -244,8 +244,9 @@ func (cl *cli) newClient(a *apiFlags, needTokens bool, extra ...mpgdpr.Option) (
 	}
 	c, err := mpgdpr.New(token, project, append(opts, extra...)...)
 	if err != nil {
-		msg := strings.TrimPrefix(err.Error(), "mpgdpr: ")
-		if baseFrom == envBaseURL && strings.Contains(msg, "base URL") {
+		msg := trimLib(err)
+		var ie *mpgdpr.InputError
+		if baseFrom == envBaseURL && errors.As(err, &ie) && ie.Field == "base URL" {
 			msg = envBaseURL + ": " + msg
 		}
 		return nil, &usageError{msg}

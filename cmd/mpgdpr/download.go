@@ -74,7 +74,7 @@ func (cl *cli) cmdDownload(ctx context.Context, o *downloadOpts, ids []string) i
 		var t *mpgdpr.Task
 		var err error
 		if o.wait {
-			t, err = cl.waitTask(ctx, c, false, id, [2]time.Duration{o.pollStart, o.pollMax}, prog)
+			t, err = cl.waitTask(ctx, c, mpgdpr.Retrieval, id, [2]time.Duration{o.pollStart, o.pollMax}, prog)
 		} else {
 			t, err = c.CheckRetrieval(ctx, id)
 		}

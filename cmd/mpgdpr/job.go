@@ -51,7 +51,7 @@ func (cl *cli) addJobFlags(fs *pflag.FlagSet, cmd string) *jobOpts {
 	fs.BoolVar(&o.in.trimSpace, "trim-space", false, "remove spaces around IDs instead of refusing them")
 	fs.BoolVar(&o.in.stripBOM, "strip-bom", true, "remove a UTF-8 byte order mark at the start of --file (said in a note); --strip-bom=false refuses it")
 	fs.StringVar(&o.journal, "journal", "", "the job's journal `PATH` (default mpgdpr-"+cmd+"-<digest of the job>.journal.jsonl in the current directory)")
-	fs.IntVar(&o.chunkSize, "chunk-size", 0, "IDs per request (default and maximum: "+strconv.Itoa(limitFor(cmd))+"; some projects allow fewer)")
+	fs.IntVar(&o.chunkSize, "chunk-size", 0, "IDs per request (default and maximum: "+strconv.Itoa(kindOf(cmd).DefaultMaxIDs())+"; some projects allow fewer)")
 	fs.BoolVar(&o.wait, "wait", false, "follow every task until it ends (SUCCESS, FAILURE, REVOKED or NOT_FOUND)")
 	fs.DurationVar(&o.pollStart, "poll-interval", mpgdpr.DefaultPollStart, "with --wait: first wait between two checks of a task; it doubles up to --poll-max")
 	fs.DurationVar(&o.pollMax, "poll-max", mpgdpr.DefaultPollMax, "with --wait: longest wait between two checks of a task")
@@ -94,11 +94,13 @@ func (cl *cli) jobCmd(ctx context.Context, cmd string, o *jobOpts) int {
 	return cl.runJob(ctx, j).Code
 }
 
-func limitFor(cmd string) int {
+// kindOf is what the command files: deletions for delete, retrievals for
+// retrieve.
+func kindOf(cmd string) mpgdpr.Kind {
 	if cmd == "delete" {
-		return mpgdpr.DefaultMaxDeletionIDs
+		return mpgdpr.Deletion
 	}
-	return mpgdpr.DefaultMaxRetrievalIDs
+	return mpgdpr.Retrieval
 }
 
 // job is a validated delete or retrieve: the engine's job, and how the
@@ -132,7 +134,7 @@ func (cl *cli) parseJob(cmd string, args []string) (*job, int) {
 
 // prepareJob checks everything it can before anything is sent.
 func (cl *cli) prepareJob(cmd string, o *jobOpts) (*job, error) {
-	j := &job{Job: bulk.Job{Command: cmd, Deletion: cmd == "delete", Wait: o.wait || o.download != "", Download: o.download != "",
+	j := &job{Job: bulk.Job{Command: cmd, Kind: kindOf(cmd), Wait: o.wait || o.download != "", Download: o.download != "",
 		Resubmit: o.resubmitUnknown, Rate: o.api.rate, PollStart: o.pollStart, PollMax: o.pollMax},
 		dir: o.download, extract: o.extract, json: o.api.json, progress: o.api.progress}
 	if o.compliance == "" {
@@ -157,8 +159,8 @@ func (cl *cli) prepareJob(cmd string, o *jobOpts) (*job, error) {
 	if o.showIDs && !o.dryRun {
 		return nil, usagef("--show-ids is for --dry-run only")
 	}
-	if o.chunkSize < 0 || o.chunkSize > limitFor(cmd) {
-		return nil, usagef("--chunk-size %d: want 1 to %d IDs per request", o.chunkSize, limitFor(cmd))
+	if limit := j.Kind.DefaultMaxIDs(); o.chunkSize < 0 || o.chunkSize > limit {
+		return nil, usagef("--chunk-size %d: want 1 to %d IDs per request", o.chunkSize, limit)
 	}
 	if o.pollStart <= 0 || o.pollMax <= 0 {
 		return nil, usagef("--poll-interval and --poll-max must be positive")
@@ -175,7 +177,7 @@ func (cl *cli) prepareJob(cmd string, o *jobOpts) (*job, error) {
 	if j.ChunkSize == 0 {
 		r, d := j.Client.MaxIDsPerRequest()
 		j.ChunkSize = r
-		if j.Deletion {
+		if j.Kind == mpgdpr.Deletion {
 			j.ChunkSize = d
 		}
 	}
@@ -202,7 +204,7 @@ func (cl *cli) runJob(ctx context.Context, j *job) *bulk.Result {
 		Logger:    cl.logger,
 		Redact:    cl.secrets.redactString,
 		Wait: func(ctx context.Context, id string) (*mpgdpr.Task, error) {
-			return cl.waitTask(ctx, j.Client, j.Deletion, id, [2]time.Duration{j.PollStart, j.PollMax}, prog)
+			return cl.waitTask(ctx, j.Client, j.Kind, id, [2]time.Duration{j.PollStart, j.PollMax}, prog)
 		},
 		Save: func(ctx context.Context, t *mpgdpr.Task) (bulk.Saved, error) {
 			return cl.saveExport(ctx, j.Client, t, j.dir, j.secret, j.extract)

@@ -42,12 +42,12 @@ func (cl *cli) summary(j *job, res *bulk.Result) int {
 			}
 		}
 		if j.json {
-			cl.jsonLine(taskLine{Type: "task", Command: j.Command, Kind: j.Kind(), Request: t.Chunk, TaskID: t.ID,
+			cl.jsonLine(taskLine{Type: "task", Command: j.Command, Kind: string(j.Kind), Request: t.Chunk, TaskID: t.ID,
 				IDs: t.IDs, Covering: t.Covering, Status: t.Status, Export: pathOf(t.Download), ExportBytes: bytesOf(t.Download), ExportFiles: filesOf(t.Download)})
 			continue
 		}
 		row := []string{req, t.ID, ids, status}
-		if !j.Deletion {
+		if j.Kind == mpgdpr.Retrieval {
 			row = append(row, orDash(export))
 		}
 		rows = append(rows, row)
@@ -67,7 +67,7 @@ func (cl *cli) summary(j *job, res *bulk.Result) int {
 	}
 	if len(rows) > 0 {
 		header := []string{"REQUEST", "TASK ID", "IDS", "STATUS"}
-		if !j.Deletion {
+		if j.Kind == mpgdpr.Retrieval {
 			header = append(header, "EXPORT")
 		}
 		cl.table(header, rows)
@@ -90,7 +90,7 @@ func (cl *cli) summary(j *job, res *bulk.Result) int {
 	}
 	if c.Unknown > 0 {
 		again := "Re-run with --resubmit-unknown to file them again (a second export may result)"
-		if j.Deletion {
+		if j.Kind.Resubmittable() {
 			again = "Run the same command again to file them again (where Mixpanel had filed them, its 409 names the task)"
 		}
 		fmt.Fprintf(cl.stdout, "%s in %s %s: outcome unknown, Mixpanel may or may not have filed them; they are in the journal. %s\n",

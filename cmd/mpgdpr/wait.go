@@ -15,8 +15,7 @@ func newWaitCmd(cl *cli) *cobra.Command {
 }
 
 // waitTask waits for one task to end, with the library's backoff.
-func (cl *cli) waitTask(ctx context.Context, c *mpgdpr.Client, deletion bool, id string, poll [2]time.Duration, prog *progress) (*mpgdpr.Task, error) {
-	kind := kindName(deletion)
+func (cl *cli) waitTask(ctx context.Context, c *mpgdpr.Client, kind mpgdpr.Kind, id string, poll [2]time.Duration, prog *progress) (*mpgdpr.Task, error) {
 	opts := []mpgdpr.WaitOption{
 		mpgdpr.WithPollInterval(poll[0], poll[1]),
 		mpgdpr.WithOnPoll(func(t *mpgdpr.Task) {
@@ -31,8 +30,5 @@ func (cl *cli) waitTask(ctx context.Context, c *mpgdpr.Client, deletion bool, id
 			}
 		}),
 	}
-	if deletion {
-		return c.WaitDeletion(ctx, id, opts...)
-	}
-	return c.WaitRetrieval(ctx, id, opts...)
+	return c.Wait(ctx, kind, id, opts...)
 }

@@ -29,7 +29,7 @@ import (
 // Job is a validated delete or retrieve.
 type Job struct {
 	Command    string // "delete" or "retrieve": the journal's and the messages' word
-	Deletion   bool
+	Kind       mpgdpr.Kind // what the job files: retrievals or deletions
 	Compliance mpgdpr.ComplianceType
 	Disclosure mpgdpr.DisclosureType
 	IDs        []string // distinct and checked, in input order
@@ -67,14 +67,6 @@ func (j *Job) Header() journal.Header {
 // in the current directory.
 func (j *Job) DefaultJournal() string {
 	return fmt.Sprintf("mpgdpr-%s-%s.journal.jsonl", j.Command, j.Header().Key())
-}
-
-// Kind is "deletion" or "retrieval".
-func (j *Job) Kind() string {
-	if j.Deletion {
-		return "deletion"
-	}
-	return "retrieval"
 }
 
 // APIHost is the host (and path) the client sends to: what a journal
@@ -121,8 +113,8 @@ type Env struct {
 	// Redact removes secrets from an error's text before the journal
 	// records it.
 	Redact func(string) string
-	// Wait waits for one task to end (default: the client's WaitDeletion or
-	// WaitRetrieval with the job's poll intervals).
+	// Wait waits for one task to end (default: the client's Wait with the
+	// job's poll intervals).
 	Wait func(ctx context.Context, taskID string) (*mpgdpr.Task, error)
 	// Save saves a finished retrieval's export (required with Download).
 	Save func(ctx context.Context, t *mpgdpr.Task) (Saved, error)
@@ -147,10 +139,7 @@ func (e *Env) defaults(j *Job) {
 	if e.Wait == nil {
 		opts := []mpgdpr.WaitOption{mpgdpr.WithPollInterval(j.PollStart, j.PollMax)}
 		e.Wait = func(ctx context.Context, id string) (*mpgdpr.Task, error) {
-			if j.Deletion {
-				return j.Client.WaitDeletion(ctx, id, opts...)
-			}
-			return j.Client.WaitRetrieval(ctx, id, opts...)
+			return j.Client.Wait(ctx, j.Kind, id, opts...)
 		}
 	}
 	if e.NoteAfter == 0 {
@@ -227,9 +216,9 @@ func Run(ctx context.Context, j *Job, env Env, inputNotes ...string) (*Result, e
 	code, stopErr := r.resume(opened)
 	if c := j.Count(st); stopErr == nil && c.Unknown > 0 {
 		what := fmt.Sprintf("%s of %s %s", words.Count(c.Unknown, "ID"), words.Noun(len(c.UnknownChunks), "request"), words.Ints(c.UnknownChunks))
-		if j.Deletion || j.Resubmit {
+		if j.Kind.Resubmittable() || j.Resubmit {
 			how := "if Mixpanel had filed them, its 409 names the task"
-			if !j.Deletion {
+			if !j.Kind.Resubmittable() {
 				how = "--resubmit-unknown: a second export may result"
 			}
 			env.Note("note: %s: unknown outcome: filing them again (%s)", what, how)

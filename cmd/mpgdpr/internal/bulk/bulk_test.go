@@ -48,7 +48,11 @@ func newJob(t *testing.T, srv *mpgdprtest.Server, cmd string, n, chunk int) *Job
 	for i := range ids {
 		ids[i] = fmt.Sprintf("u-%03d", i+1)
 	}
-	return &Job{Command: cmd, Deletion: cmd == "delete", Compliance: mpgdpr.GDPR, IDs: ids, Client: c, ChunkSize: chunk,
+	kind := mpgdpr.Retrieval
+	if cmd == "delete" {
+		kind = mpgdpr.Deletion
+	}
+	return &Job{Command: cmd, Kind: kind, Compliance: mpgdpr.GDPR, IDs: ids, Client: c, ChunkSize: chunk,
 		Journal: filepath.Join(t.TempDir(), "j.jsonl"), PollStart: time.Millisecond, PollMax: 2 * time.Millisecond, Rate: 1000}
 }
 

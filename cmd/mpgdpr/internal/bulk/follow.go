@@ -17,7 +17,7 @@ import (
 func (j *Job) Followed(st *journal.State) []journal.Task {
 	var out []journal.Task
 	for _, t := range st.Tasks() {
-		if t.Chunk == 0 && !j.Deletion {
+		if t.Chunk == 0 && j.Kind != mpgdpr.Deletion {
 			continue // a retrieval's 409 names deletions: nothing to retrieve there
 		}
 		out = append(out, t)
@@ -35,7 +35,7 @@ func (j *Job) Count(st *journal.State) Counts {
 		case journal.IDAccepted:
 			c.Filed++
 		case journal.IDConflict:
-			if j.Deletion {
+			if j.Kind == mpgdpr.Deletion {
 				c.Covered++
 			} else {
 				c.Refused++
@@ -68,7 +68,7 @@ func (r *runner) follow(ctx context.Context) int {
 		code = exitcode.Worse(code, c)
 		mu.Unlock()
 	}
-	saving := !j.Deletion && j.Download
+	saving := j.Kind == mpgdpr.Retrieval && j.Download
 	dl := make(chan struct{}, 2) // exports downloaded at once
 	var wg sync.WaitGroup
 	var open []journal.Task
@@ -91,7 +91,7 @@ func (r *runner) follow(ctx context.Context) int {
 	if n := len(open); n > 0 && !env.Progress.Shown() && j.PollStart >= env.NoteAfter {
 		// Without a progress line, say once what the coming silence is.
 		upTo := ""
-		if j.Deletion {
+		if j.Kind == mpgdpr.Deletion {
 			upTo = " (up to 30 for a deletion)"
 		}
 		env.Note("%s: waiting for %s to end: each is checked after %s, the wait doubling up to %s; Mixpanel takes minutes to days%s",

@@ -42,7 +42,7 @@ func (j *Job) LeastTime(n int) time.Duration {
 // bodySize is the length of the JSON body the library sends for chunk.
 func (j *Job) bodySize(chunk []string) (int, error) {
 	var body any
-	if j.Deletion {
+	if j.Kind == mpgdpr.Deletion {
 		body = gen.CreateDeletionRequest{ComplianceType: gen.ComplianceType(j.Compliance), DistinctIds: chunk}
 	} else {
 		r := gen.CreateRetrievalRequest{ComplianceType: gen.ComplianceType(j.Compliance), DistinctIds: chunk}

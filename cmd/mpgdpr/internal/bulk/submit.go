@@ -53,20 +53,13 @@ func (j *Job) Pending(st *journal.State) []string {
 		case journal.IDUnsent:
 			out = append(out, id)
 		case journal.IDInFlight, journal.IDUnknown:
-			if j.Deletion || j.Resubmit {
+			if j.Kind.Resubmittable() || j.Resubmit {
 				out = append(out, id)
 			}
 		}
 	}
 	return out
 }
-
-// maxUnknownInARow stops a retrieval whose requests keep ending with an
-// unknown outcome: the network or the service is failing, and going on
-// would only pile up uncertainty. (A deletion's unknowns are settled by
-// DeleteAll itself, within the retry policy; one it could not settle stops
-// the job at once.)
-const maxUnknownInARow = 3
 
 // submitAll files every pending ID, through the library's batch helper,
 // whose hooks let each request be journaled right before it goes on the
@@ -103,16 +96,19 @@ func (r *runner) submitAll(ctx context.Context) (int, error) {
 			return exitcode.Local, fmt.Errorf("%w\nStopped: the journal must be written before anything else is sent. Requests filed so far are in it", je.err)
 		case ctx.Err() != nil:
 			return exitcode.Interrupted, nil
-		case errors.Is(err, mpgdpr.ErrOutcomeUnknown) && j.Deletion:
+		case errors.Is(err, mpgdpr.ErrOutcomeUnknown) && j.Kind.Resubmittable():
 			// DeleteAll resubmitted the request for as long as its retry
 			// policy allows: the service is not answering.
 			return exitcode.API, fmt.Errorf("%w\nThe IDs of unknown outcome are in the journal: run the same command again to file them (where Mixpanel had filed them, its 409 names the task)", err)
 		case errors.Is(err, mpgdpr.ErrOutcomeUnknown):
+			// A retrieval whose requests keep ending with an unknown outcome
+			// stops (mpgdpr.MaxUnknownInARow): the network or the service is
+			// failing, and going on would only pile up uncertainty.
 			if len(res.Tasks) > 0 {
 				unknownRun = 0
 			}
 			unknownRun++
-			if unknownRun >= maxUnknownInARow {
+			if unknownRun >= mpgdpr.MaxUnknownInARow {
 				return exitcode.API, fmt.Errorf("%d requests in a row ended with an unknown outcome; stopping: %w", unknownRun, err)
 			}
 			continue
@@ -122,7 +118,7 @@ func (r *runner) submitAll(ctx context.Context) (int, error) {
 	}
 }
 
-// submit runs one DeleteAll or RetrieveAll over pending, journaling each
+// submit runs one CreateAll (DeleteAll or RetrieveAll) over pending, journaling each
 // request: "sending" right before it goes on the wire (after its turn at
 // the rate limiter, so that a job killed while waiting has recorded
 // nothing for it), then its outcome. A failure to write the journal is a
@@ -207,7 +203,7 @@ func (r *runner) submit(ctx context.Context, pending []string) (*mpgdpr.BatchRes
 			return err
 		}
 		what := "its IDs are reported as unknown; the other IDs are filed"
-		if j.Deletion {
+		if j.Kind.Resubmittable() {
 			what = "filing its IDs again: a 409 will name the task if it was filed"
 		}
 		env.Note("%s: request %d's outcome is unknown (%s); %s", j.Command, chunkOf[seq], words.LibText(msg), what)
@@ -219,7 +215,7 @@ func (r *runner) submit(ctx context.Context, pending []string) (*mpgdpr.BatchRes
 			return err
 		}
 		what := "following those tasks"
-		if !j.Deletion {
+		if j.Kind != mpgdpr.Deletion {
 			what = "those IDs are not retrieved"
 		}
 		env.Note("%s: request %d: 409: a deletion is already running for %s (%s %s): %s; filing the others",
@@ -234,13 +230,7 @@ func (r *runner) submit(ctx context.Context, pending []string) (*mpgdpr.BatchRes
 		mpgdpr.WithOnUnknown(onUnknown),
 		mpgdpr.WithOnConflict(onConflict),
 	}
-	var res *mpgdpr.BatchResult
-	var err error
-	if j.Deletion {
-		res, err = j.Client.DeleteAll(ctx, pending, j.Compliance, opts...)
-	} else {
-		res, err = j.Client.RetrieveAll(ctx, pending, j.Compliance, j.Disclosure, opts...)
-	}
+	res, err := j.Client.CreateAll(ctx, j.Kind, pending, j.Compliance, j.Disclosure, opts...)
 	if err != nil && last != 0 && !ended[last] && jerr == nil {
 		// The batch stopped at a request that went out and has no outcome
 		// recorded: the answer proved it was not acted on (a 4xx, a 503
