@@ -28,7 +28,7 @@ import (
 
 // Job is a validated delete or retrieve.
 type Job struct {
-	Command    string // "delete" or "retrieve": the journal's and the messages' word
+	Command    string      // "delete" or "retrieve": the journal's and the messages' word
 	Kind       mpgdpr.Kind // what the job files: retrievals or deletions
 	Compliance mpgdpr.ComplianceType
 	Disclosure mpgdpr.DisclosureType
