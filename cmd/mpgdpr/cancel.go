@@ -12,7 +12,9 @@ import (
 
 type cancelOpts struct{ api apiFlags }
 
-func newCancelCmd(cl *cli) *cobra.Command {
+// newCancelCmd is cancel; runF, if not nil, runs instead of cmdCancel with
+// the options and task ids parsed (tests of the command line).
+func newCancelCmd(cl *cli, runF func(context.Context, *cancelOpts, []string) int) *cobra.Command {
 	o := &cancelOpts{}
 	c := &cobra.Command{
 		Use:   "cancel [flags] TASK_ID...",
@@ -25,8 +27,11 @@ sent a second cancel.
 		Args: cobra.ArbitraryArgs,
 	}
 	cl.addAPIFlags(c.Flags(), &o.api)
+	if runF == nil {
+		runF = cl.cmdCancel
+	}
 	c.RunE = cl.exits(func(ctx context.Context, _ *cobra.Command, ids []string) int {
-		return cl.cmdCancel(ctx, o, ids)
+		return runF(ctx, o, ids)
 	})
 	return c
 }

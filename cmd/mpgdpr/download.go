@@ -25,7 +25,10 @@ type downloadOpts struct {
 	pollMax   time.Duration
 }
 
-func newDownloadCmd(cl *cli) *cobra.Command {
+// newDownloadCmd is download; runF, if not nil, runs instead of
+// cmdDownload with the options and task ids parsed (tests of the command
+// line).
+func newDownloadCmd(cl *cli, runF func(context.Context, *downloadOpts, []string) int) *cobra.Command {
 	o := &downloadOpts{}
 	c := &cobra.Command{
 		Use:   "download [flags] TASK_ID...",
@@ -47,8 +50,11 @@ the API secret or verify is exit 4.
 	fs.DurationVar(&o.pollStart, "poll-interval", mpgdpr.DefaultPollStart, "with --wait: first wait between two checks of a task; it doubles up to --poll-max")
 	fs.DurationVar(&o.pollMax, "poll-max", mpgdpr.DefaultPollMax, "with --wait: longest wait between two checks of a task")
 	cl.addAPIFlags(fs, &o.api)
+	if runF == nil {
+		runF = cl.cmdDownload
+	}
 	c.RunE = cl.exits(func(ctx context.Context, _ *cobra.Command, ids []string) int {
-		return cl.cmdDownload(ctx, o, ids)
+		return runF(ctx, o, ids)
 	})
 	return c
 }

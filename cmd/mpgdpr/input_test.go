@@ -1,14 +1,13 @@
 package main
 
 import (
+	"context"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/spf13/cobra"
 )
 
 func TestReadIDs(t *testing.T) {
@@ -88,12 +87,10 @@ func TestArgsIntersperseAndNormalize(t *testing.T) {
 	}
 	var gotArgs []string
 	var gotJSON bool
-	c := newCheckCmd(newCLI(nil, io.Discard, io.Discard, nil), "status", "", "")
-	c.RunE = func(cmd *cobra.Command, args []string) error {
-		gotArgs = args
-		gotJSON, _ = cmd.Flags().GetBool("json")
-		return nil
-	}
+	c := newCheckCmd(newCLI(nil, io.Discard, io.Discard, nil), "status", "", "", func(_ context.Context, _ string, o *checkOpts, args []string) int {
+		gotArgs, gotJSON = args, o.api.json
+		return exitOK
+	})
 	c.SetArgs([]string{"deletion", "--json", "t1", "--rate", "3", "t2", "--", "-t3", "--json"})
 	if err := c.Execute(); err != nil {
 		t.Fatal(err)

@@ -45,12 +45,12 @@ func newRootCmd(cl *cli) *cobra.Command {
 
 {{end}}{{if or .Runnable .HasSubCommands}}{{.UsageString}}{{end}}{{if not .HasParent}}` + exitStatusText + `{{else}}` + exitShort + `{{end}}`)
 
-	root.AddCommand(newDeleteCmd(cl))
-	root.AddCommand(newRetrieveCmd(cl))
-	root.AddCommand(newStatusCmd(cl))
-	root.AddCommand(newWaitCmd(cl))
-	root.AddCommand(newCancelCmd(cl))
-	root.AddCommand(newDownloadCmd(cl))
+	root.AddCommand(newDeleteCmd(cl, nil))
+	root.AddCommand(newRetrieveCmd(cl, nil))
+	root.AddCommand(newStatusCmd(cl, nil))
+	root.AddCommand(newWaitCmd(cl, nil))
+	root.AddCommand(newCancelCmd(cl, nil))
+	root.AddCommand(newDownloadCmd(cl, nil))
 	root.AddCommand(newDemoCmd(cl))
 	root.AddCommand(newFakeCmd(cl))
 	root.AddCommand(newVersionCmd(cl))

@@ -26,8 +26,10 @@ checking each with a growing interval (--poll-interval doubling up to
 --poll-max). Exit 0 when all ended in SUCCESS, 4 when some did not.
 `
 
-// newCheckCmd is status or wait.
-func newCheckCmd(cl *cli, cmd, short, long string) *cobra.Command {
+// newCheckCmd is status or wait; runF, if not nil, runs instead of
+// cmdCheck with the options and arguments parsed (tests of the command
+// line).
+func newCheckCmd(cl *cli, cmd, short, long string, runF func(context.Context, string, *checkOpts, []string) int) *cobra.Command {
 	c := &cobra.Command{
 		Use:   cmd + " [flags] retrieval|deletion TASK_ID...",
 		Short: short,
@@ -41,14 +43,17 @@ func newCheckCmd(cl *cli, cmd, short, long string) *cobra.Command {
 		fs.DurationVar(&o.pollMax, "poll-max", mpgdpr.DefaultPollMax, "longest wait between two checks of a task")
 	}
 	cl.addAPIFlags(fs, &o.api)
+	if runF == nil {
+		runF = cl.cmdCheck
+	}
 	c.RunE = cl.exits(func(ctx context.Context, _ *cobra.Command, pos []string) int {
-		return cl.cmdCheck(ctx, cmd, o, pos)
+		return runF(ctx, cmd, o, pos)
 	})
 	return c
 }
 
-func newStatusCmd(cl *cli) *cobra.Command {
-	return newCheckCmd(cl, "status", "Show tasks' status", statusLong)
+func newStatusCmd(cl *cli, runF func(context.Context, string, *checkOpts, []string) int) *cobra.Command {
+	return newCheckCmd(cl, "status", "Show tasks' status", statusLong, runF)
 }
 
 // parseKind reads the task kind argument of status and wait.

@@ -10,8 +10,8 @@ import (
 	"github.com/privacykit/mpgdpr"
 )
 
-func newWaitCmd(cl *cli) *cobra.Command {
-	return newCheckCmd(cl, "wait", "Wait until tasks end", waitLong)
+func newWaitCmd(cl *cli, runF func(context.Context, string, *checkOpts, []string) int) *cobra.Command {
+	return newCheckCmd(cl, "wait", "Wait until tasks end", waitLong, runF)
 }
 
 // waitTask waits for one task to end, with the library's backoff.
