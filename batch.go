@@ -204,7 +204,7 @@ func (c *Client) batch(ctx context.Context, op string, kind Kind, ids []string, 
 		res.Unsent = uniq
 		return res, &InputError{Field: "chunk size", Problem: fmt.Sprintf("%d is not between 1 and the per-request limit %d", cfg.chunk, limit)}
 	}
-	if err := checkBatchIDs(ids); err != nil {
+	if err := checkBatchIDs(ids, c.verbatimIDs); err != nil {
 		res.Unsent = uniq
 		return res, err
 	}
@@ -356,14 +356,14 @@ func dedupe(ids []string) (uniq, dups []string) {
 // checkBatchIDs rejects the whole input if any ID is invalid, naming the
 // positions (1-based, as given) of the first few, never their values: an
 // error may be logged, and a distinct ID is personal data.
-func checkBatchIDs(ids []string) error {
+func checkBatchIDs(ids []string, verbatim bool) error {
 	if len(ids) == 0 {
 		return &InputError{Field: "distinct ids", Problem: "the list is empty"}
 	}
 	var bad []string
 	count := 0
 	for i, id := range ids {
-		if err := validateID(id); err != nil {
+		if err := validateID(id, verbatim); err != nil {
 			count++
 			if len(bad) < 10 {
 				bad = append(bad, fmt.Sprintf("#%d %v", i+1, err))

@@ -35,6 +35,7 @@ type Client struct {
 	logger       *slog.Logger
 	maxRetrieval int
 	maxDeletion  int
+	verbatimIDs  bool // WithVerbatimDistinctIDs
 	rand         func() float64
 	raw          *gen.ClientWithResponses
 }
@@ -95,6 +96,7 @@ func New(oauthToken, projectToken string, opts ...Option) (*Client, error) {
 		logger:       cfg.logger,
 		maxRetrieval: cfg.maxRetrieval,
 		maxDeletion:  cfg.maxDeletion,
+		verbatimIDs:  cfg.verbatimIDs,
 		rand:         cfg.rand,
 	}
 	c.secrets = redact.New(c.oauthToken, c.projectToken, c.apiSecret)
@@ -173,7 +175,7 @@ func (c *Client) CreateRetrieval(ctx context.Context, r RetrievalRequest) (strin
 	if err := validateDisclosure(r.ComplianceType, r.DisclosureType); err != nil {
 		return "", err
 	}
-	if err := validateIDs(r.DistinctIDs, c.maxRetrieval); err != nil {
+	if err := validateIDs(r.DistinctIDs, c.maxRetrieval, c.verbatimIDs); err != nil {
 		return "", err
 	}
 	body := gen.CreateRetrievalRequest{DistinctIds: r.DistinctIDs, ComplianceType: gen.ComplianceType(r.ComplianceType)}
@@ -193,7 +195,7 @@ func (c *Client) CreateDeletion(ctx context.Context, r DeletionRequest) (string,
 	if err := validateCompliance(r.ComplianceType); err != nil {
 		return "", err
 	}
-	if err := validateIDs(r.DistinctIDs, c.maxDeletion); err != nil {
+	if err := validateIDs(r.DistinctIDs, c.maxDeletion, c.verbatimIDs); err != nil {
 		return "", err
 	}
 	body := gen.CreateDeletionRequest{DistinctIds: r.DistinctIDs, ComplianceType: gen.ComplianceType(r.ComplianceType)}

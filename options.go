@@ -26,6 +26,7 @@ type config struct {
 	logger       *slog.Logger
 	maxRetrieval int
 	maxDeletion  int
+	verbatimIDs  bool
 	rand         func() float64
 }
 
@@ -35,6 +36,25 @@ const (
 	DefaultMaxRetrievalIDs = 2000
 	DefaultMaxDeletionIDs  = 1999
 )
+
+// WithVerbatimDistinctIDs sends every distinct ID that is not blank and is
+// valid UTF-8 byte for byte, control and invisible characters included
+// (a tab, U+200B…), instead of refusing it (see ValidateDistinctID).
+// Duplicates, blank and non-UTF-8 IDs and lists over the per-request limit
+// are still refused.
+//
+// Use it only for IDs that really hold such characters in Mixpanel, from a
+// source known to be exact. The refusal exists because such a character
+// is almost always an accident (a stray "\r" from a CRLF file, a
+// zero-width space pasted with the ID): the request is accepted, names no
+// one, and that person's data silently stays. With this option that
+// mistake is no longer caught.
+func WithVerbatimDistinctIDs() Option {
+	return func(c *config) error {
+		c.verbatimIDs = true
+		return nil
+	}
+}
 
 // DefaultRateLimit is Mixpanel's documented limit for the GDPR API.
 const DefaultRateLimit = rate.Limit(1) // one request per second

@@ -34,9 +34,11 @@ type RetryPolicy struct {
 	// attempt in flight (each attempt gets what is left) and the waits
 	// between attempts. A retry whose wait would end past it is not made,
 	// and the last failure is returned; an attempt or limiter wait it cuts
-	// short fails with an error matching context.DeadlineExceeded (for a
-	// create that may have been sent: ErrOutcomeUnknown). Hours (or days)
-	// are fine.
+	// short fails with an error matching context.DeadlineExceeded and,
+	// after a failed attempt, that attempt's failure too (after 429s,
+	// errors.Is(err, ErrRateLimited) and errors.As(err, **Error) hold); for
+	// a create that may have been sent it is ErrOutcomeUnknown instead.
+	// Hours (or days) are fine.
 	MaxElapsed time.Duration
 	// MaxRetryAfter caps how long a server's Retry-After (seconds or an
 	// HTTP date) is honoured; a longer one is cut to this.

@@ -69,16 +69,23 @@ func (p pipeline) Do(req *http.Request) (*http.Response, error) {
 		ctx, cancel = context.WithDeadline(ctx, budget)
 		defer cancel()
 	}
-	outOfBudget := func(err error) error {
-		if budgetFirst && parent.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("mpgdpr: %s: the retry policy's MaxElapsed (%v) ran out: %w", op, pol.MaxElapsed, err)
+	// lastCause is why the previous attempt failed (a 429's *Error, a
+	// reset): when the budget then runs out, the error wraps it too, so
+	// that errors.Is(err, ErrRateLimited) still says what happened.
+	var lastCause error
+	outOfBudget := func(err error, withLast bool) error {
+		if !budgetFirst || parent.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+			return err
 		}
-		return err
+		if withLast && lastCause != nil {
+			return fmt.Errorf("mpgdpr: %s: the retry policy's MaxElapsed (%v) ran out: %w; the attempt before: %w", op, pol.MaxElapsed, err, lastCause)
+		}
+		return fmt.Errorf("mpgdpr: %s: the retry policy's MaxElapsed (%v) ran out: %w", op, pol.MaxElapsed, err)
 	}
 	for attempt := 1; ; attempt++ {
 		turn, err := c.pace(ctx)
 		if err != nil {
-			return nil, outOfBudget(err)
+			return nil, outOfBudget(err, true)
 		}
 		if attempt == 1 {
 			if f := beforeSendHook(ctx); f != nil {
@@ -98,10 +105,12 @@ func (p pipeline) Do(req *http.Request) (*http.Response, error) {
 				return nil, c.scrub(err) // refused before sending: neither unknown nor worth a retry
 			}
 			if !idempotent && sent {
-				return nil, &OutcomeUnknownError{Op: op, Err: outOfBudget(c.scrub(err))}
+				// Not the attempt before's cause: a 429 of an earlier try
+				// must not make this one look refused.
+				return nil, &OutcomeUnknownError{Op: op, Err: outOfBudget(c.scrub(err), false)}
 			}
 			if ctx.Err() != nil || unretryable(err) {
-				return nil, outOfBudget(c.scrub(err)) // a cancellation keeps its cause: errors.Is works
+				return nil, outOfBudget(c.scrub(err), true) // a cancellation keeps its cause: errors.Is works
 			}
 			reason = c.secrets.String(c.scrub(err).Error())
 		case retryableStatus(resp.StatusCode, resp.Header, idempotent):
@@ -120,7 +129,10 @@ func (p pipeline) Do(req *http.Request) (*http.Response, error) {
 			return c.final(op, resp, idempotent) // the last 429/5xx becomes an *Error
 		}
 		if resp != nil {
-			drainClose(resp)
+			_ = c.buffer(resp, maxErrorBody)
+			lastCause = newError(op, resp, c.secrets.Deep)
+		} else {
+			lastCause = c.scrub(err)
 		}
 		attrs := []slog.Attr{
 			slog.String("op", op),
@@ -133,6 +145,9 @@ func (p pipeline) Do(req *http.Request) (*http.Response, error) {
 		}
 		c.logger.LogAttrs(ctx, slog.LevelWarn, "mpgdpr: retrying", attrs...)
 		if err := sleep(ctx, wait); err != nil {
+			if e := outOfBudget(err, true); e != err {
+				return nil, e
+			}
 			return nil, fmt.Errorf("mpgdpr: %s: %w while waiting to retry", op, err)
 		}
 	}

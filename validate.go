@@ -9,8 +9,9 @@ import (
 	"golang.org/x/text/unicode/runenames"
 )
 
-// validateIDs checks a request's distinct ids before anything is sent.
-func validateIDs(ids []string, limit int) error {
+// validateIDs checks a request's distinct ids before anything is sent;
+// verbatim is WithVerbatimDistinctIDs.
+func validateIDs(ids []string, limit int, verbatim bool) error {
 	if len(ids) == 0 {
 		return &InputError{Field: "distinct ids", Problem: "the list is empty"}
 	}
@@ -19,7 +20,7 @@ func validateIDs(ids []string, limit int) error {
 	}
 	seen := make(map[string]int, len(ids))
 	for i, id := range ids {
-		if err := validateID(id); err != nil {
+		if err := validateID(id, verbatim); err != nil {
 			return &InputError{Field: fmt.Sprintf("distinct id #%d", i+1), Problem: err.Error()}
 		}
 		if j, dup := seen[id]; dup {
@@ -46,13 +47,26 @@ func validateIDs(ids []string, limit int) error {
 // rune 4", and never the ID itself: an error may be logged, and a distinct
 // ID is personal data.
 func ValidateDistinctID(id string) error {
-	if err := validateID(id); err != nil {
+	if err := validateID(id, false); err != nil {
 		return &InputError{Field: "distinct id", Problem: err.Error()}
 	}
 	return nil
 }
 
-func validateID(id string) error {
+// ValidateVerbatimDistinctID checks one distinct ID as a client made with
+// WithVerbatimDistinctIDs does: it must not be blank and must be valid
+// UTF-8; any other character, controls and invisible ones included, is
+// accepted and sent as it is. See WithVerbatimDistinctIDs for the risk.
+func ValidateVerbatimDistinctID(id string) error {
+	if err := validateID(id, true); err != nil {
+		return &InputError{Field: "distinct id", Problem: err.Error()}
+	}
+	return nil
+}
+
+// validateID is the one check of a distinct ID; verbatim accepts every
+// character of a non-blank, valid UTF-8 ID.
+func validateID(id string, verbatim bool) error {
 	if strings.TrimSpace(id) == "" {
 		return fmt.Errorf("empty or blank")
 	}
@@ -60,6 +74,9 @@ func validateID(id string) error {
 	// request would name someone else, and this person's data would stay.
 	if !utf8.ValidString(id) {
 		return fmt.Errorf("not valid UTF-8")
+	}
+	if verbatim {
+		return nil
 	}
 	return invisibleRune(id)
 }
