@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/privacykit/mpgdpr/mpgdprtest"
 )
 
 func TestReadIDs(t *testing.T) {
@@ -108,5 +110,31 @@ func TestWorse(t *testing.T) {
 				t.Errorf("worse(%d, %d) = %d, want %d", a, b, got, want)
 			}
 		}
+	}
+}
+
+// --verbatim-ids sends an ID holding a tab (or another control or invisible
+// character) byte for byte, which is refused without it; blank IDs are
+// still refused, and a note counts the IDs it let through.
+func TestVerbatimIDs(t *testing.T) {
+	srv := newFake(t)
+	dir := t.TempDir()
+	args := func(extra ...string) []string {
+		return append(append([]string{"delete", "--compliance", "GDPR", "--file", "-", "--journal", filepath.Join(dir, "j"+strings.Join(extra, ""))}, fast(srv)...), extra...)
+	}
+	in := "plain\ntab\there\nzw\u200bsp\n"
+	if r := runCmd(t, credEnv(), in, args()...); r.code != exitUsage || !strings.Contains(r.stderr, "line 2: contains a tab") || len(srv.Tasks()) != 0 {
+		t.Fatalf("without --verbatim-ids: %v", r)
+	}
+	r := runCmd(t, credEnv(), in, args("--verbatim-ids")...)
+	if r.code != 0 || !strings.Contains(r.stderr, "note: --verbatim-ids: 2 IDs in stdin with a control or invisible character, sent byte for byte") {
+		t.Fatalf("--verbatim-ids: %v", r)
+	}
+	filedOnce(t, srv, mpgdprtest.Deletion, []string{"plain", "tab\there", "zw\u200bsp"})
+	if r := runCmd(t, credEnv(), "a\n \n", args("--verbatim-ids", "--dry-run")...); r.code != exitUsage || !strings.Contains(r.stderr, "line 2") {
+		t.Errorf("a blank ID with --verbatim-ids: %v", r)
+	}
+	if r := runCmd(t, nil, "", "delete", "--help"); !strings.Contains(r.stdout, "--verbatim-ids") || !strings.Contains(r.stdout, "names no one, and that person's") {
+		t.Errorf("delete --help does not explain --verbatim-ids and its risk: %v", r)
 	}
 }

@@ -49,6 +49,7 @@ func (cl *cli) addJobFlags(fs *pflag.FlagSet, cmd string) *jobOpts {
 	fs.StringVar(&o.in.file, "file", "", "read IDs from `PATH`, one per line (- for stdin)")
 	fs.StringVar(&o.in.csvColumn, "csv-column", "", "with --file: read IDs from this column of a CSV file with a header row")
 	fs.BoolVar(&o.in.trimSpace, "trim-space", false, "remove spaces around IDs instead of refusing them")
+	fs.BoolVar(&o.in.verbatim, "verbatim-ids", false, "send IDs byte for byte, control and invisible characters (a tab) included: only for IDs that really hold one (a stray one names no one; see below)")
 	fs.BoolVar(&o.in.stripBOM, "strip-bom", true, "remove a UTF-8 byte order mark at the start of --file (said in a note); --strip-bom=false refuses it")
 	fs.StringVar(&o.journal, "journal", "", "the job's journal `PATH` (default mpgdpr-"+cmd+"-<digest of the job>.journal.jsonl in the current directory)")
 	fs.IntVar(&o.chunkSize, "chunk-size", 0, "IDs per request (default and maximum: "+strconv.Itoa(kindOf(cmd).DefaultMaxIDs())+"; some projects allow fewer)")
@@ -166,7 +167,11 @@ func (cl *cli) prepareJob(cmd string, o *jobOpts) (*job, error) {
 		return nil, usagef("--poll-interval and --poll-max must be positive")
 	}
 	// A dry run sends nothing: it needs no token.
-	if j.Client, err = cl.newClient(&o.api, !o.dryRun); err != nil {
+	var extra []mpgdpr.Option
+	if o.in.verbatim {
+		extra = append(extra, mpgdpr.WithVerbatimDistinctIDs())
+	}
+	if j.Client, err = cl.newClient(&o.api, !o.dryRun, extra...); err != nil {
 		return nil, err
 	}
 	j.secret = o.api.apiSecret

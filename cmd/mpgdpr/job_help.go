@@ -14,6 +14,14 @@ are accepted; a UTF-8 byte order mark at the start of the file is removed,
 with a note (--strip-bom=false refuses it). Repeated IDs are filed once. IDs
 that begin with "-" go after "--".
 
+--verbatim-ids lets through IDs that really hold a tab, another control
+character or an invisible one in Mixpanel: every non-blank, valid UTF-8 ID
+is then sent byte for byte (a note counts those that hold such a
+character). The risk is what the checks guard against: a character put
+there by accident (a stray CR, a zero-width space pasted with the ID) is
+sent too, Mixpanel accepts the request, it names no one, and that person's
+data stays. Use it only for a list known to be exact.
+
 IDs are sent in requests of at most --chunk-size, at most --rate requests per
 second, with the library's retries where they are safe. --dry-run reads and
 checks the whole input as a real run does, prints the requests it would send
