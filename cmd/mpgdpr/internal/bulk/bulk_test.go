@@ -123,6 +123,22 @@ func states(t *testing.T, path string) []string {
 	return out
 }
 
+// crashed writes the journal a run leaves when it is killed while its
+// requests (one per chunk) are on their way: "sending" and no outcome.
+func crashed(t *testing.T, j *Job, chunks ...[]string) {
+	t.Helper()
+	jr, _, err := journal.Open(j.Journal, j.Header(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer jr.Close()
+	for n, ids := range chunks {
+		if err := jr.Append(journal.Record{State: journal.Sending, Chunk: n + 1, IDs: ids}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // A new job files every ID once, in requests of the chunk size, each
 // journaled before it goes out and after; a second run files nothing.
 func TestRunFilesEachIDOnce(t *testing.T) {
@@ -153,17 +169,8 @@ func TestResumeAfterCrashMidChunk(t *testing.T) {
 	j := newJob(t, srv, "delete", 20, 10)
 	// The previous run: request 1 was filed by Mixpanel, its answer lost
 	// in the crash; request 2 was on its way and never arrived.
-	jr, _, err := journal.Open(j.Journal, j.Header(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for n, ids := range [][]string{j.IDs[:10], j.IDs[10:]} {
-		if err := jr.Append(journal.Record{State: journal.Sending, Chunk: n + 1, IDs: ids}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	_ = jr.Close()
-	crashed, err := j.Client.CreateDeletion(context.Background(), mpgdpr.DeletionRequest{DistinctIDs: j.IDs[:10], ComplianceType: mpgdpr.GDPR})
+	crashed(t, j, j.IDs[:10], j.IDs[10:])
+	hidden, err := j.Client.CreateDeletion(context.Background(), mpgdpr.DeletionRequest{DistinctIDs: j.IDs[:10], ComplianceType: mpgdpr.GDPR})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,8 +184,8 @@ func TestResumeAfterCrashMidChunk(t *testing.T) {
 	for _, task := range res.Tasks {
 		ids = append(ids, task.ID)
 	}
-	if !slices.Contains(ids, crashed) {
-		t.Errorf("the task the crash hid (%s) is not followed: %v", crashed, ids)
+	if !slices.Contains(ids, hidden) {
+		t.Errorf("the task the crash hid (%s) is not followed: %v", hidden, ids)
 	}
 	if !n.has("resuming: 0 of 20 IDs filed") || !n.has("20 IDs of requests 1, 2: unknown outcome: filing them again") {
 		t.Errorf("notes: %q", n.s)
@@ -194,14 +201,7 @@ func TestResumeAfterCrashMidChunk(t *testing.T) {
 func TestResumedRetrievalUnknownUnlessResubmit(t *testing.T) {
 	srv := fake(t)
 	j := newJob(t, srv, "retrieve", 5, 10)
-	jr, _, err := journal.Open(j.Journal, j.Header(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := jr.Append(journal.Record{State: journal.Sending, Chunk: 1, IDs: j.IDs}); err != nil {
-		t.Fatal(err)
-	}
-	_ = jr.Close()
+	crashed(t, j, j.IDs)
 	var n notes
 	res := run(t, j, n.env())
 	if res.Counts.Unknown != 5 || !slices.Equal(res.Counts.UnknownChunks, []int{1}) || len(srv.Tasks()) != 0 {

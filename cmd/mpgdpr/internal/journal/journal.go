@@ -276,10 +276,10 @@ func (j *Journal) load(h Header, maxSize int64) (Opened, error) {
 	if _, err := j.f.Seek(0, 0); err != nil {
 		return Opened{}, err
 	}
-	cr := &countReader{r: j.f}
-	var r io.Reader = cr
+	var r io.Reader = j.f
+	limited := &io.LimitedReader{R: j.f, N: maxSize + 1}
 	if maxSize > 0 {
-		r = io.LimitReader(cr, maxSize+1)
+		r = limited
 	}
 	info, err := Read(r, func(e Entry) error {
 		if e.Header != nil {
@@ -293,7 +293,7 @@ func (j *Journal) load(h Header, maxSize int64) (Opened, error) {
 		j.chain.follow(e.Raw, e.Header != nil)
 		return nil
 	})
-	if maxSize > 0 && cr.n > maxSize {
+	if maxSize > 0 && limited.N == 0 { // it holds more than maxSize bytes
 		return Opened{}, fmt.Errorf("%s: %w (it grew past %d bytes while being read)", j.path, ErrTooLarge, maxSize)
 	}
 	var mm *MismatchError
@@ -328,18 +328,6 @@ func (j *Journal) load(h Header, maxSize int64) (Opened, error) {
 		return Opened{}, err
 	}
 	return op, nil
-}
-
-// countReader counts the bytes read through it.
-type countReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
 }
 
 // headerStart is how every header line begins (Header's first field).
