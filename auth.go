@@ -17,7 +17,7 @@ import (
 // the configured API's.
 func (c *Client) authorize(_ context.Context, req *http.Request) error {
 	if req.URL.Scheme != c.base.Scheme || req.URL.Host != c.base.Host {
-		return errors.New("mpgdpr: refusing to send credentials to " + req.URL.Scheme + "://" + req.URL.Host + ", not the configured API")
+		return errorf("refusing to send credentials to %s://%s, not the configured API", req.URL.Scheme, req.URL.Host)
 	}
 	if req.URL.RawQuery == "token=" || req.URL.RawQuery == "" {
 		// What the generated code leaves when the token is empty: skip a
@@ -55,15 +55,15 @@ func (c *Client) checkOutgoing(req *http.Request) error {
 		if req.Host != "" && u != nil && req.Host != u.Host {
 			dest += " (Host " + req.Host + ")"
 		}
-		return &unsentError{msg: "mpgdpr: refusing to send credentials to " + c.secrets.String(dest) + ", not the configured API"}
+		return &unsentError{msg: "refusing to send credentials to " + c.secrets.String(dest) + ", not the configured API"}
 	}
 	for name, vals := range req.Header {
 		if !validHeaderName(name) {
-			return &unsentError{msg: fmt.Sprintf("mpgdpr: refusing to send an invalid header name %.40q", c.secrets.String(name))}
+			return &unsentError{msg: fmt.Sprintf("refusing to send an invalid header name %.40q", c.secrets.String(name))}
 		}
 		for _, v := range vals {
 			if err := validHeaderValue(v); err != nil {
-				return &unsentError{msg: fmt.Sprintf("mpgdpr: refusing to send header %s: invalid value (%v)", name, err)}
+				return &unsentError{msg: fmt.Sprintf("refusing to send header %s: invalid value (%v)", name, err)}
 			}
 		}
 	}
@@ -72,9 +72,10 @@ func (c *Client) checkOutgoing(req *http.Request) error {
 
 // unsentError is a request the client refused to send: it is neither
 // retried nor an unknown outcome, and matches ErrInvalidInput.
-type unsentError struct{ msg string }
+type unsentError struct{ msg string } // without the prefix
 
-func (e *unsentError) Error() string        { return e.msg }
+func (e *unsentError) Error() string        { return prefix + e.msg }
+func (e *unsentError) text() string         { return e.msg }
 func (e *unsentError) RequestSent() bool    { return false }
 func (e *unsentError) Is(target error) bool { return target == ErrInvalidInput }
 
@@ -103,7 +104,7 @@ func (c *Client) scrubInner(err error) error {
 	}
 	msg := err.Error()
 	if safe := c.secrets.String(msg); safe != msg {
-		return &redactedError{msg: safe, err: err}
+		return &redactedError{msg: safe, plain: c.secrets.String(textOf(err)), err: err}
 	}
 	return err
 }
@@ -111,10 +112,11 @@ func (c *Client) scrubInner(err error) error {
 // redactedError hides a secret found in an error's text. Its cause is kept
 // for errors.Is against sentinels only; the cause's own text is not shown.
 type redactedError struct {
-	msg string
-	err error
+	msg, plain string // the text, and the text without this package's prefix (Unprefixed)
+	err        error
 }
 
 func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) text() string  { return e.plain }
 
 func (e *redactedError) Is(target error) bool { return errors.Is(e.err, target) }

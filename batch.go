@@ -218,14 +218,14 @@ func (c *Client) batch(ctx context.Context, op string, kind Kind, ids []string, 
 	stop := func(pending []string, err error) (*BatchResult, error) {
 		if unknownSeq != 0 {
 			if !errors.Is(err, ErrOutcomeUnknown) {
-				err = fmt.Errorf("%w (after: %w)", err, unknownErr)
+				err = wrapf("%w (after: %w)", err, unknownErr)
 			}
 			res.Unknown = slices.Clone(pending)
 			res.Unsent = slices.Clone(queue)
-			return res, fmt.Errorf("mpgdpr: %s: stopped with request %d's %d ids of unknown outcome (they may have been accepted) and %d ids not sent: %w", op, unknownSeq, len(pending), len(queue), err)
+			return res, errorf("%s: stopped with request %d's %d ids of unknown outcome (they may have been accepted) and %d ids not sent: %w", op, unknownSeq, len(pending), len(queue), err)
 		}
 		res.Unsent = append(slices.Clone(pending), queue...)
-		return res, fmt.Errorf("mpgdpr: %s: stopped with %d of %d ids not sent: %w", op, len(res.Unsent), len(uniq), err)
+		return res, errorf("%s: stopped with %d of %d ids not sent: %w", op, len(res.Unsent), len(uniq), err)
 	}
 	pol := c.retry
 	for len(queue) > 0 {
@@ -244,7 +244,7 @@ func (c *Client) batch(ctx context.Context, op string, kind Kind, ids []string, 
 				// policy's backoff, within its attempts and time budget.
 				wait := pol.wait(resubmits, 0, c.rand)
 				if !pol.attemptsLeft(resubmits) || wait > pol.MaxElapsed-time.Since(settleStart) {
-					return stop(pending, fmt.Errorf("gave up resubmitting after %d attempts: %w", resubmits, unknownErr))
+					return stop(pending, wrapf("gave up resubmitting after %d attempts: %w", resubmits, unknownErr))
 				}
 				if err := sleep(ctx, wait); err != nil {
 					return stop(pending, err)

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strings"
 
 	"golang.org/x/time/rate"
 
@@ -119,13 +118,13 @@ func (c *Client) guardRedirects(hc *http.Client) *http.Client {
 	next := hc.CheckRedirect
 	cp.CheckRedirect = func(req *http.Request, via []*http.Request) error {
 		if req.URL.Host != c.base.Host || req.URL.Scheme != c.base.Scheme {
-			return fmt.Errorf("mpgdpr: refusing a redirect to %s://%s: credentials go to the configured API only", req.URL.Scheme, req.URL.Host)
+			return errorf("refusing a redirect to %s://%s: credentials go to the configured API only", req.URL.Scheme, req.URL.Host)
 		}
 		if next != nil {
 			return next(req, via)
 		}
 		if len(via) >= 10 {
-			return errors.New("mpgdpr: stopped after 10 redirects")
+			return errorf("stopped after 10 redirects")
 		}
 		return nil
 	}
@@ -289,28 +288,32 @@ func (c *Client) status(op string, resp *http.Response, err error) (*Task, error
 	cleaned := wasCleaned(resp)
 	body, err := readBody(resp)
 	if err != nil {
-		return nil, fmt.Errorf("mpgdpr: %s: reading the answer: %w", op, c.scrub(err))
+		return nil, errorf("%s: reading the answer: %w", op, c.scrub(err))
 	}
 	t, err := decodeTaskStatus(body)
 	if err == nil {
 		err = c.checkTask(t, cleaned)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("mpgdpr: %s: %w", op, err)
+		return nil, errorf("%s: %w", op, err)
 	}
 	return t, nil
 }
 
-// callError wraps a failure that produced no response.
+// callError wraps a failure that produced no response, naming the call,
+// unless the pipeline's error already does: an unknown outcome anywhere in
+// the chain, or one of this package's errors (by type: ownError) on top.
+// Only the top is looked at for the latter: a transport error wrapping one
+// (a *url.Error around a refused redirect) still needs scrubbing.
 func (c *Client) callError(op string, err error) error {
 	var ou *OutcomeUnknownError
 	if errors.As(err, &ou) {
 		return err
 	}
-	if strings.HasPrefix(err.Error(), "mpgdpr: ") {
+	if isOwn(err) {
 		return err
 	}
-	return fmt.Errorf("mpgdpr: %s: %w", op, c.scrub(err))
+	return errorf("%s: %w", op, c.scrub(err))
 }
 
 // wasCleaned reports whether the pipeline replaced a secret in resp's body.

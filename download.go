@@ -121,15 +121,15 @@ func (c *Client) prepareDownload(task *Task, opts []DownloadOption) (*url.URL, d
 		return nil, cfg, &InputError{Field: "task", Problem: "nil"}
 	}
 	if task.Status != StatusSuccess {
-		return nil, cfg, fmt.Errorf("mpgdpr: download: %w: task %s is %s", ErrExportNotReady, c.secrets.String(task.TrackingID), orUnknown(Status(c.secrets.String(string(task.Status)))))
+		return nil, cfg, errorf("download: %w: task %s is %s", ErrExportNotReady, c.secrets.String(task.TrackingID), orUnknown(Status(c.secrets.String(string(task.Status)))))
 	}
 	raw := stripQuotes(task.DownloadURL)
 	if raw == "" {
-		return nil, cfg, fmt.Errorf("mpgdpr: download: %w: task %s", ErrNoExportLink, c.secrets.String(task.TrackingID))
+		return nil, cfg, errorf("download: %w: task %s", ErrNoExportLink, c.secrets.String(task.TrackingID))
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {
-		return nil, cfg, fmt.Errorf("mpgdpr: download: %w: task %s: the link is not an absolute URL", ErrNoExportLink, c.secrets.String(task.TrackingID))
+		return nil, cfg, errorf("download: %w: task %s: the link is not an absolute URL", ErrNoExportLink, c.secrets.String(task.TrackingID))
 	}
 	if err := c.checkLink(u, cfg.loopbackHTTP); err != nil {
 		return nil, cfg, &InputError{Field: "download link", Problem: err.Error()}
@@ -221,18 +221,18 @@ func (c *Client) download(ctx context.Context, link *url.URL, s *sink, cfg downl
 			if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
 				err = fmt.Errorf("%w (%v)", ctx.Err(), err)
 			}
-			return fmt.Errorf("mpgdpr: download %s: %w", shown, err)
+			return errorf("download %s: %w", shown, err)
 		}
 		wait := pol.backoff(attempt, c.rand)
 		if !pol.attemptsLeft(attempt) || wait > pol.MaxElapsed-time.Since(start) {
 			if !errors.Is(err, ErrDownloadFailed) {
 				err = fmt.Errorf("%w: %v", ErrDownloadFailed, err)
 			}
-			return fmt.Errorf("mpgdpr: download %s: %w (after %d attempts, %d bytes received)", shown, err, attempt, s.n)
+			return errorf("download %s: %w (after %d attempts, %d bytes received)", shown, err, attempt, s.n)
 		}
 		c.logger.Warn("mpgdpr: retrying download", "attempt", attempt, "wait", wait, "received", s.n, "reason", c.secrets.String(err.Error()))
 		if err := sleep(ctx, wait); err != nil {
-			return fmt.Errorf("mpgdpr: download %s: %w", shown, err)
+			return errorf("download %s: %w", shown, err)
 		}
 	}
 }

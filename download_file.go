@@ -4,7 +4,6 @@ import (
 	"archive/zip"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -43,7 +42,7 @@ func (c *Client) DownloadExportFile(ctx context.Context, task *Task, path string
 	removeStaleParts(dir, base)
 	f, err := createPart(dir, base)
 	if err != nil {
-		return 0, fmt.Errorf("mpgdpr: download: %w", err)
+		return 0, errorf("download: %w", err)
 	}
 	tmp := f.Name()
 	ok := false
@@ -63,19 +62,19 @@ func (c *Client) DownloadExportFile(ctx context.Context, task *Task, path string
 		return s.n, err
 	}
 	if err := f.Sync(); err != nil {
-		return s.n, fmt.Errorf("mpgdpr: download: %w", err)
+		return s.n, errorf("download: %w", err)
 	}
 	// The sink checked the end records; archive/zip also reads the whole
 	// central directory from disk, as export.OpenFile will.
 	if _, err := zip.NewReader(f, s.n); err != nil {
-		return s.n, fmt.Errorf("mpgdpr: download %s: %w: %v", safeLink(link), ErrExportIncomplete, err)
+		return s.n, errorf("download %s: %w: %v", safeLink(link), ErrExportIncomplete, err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
-		return s.n, fmt.Errorf("mpgdpr: download: %w", err)
+		return s.n, errorf("download: %w", err)
 	}
 	ok = true
 	if err := f.Close(); err != nil { // also releases the lock
-		return s.n, fmt.Errorf("mpgdpr: download: %w", err)
+		return s.n, errorf("download: %w", err)
 	}
 	if d, err := os.Open(dir); err == nil { // make the rename durable
 		_ = d.Sync()

@@ -98,9 +98,11 @@ type Error struct {
 }
 
 // Error renders the status, Mixpanel's message and, on a 409, the covering tasks.
-func (e *Error) Error() string {
+func (e *Error) Error() string { return prefix + e.text() }
+
+func (e *Error) text() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "mpgdpr: %s: HTTP %d", e.Op, e.StatusCode)
+	fmt.Fprintf(&b, "%s: HTTP %d", e.Op, e.StatusCode)
 	if t := http.StatusText(e.StatusCode); t != "" {
 		b.WriteString(" " + t)
 	}
@@ -249,8 +251,10 @@ type OutcomeUnknownError struct {
 }
 
 // Error says the outcome is unknown and what to do, with the cause.
-func (e *OutcomeUnknownError) Error() string {
-	return fmt.Sprintf("mpgdpr: %s: outcome unknown, the request may have been accepted; check before resubmitting: %v", e.Op, e.Err)
+func (e *OutcomeUnknownError) Error() string { return prefix + e.text() }
+
+func (e *OutcomeUnknownError) text() string {
+	return fmt.Sprintf("%s: outcome unknown, the request may have been accepted; check before resubmitting: %s", e.Op, textOf(e.Err))
 }
 
 // Unwrap returns the cause.
@@ -267,9 +271,118 @@ type InputError struct {
 }
 
 // Error names the argument and what is wrong with it.
-func (e *InputError) Error() string {
-	return fmt.Sprintf("mpgdpr: invalid %s: %s", e.Field, e.Problem)
-}
+func (e *InputError) Error() string { return prefix + e.text() }
+
+func (e *InputError) text() string { return fmt.Sprintf("invalid %s: %s", e.Field, e.Problem) }
 
 // Is matches ErrInvalidInput.
 func (e *InputError) Is(target error) bool { return target == ErrInvalidInput }
+
+// prefix starts the text of every error this package returns.
+const prefix = "mpgdpr: "
+
+// ownError is implemented by this package's errors: their text is prefix
+// and text(). callError tells them from a failure of the layers below by
+// this type, and Unprefixed renders text().
+type ownError interface {
+	error
+	text() string
+}
+
+// libError is an error of this package built like fmt.Errorf(prefix+format,
+// args...): same text, same wrapping (%w, several allowed). It keeps the
+// format and arguments so that Unprefixed can render it, and the errors
+// of this package among its arguments, without their prefix.
+type libError struct {
+	format string
+	args   []any
+	err    error // fmt.Errorf(format, args...): text and wrapping
+	bare   bool  // wrapf: no prefix of its own
+}
+
+// errorf returns a *libError: "mpgdpr: " + fmt.Errorf(format, args...).
+func errorf(format string, args ...any) error {
+	return &libError{format: format, args: args, err: fmt.Errorf(format, args...)}
+}
+
+// wrapf is errorf without the prefix, for a part of a message that
+// another errorf completes, when it holds errors of this package.
+func wrapf(format string, args ...any) error {
+	return &libError{format: format, args: args, err: fmt.Errorf(format, args...), bare: true}
+}
+
+func (e *libError) Error() string {
+	if e.bare {
+		return e.err.Error()
+	}
+	return prefix + e.err.Error()
+}
+
+// Unwrap returns the errors format wrapped with %w.
+func (e *libError) Unwrap() []error {
+	switch u := e.err.(type) {
+	case interface{ Unwrap() []error }:
+		return u.Unwrap()
+	case interface{ Unwrap() error }:
+		return []error{u.Unwrap()}
+	}
+	return nil
+}
+
+func (e *libError) text() string {
+	args := make([]any, len(e.args))
+	for i, a := range e.args {
+		if err, ok := a.(error); ok {
+			a = textOf(err)
+		}
+		args[i] = a
+	}
+	return fmt.Sprintf(strings.ReplaceAll(e.format, "%w", "%v"), args...)
+}
+
+// isOwn reports whether err itself (not what it wraps) is one of this
+// package's errors, also once scrubbed of a secret.
+func isOwn(err error) bool {
+	switch e := err.(type) {
+	case *redactedError:
+		return isOwn(e.err)
+	case *libError:
+		return !e.bare
+	}
+	_, ok := err.(ownError)
+	return ok
+}
+
+// textOf is err's text, without the prefix if it is this package's.
+// Only err itself is looked at: a foreign error's text, even one wrapping
+// this package's, is its own.
+func textOf(err error) string {
+	if err == nil {
+		return "<nil>"
+	}
+	if oe, ok := err.(ownError); ok {
+		return oe.text()
+	}
+	return err.Error()
+}
+
+// Unprefixed returns err with a text that leaves out the "mpgdpr: " that
+// this package starts its errors with, at every level of a message this
+// package built (a batch's error naming the create's error, say), for a
+// program that says where its messages come from, such as the CLI:
+//
+//	return fmt.Errorf("task %s: %w", id, mpgdpr.Unprefixed(err))
+//
+// errors.Is and errors.As see err unchanged. A nil err gives nil, and an
+// error from elsewhere keeps its text.
+func Unprefixed(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &unprefixedError{err}
+}
+
+type unprefixedError struct{ err error }
+
+func (e *unprefixedError) Error() string { return textOf(e.err) }
+func (e *unprefixedError) Unwrap() error { return e.err }

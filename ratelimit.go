@@ -2,10 +2,12 @@ package mpgdpr
 
 import (
 	"context"
-	"fmt"
+	"net"
 	"net/http"
+	"net/http/httptrace"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 	"weak"
 
@@ -122,7 +124,7 @@ func waitError(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return fmt.Errorf("mpgdpr: %w: the rate limiter's next slot is past the deadline", context.DeadlineExceeded)
+	return errorf("%w: the rate limiter's next slot is past the deadline", context.DeadlineExceeded)
 }
 
 // spinBefore is how long before a burst-1 send sleepUntil stops sleeping
@@ -200,4 +202,81 @@ func pacerFor(l *rate.Limiter) *pacer {
 		runtime.AddCleanup(l, func(k weak.Pointer[rate.Limiter]) { pacers.Delete(k) }, k)
 	}
 	return p.(*pacer)
+}
+
+// replayTurn paces a request net/http is about to write within an attempt
+// that already sent one (a replay, or a followed redirect). With a burst-1 limiter the attempt still
+// holds its turn (t); the replay goes one interval after now, when the
+// previous write is known to have failed (so it arrived, if at all, before
+// now), and after a token: pure causality, no credit. Another limiter
+// just gives a token. If the wait cannot end (the context ended), the
+// connection is closed before anything is written on it, so the replay
+// fails instead of going out unpaced.
+func (c *Client) replayTurn(ctx context.Context, t *turn, conn net.Conn) {
+	l := c.limiter
+	var err error
+	if t != nil {
+		now := time.Now()
+		at := now.Add(time.Duration(float64(time.Second) / float64(l.Limit())))
+		if res := l.ReserveN(now, 1); res.OK() {
+			at = maxTime(at, now.Add(res.DelayFrom(now)))
+		}
+		err = sleepUntil(ctx, at)
+	} else {
+		err = l.Wait(ctx)
+	}
+	if err != nil && conn != nil {
+		_ = conn.Close()
+	}
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// attemptTrace records when an attempt obtained its (latest) connection
+// and when the answer's first byte came, in nanoseconds since start (0:
+// not yet), and paces replays (replay, nil if unpaced). The hooks may run
+// on the transport's goroutines, even after Do returned.
+type attemptTrace struct {
+	start           time.Time
+	conns           atomic.Int32
+	conn, firstByte atomic.Int64
+	replay          func(net.Conn)
+	trace           httptrace.ClientTrace
+}
+
+func newAttemptTrace() *attemptTrace {
+	a := &attemptTrace{start: time.Now()}
+	a.trace.GotConn = a.gotConn
+	a.trace.GotFirstResponseByte = a.gotFirstByte
+	return a
+}
+
+func (a *attemptTrace) since() int64 { return max(1, int64(time.Since(a.start))) }
+
+func (a *attemptTrace) gotConn(info httptrace.GotConnInfo) {
+	if a.conns.Add(1) > 1 && a.replay != nil {
+		a.replay(info.Conn) // before the time is taken: the wait is not round trip
+	}
+	a.conn.Store(a.since())
+}
+
+func (a *attemptTrace) gotFirstByte() { a.firstByte.Store(a.since()) }
+
+func (a *attemptTrace) connected() bool { return a.conn.Load() != 0 }
+
+// answered reports when the answer's first byte came and the round trip
+// from obtaining the connection to then: the network both ways plus the
+// server's time, without dialling. Both are zero if a hook did not run (a
+// transport other than net/http's may never call them).
+func (a *attemptTrace) answered() (firstByte time.Time, rtt time.Duration) {
+	c, f := a.conn.Load(), a.firstByte.Load()
+	if c == 0 || f <= c {
+		return time.Time{}, 0
+	}
+	return a.start.Add(time.Duration(f)), time.Duration(f - c)
 }

@@ -1,7 +1,6 @@
 package mpgdpr
 
 import (
-	"fmt"
 	"strings"
 
 	"github.com/privacykit/mpgdpr/gen"
@@ -32,7 +31,7 @@ func (r Region) BaseURL() (string, error) {
 	case RegionIN:
 		return gen.ServerUrlIndia, nil
 	}
-	return "", fmt.Errorf("mpgdpr: %w: unknown region %q (want us, eu or in)", ErrInvalidInput, string(r))
+	return "", errorf("%w: unknown region %q (want us, eu or in)", ErrInvalidInput, string(r))
 }
 
 // ParseRegion reads a region name: us, eu or in (any case; "india" too).
@@ -45,5 +44,5 @@ func ParseRegion(s string) (Region, error) {
 	case "in", "india":
 		return RegionIN, nil
 	}
-	return "", fmt.Errorf("mpgdpr: %w: unknown region %q (want us, eu or in)", ErrInvalidInput, s)
+	return "", errorf("%w: unknown region %q (want us, eu or in)", ErrInvalidInput, s)
 }

@@ -2,7 +2,11 @@ package mpgdpr
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"math/rand/v2"
+	"net/http"
 	"time"
 )
 
@@ -136,3 +140,109 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 func defaultRand() float64 { return rand.Float64() }
+
+// pastDeadline reports whether ctx ends before a wait of d does: then the
+// retry could not happen, and the last failure is more useful than a
+// context error reported d later.
+func pastDeadline(ctx context.Context, d time.Duration) bool {
+	dl, ok := ctx.Deadline()
+	return ok && time.Until(dl) < d
+}
+
+// retryableStatus: 429, 502, 503 and 504 are retried for idempotent calls.
+// A create is retried only on 429 and on a 503 that CreateRefused counts as
+// a refusal (it carries Retry-After): any other of these may come from a
+// gateway that passed the request on.
+func retryableStatus(code int, h http.Header, idempotent bool) bool {
+	switch code {
+	case http.StatusTooManyRequests:
+		return true
+	case http.StatusServiceUnavailable:
+		return idempotent || CreateRefused(code, h)
+	case http.StatusBadGateway, http.StatusGatewayTimeout:
+		return idempotent
+	}
+	return false
+}
+
+// refusedUnsent reports an error from a wrapping transport that refused to
+// send the request at all, such as contract.Transport in strict mode
+// rejecting a request the spec forbids. Sending it again would fail again,
+// and since it was never sent, a create's outcome is known: not filed.
+func refusedUnsent(err error) bool {
+	var rs interface{ RequestSent() bool }
+	return errors.As(err, &rs) && !rs.RequestSent()
+}
+
+// unretryable reports transport failures that a retry cannot fix: a
+// refused redirect, and a server certificate that does not verify.
+func unretryable(err error) bool {
+	var re *redirectError
+	var cv *tls.CertificateVerificationError
+	var ua x509.UnknownAuthorityError
+	var he x509.HostnameError
+	var ci x509.CertificateInvalidError
+	return errors.As(err, &re) || errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &he) || errors.As(err, &ci)
+}
+
+// decision is what the pipeline does after one attempt (shouldRetry).
+type decision int
+
+const (
+	// deliver: hand the answer on, a success or an error status that a
+	// retry would not change (final turns the latter into an *Error).
+	deliver decision = iota
+	// retry: try again, if the policy's attempts and time allow.
+	retry
+	// refused: a wrapping transport refused to send the request (or the
+	// redirect): not sent, so neither retried nor an unknown outcome.
+	refused
+	// unknown: a create that may have reached the server failed; never
+	// re-sent (ErrOutcomeUnknown).
+	unknown
+	// fail: a failure a retry cannot fix, or the call's context ended.
+	fail
+)
+
+// attemptResult is what shouldRetry looks at: how one attempt ended.
+type attemptResult struct {
+	idempotent bool        // not a create
+	sent       bool        // the request may have reached the server
+	err        error       // a transport failure, or nil
+	ctxDone    bool        // the call's context (or MaxElapsed) has ended
+	status     int         // the answer's status, when err is nil
+	header     http.Header // the answer's headers, when err is nil
+}
+
+// shouldRetry is the one retry rule of the pipeline, as a pure function:
+// what to do after an attempt, and why (for tests and for reading). The
+// policy's budget (attempts, MaxElapsed, the context's deadline) is checked
+// afterwards, for a retry only.
+//
+//	transport failure, wrapper refused to send it      refused
+//	transport failure, create that may have been sent  unknown
+//	transport failure, context ended                   fail
+//	refused redirect, certificate that does not verify fail
+//	any other transport failure                        retry (a check; a create never connected)
+//	429; 503 (a create: only with Retry-After);
+//	  502 and 504 (checks only)                        retry
+//	anything else                                      deliver
+func shouldRetry(a attemptResult) (decision, string) {
+	switch {
+	case a.err != nil && refusedUnsent(a.err):
+		return refused, "refused before sending"
+	case a.err != nil && !a.idempotent && a.sent:
+		return unknown, "a create failed after it may have reached the server"
+	case a.err != nil && a.ctxDone:
+		return fail, "the context ended"
+	case a.err != nil && unretryable(a.err):
+		return fail, "a retry cannot fix it (refused redirect or certificate)"
+	case a.err != nil && !a.sent:
+		return retry, "the request never reached the server"
+	case a.err != nil:
+		return retry, "a transport failure of a check or cancel"
+	case retryableStatus(a.status, a.header, a.idempotent):
+		return retry, "a status that may pass on a retry"
+	}
+	return deliver, "the answer" // no formatting: this is every call's path
+}

@@ -1,20 +1,13 @@
 package mpgdpr
 
 import (
-	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
-	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptrace"
-	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 )
 
@@ -78,9 +71,9 @@ func (p pipeline) Do(req *http.Request) (*http.Response, error) {
 			return err
 		}
 		if withLast && lastCause != nil {
-			return fmt.Errorf("mpgdpr: %s: the retry policy's MaxElapsed (%v) ran out: %w; the attempt before: %w", op, pol.MaxElapsed, err, lastCause)
+			return errorf("%s: the retry policy's MaxElapsed (%v) ran out: %w; the attempt before: %w", op, pol.MaxElapsed, err, lastCause)
 		}
-		return fmt.Errorf("mpgdpr: %s: the retry policy's MaxElapsed (%v) ran out: %w", op, pol.MaxElapsed, err)
+		return errorf("%s: the retry policy's MaxElapsed (%v) ran out: %w", op, pol.MaxElapsed, err)
 	}
 	for attempt := 1; ; attempt++ {
 		turn, err := c.pace(ctx)
@@ -96,40 +89,43 @@ func (p pipeline) Do(req *http.Request) (*http.Response, error) {
 			}
 		}
 		resp, sent, err := c.attempt(ctx, req, attempt, idempotent, turn)
+		res := attemptResult{idempotent: idempotent, sent: sent, err: err, ctxDone: ctx.Err() != nil}
+		if resp != nil {
+			res.status, res.header = resp.StatusCode, resp.Header
+		}
 		var retryAfter time.Duration
 		var reason string
 		status := 0
-		switch {
+		switch d, _ := shouldRetry(res); {
+		case d == refused:
+			return nil, c.scrub(err) // neither unknown nor worth a retry
+		case d == unknown:
+			// Not the attempt before's cause: a 429 of an earlier try
+			// must not make this one look refused.
+			return nil, &OutcomeUnknownError{Op: op, Err: outOfBudget(c.scrub(err), false)}
+		case d == fail:
+			return nil, outOfBudget(c.scrub(err), true) // a cancellation keeps its cause: errors.Is works
+		case d == deliver:
+			return c.final(op, resp, idempotent)
 		case err != nil:
-			if refusedUnsent(err) {
-				return nil, c.scrub(err) // refused before sending: neither unknown nor worth a retry
-			}
-			if !idempotent && sent {
-				// Not the attempt before's cause: a 429 of an earlier try
-				// must not make this one look refused.
-				return nil, &OutcomeUnknownError{Op: op, Err: outOfBudget(c.scrub(err), false)}
-			}
-			if ctx.Err() != nil || unretryable(err) {
-				return nil, outOfBudget(c.scrub(err), true) // a cancellation keeps its cause: errors.Is works
-			}
 			reason = c.secrets.String(c.scrub(err).Error())
-		case retryableStatus(resp.StatusCode, resp.Header, idempotent):
+		default:
 			retryAfter, _ = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 			reason = c.secrets.String(resp.Status) // the reason phrase is the server's text
 			status = resp.StatusCode
-		default:
-			return c.final(op, resp, idempotent)
 		}
 		wait := pol.wait(attempt, retryAfter, c.rand)
 		// Subtracting keeps budgets of any size from overflowing.
 		if !pol.attemptsLeft(attempt) || wait > pol.MaxElapsed-time.Since(start) || pastDeadline(ctx, wait) {
 			if err != nil {
-				return nil, fmt.Errorf("mpgdpr: %s: giving up after %d attempts: %w", op, attempt, c.scrub(err))
+				return nil, errorf("%s: giving up after %d attempts: %w", op, attempt, c.scrub(err))
 			}
 			return c.final(op, resp, idempotent) // the last 429/5xx becomes an *Error
 		}
 		if resp != nil {
-			_ = c.buffer(resp, maxErrorBody)
+			// As much as draining reads (drainClose): a retried answer's
+			// message, kept for an error should the budget run out.
+			_ = c.buffer(resp, 4<<10)
 			lastCause = newError(op, resp, c.secrets.Deep)
 		} else {
 			lastCause = c.scrub(err)
@@ -148,7 +144,7 @@ func (p pipeline) Do(req *http.Request) (*http.Response, error) {
 			if e := outOfBudget(err, true); e != err {
 				return nil, e
 			}
-			return nil, fmt.Errorf("mpgdpr: %s: %w while waiting to retry", op, err)
+			return nil, errorf("%s: %w while waiting to retry", op, err)
 		}
 	}
 }
@@ -217,83 +213,6 @@ func (c *Client) attempt(ctx context.Context, req *http.Request, n int, idempote
 	return resp, true, nil
 }
 
-// replayTurn paces a request net/http is about to write within an attempt
-// that already sent one (a replay, or a followed redirect). With a burst-1 limiter the attempt still
-// holds its turn (t); the replay goes one interval after now, when the
-// previous write is known to have failed (so it arrived, if at all, before
-// now), and after a token: pure causality, no credit. Another limiter
-// just gives a token. If the wait cannot end (the context ended), the
-// connection is closed before anything is written on it, so the replay
-// fails instead of going out unpaced.
-func (c *Client) replayTurn(ctx context.Context, t *turn, conn net.Conn) {
-	l := c.limiter
-	var err error
-	if t != nil {
-		now := time.Now()
-		at := now.Add(time.Duration(float64(time.Second) / float64(l.Limit())))
-		if res := l.ReserveN(now, 1); res.OK() {
-			at = maxTime(at, now.Add(res.DelayFrom(now)))
-		}
-		err = sleepUntil(ctx, at)
-	} else {
-		err = l.Wait(ctx)
-	}
-	if err != nil && conn != nil {
-		_ = conn.Close()
-	}
-}
-
-func maxTime(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
-}
-
-// attemptTrace records when an attempt obtained its (latest) connection
-// and when the answer's first byte came, in nanoseconds since start (0:
-// not yet), and paces replays (replay, nil if unpaced). The hooks may run
-// on the transport's goroutines, even after Do returned.
-type attemptTrace struct {
-	start           time.Time
-	conns           atomic.Int32
-	conn, firstByte atomic.Int64
-	replay          func(net.Conn)
-	trace           httptrace.ClientTrace
-}
-
-func newAttemptTrace() *attemptTrace {
-	a := &attemptTrace{start: time.Now()}
-	a.trace.GotConn = a.gotConn
-	a.trace.GotFirstResponseByte = a.gotFirstByte
-	return a
-}
-
-func (a *attemptTrace) since() int64 { return max(1, int64(time.Since(a.start))) }
-
-func (a *attemptTrace) gotConn(info httptrace.GotConnInfo) {
-	if a.conns.Add(1) > 1 && a.replay != nil {
-		a.replay(info.Conn) // before the time is taken: the wait is not round trip
-	}
-	a.conn.Store(a.since())
-}
-
-func (a *attemptTrace) gotFirstByte() { a.firstByte.Store(a.since()) }
-
-func (a *attemptTrace) connected() bool { return a.conn.Load() != 0 }
-
-// answered reports when the answer's first byte came and the round trip
-// from obtaining the connection to then: the network both ways plus the
-// server's time, without dialling. Both are zero if a hook did not run (a
-// transport other than net/http's may never call them).
-func (a *attemptTrace) answered() (firstByte time.Time, rtt time.Duration) {
-	c, f := a.conn.Load(), a.firstByte.Load()
-	if c == 0 || f <= c {
-		return time.Time{}, 0
-	}
-	return a.start.Add(time.Duration(f)), time.Duration(f - c)
-}
-
 // final prepares the response Do returns: an error body is read (bounded)
 // and cleaned; an answer to a create that CreateRefused does not count as
 // a refusal is an unknown outcome.
@@ -307,105 +226,6 @@ func (c *Client) final(op string, resp *http.Response, idempotent bool) (*http.R
 		return nil, &OutcomeUnknownError{Op: op, Err: e}
 	}
 	return resp, nil
-}
-
-// buffer replaces resp.Body by at most limit bytes of it, in memory, with
-// every secret redacted (redact.Set.Body), and closes the network body: a hostile
-// server can neither make the client read more nor get a token echoed back
-// into an error, a decoded value or a link.
-func (c *Client) buffer(resp *http.Response, limit int64) error {
-	b, err := readAtMost(resp.Body, limit, resp.ContentLength)
-	_ = resp.Body.Close()
-	b, cleaned := c.secrets.Body(b)
-	mb := &memBody{b: b, cleaned: cleaned}
-	mb.r.Reset(b)
-	resp.Body = mb
-	resp.ContentLength = int64(len(b)) // what is left to read now
-	// Set Content-Length only when it changes: formatting it and replacing
-	// the header costs two allocations per call.
-	var num [20]byte
-	if v := resp.Header["Content-Length"]; len(v) != 1 || v[0] != string(strconv.AppendInt(num[:0], int64(len(b)), 10)) {
-		resp.Header.Set("Content-Length", strconv.Itoa(len(b)))
-	}
-	return err
-}
-
-// readAtMost reads r up to EOF or limit bytes, like
-// io.ReadAll(io.LimitReader(r, limit)), into one buffer sized from the
-// announced length (hint, -1 if unknown) when there is one.
-func readAtMost(r io.Reader, limit, hint int64) ([]byte, error) {
-	size := int64(512)
-	if hint >= 0 {
-		size = hint + 1 // room to see EOF without growing
-	}
-	b := make([]byte, 0, min(size, limit))
-	for int64(len(b)) < limit {
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)] // let append pick the growth
-		}
-		room := b[len(b):min(int64(cap(b)), limit)]
-		n, err := r.Read(room)
-		b = b[:len(b)+n]
-		if err == io.EOF {
-			return b, nil
-		}
-		if err != nil {
-			return b, err
-		}
-	}
-	return b, nil
-}
-
-// memBody is a response body the pipeline has already read into memory.
-// cleaned says a secret was found in it and replaced: a task id or link
-// holding REDACTED then came from a secret (see Client.tainted).
-type memBody struct {
-	r       bytes.Reader
-	b       []byte
-	cleaned bool
-}
-
-func (m *memBody) Read(p []byte) (int, error) { return m.r.Read(p) }
-func (m *memBody) Close() error               { return nil }
-
-// take returns what is left unread and marks it read, without a copy.
-func (m *memBody) take() []byte {
-	rest := m.b[len(m.b)-m.r.Len():]
-	m.r.Reset(nil)
-	return rest
-}
-
-// pastDeadline reports whether ctx ends before a wait of d does: then the
-// retry could not happen, and the last failure is more useful than a
-// context error reported d later.
-func pastDeadline(ctx context.Context, d time.Duration) bool {
-	dl, ok := ctx.Deadline()
-	return ok && time.Until(dl) < d
-}
-
-// retryableStatus: 429, 502, 503 and 504 are retried for idempotent calls.
-// A create is retried only on 429 and on a 503 that CreateRefused counts as
-// a refusal (it carries Retry-After): any other of these may come from a
-// gateway that passed the request on.
-func retryableStatus(code int, h http.Header, idempotent bool) bool {
-	switch code {
-	case http.StatusTooManyRequests:
-		return true
-	case http.StatusServiceUnavailable:
-		return idempotent || CreateRefused(code, h)
-	case http.StatusBadGateway, http.StatusGatewayTimeout:
-		return idempotent
-	}
-	return false
-}
-
-// refusedUnsent reports an error from a wrapping transport that refused to
-// send the request at all, such as contract.Transport in strict mode
-// rejecting a request the spec forbids. Sending it again would fail again,
-// and since it was never sent, a create's outcome is known: not filed.
-func refusedUnsent(err error) bool {
-	var rs interface{ RequestSent() bool }
-	return errors.As(err, &rs) && !rs.RequestSent()
 }
 
 // neverSent reports failures that prove the request never reached the
@@ -454,17 +274,6 @@ func (c *Client) markRedirects() *http.Client {
 	return &hc
 }
 
-// unretryable reports transport failures that a retry cannot fix: a
-// refused redirect, and a server certificate that does not verify.
-func unretryable(err error) bool {
-	var re *redirectError
-	var cv *tls.CertificateVerificationError
-	var ua x509.UnknownAuthorityError
-	var he x509.HostnameError
-	var ci x509.CertificateInvalidError
-	return errors.As(err, &re) || errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &he) || errors.As(err, &ci)
-}
-
 func cloneRequest(ctx context.Context, req *http.Request) (*http.Request, error) {
 	r := req.Clone(ctx)
 	if req.Body != nil && req.GetBody != nil {
@@ -475,16 +284,6 @@ func cloneRequest(ctx context.Context, req *http.Request) (*http.Request, error)
 		r.Body = body
 	}
 	return r, nil
-}
-
-// drainClose reads a little of an unwanted body so the connection can be
-// reused, then closes it.
-func drainClose(resp *http.Response) {
-	if _, ok := resp.Body.(*memBody); ok {
-		return // in memory already: nothing to drain, nothing to close
-	}
-	_, _ = io.CopyN(io.Discard, resp.Body, 4<<10)
-	_ = resp.Body.Close()
 }
 
 // opName names the call a request makes, for errors and logs.

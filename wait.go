@@ -143,7 +143,7 @@ func stoppedWaiting(op string, ctxErr error, last *Task, lastErr error) error {
 		status = fmt.Sprintf("last status %.40q", string(last.Status))
 	}
 	if lastErr != nil {
-		return fmt.Errorf("mpgdpr: %s: stopped waiting (%s): %w; the last poll had failed: %w", op, status, ctxErr, lastErr)
+		return errorf("%s: stopped waiting (%s): %w; the last poll had failed: %w", op, status, ctxErr, lastErr)
 	}
-	return fmt.Errorf("mpgdpr: %s: stopped waiting (%s): %w", op, status, ctxErr)
+	return errorf("%s: stopped waiting (%s): %w", op, status, ctxErr)
 }

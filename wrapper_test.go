@@ -307,63 +307,6 @@ func TestStatusHelpers(t *testing.T) {
 	}
 }
 
-// TestErrorStatuses: every documented error maps to *Error and its sentinel.
-func TestErrorStatuses(t *testing.T) {
-	cases := []struct {
-		code     int
-		body     string
-		sentinel error
-		msg      string
-	}{
-		{400, `{"status":"error","error":"distinct_ids is required"}`, ErrBadRequest, "distinct_ids is required"},
-		{401, `{"status":"error","error":"Invalid token"}`, ErrUnauthorized, "Invalid token"},
-		{403, `{"status":"error","error":"no access"}`, ErrForbidden, "no access"},
-		{404, `{"status":"error","error":"task not found"}`, ErrNotFound, "task not found"},
-		{405, `{"status":"error","error":"cannot cancel"}`, ErrCannotCancel, "cannot cancel"},
-		{409, `{"status":"error","error":{"conflicting_distinct_ids":["a","b"],"conflicting_task_ids":["t9"]}}`, ErrConflict, ""},
-		{429, `{"status":"error","error":"rate limited"}`, ErrRateLimited, "rate limited"},
-		{500, `oops`, ErrServer, "oops"},
-	}
-	for _, tc := range cases {
-		t.Run(http.StatusText(tc.code), func(t *testing.T) {
-			rec := newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
-				w.Header().Set("Retry-After", "7")
-				jsonReply(tc.code, tc.body)(w, r)
-			})
-			c := rec.client(t, WithRetryPolicy(NoRetries()))
-			err := c.CancelDeletion(context.Background(), "t1")
-			var e *Error
-			if !errors.As(err, &e) {
-				t.Fatalf("err %v is not *Error", err)
-			}
-			if !errors.Is(err, tc.sentinel) || e.StatusCode != tc.code || e.Message != tc.msg || e.Op != "CancelDeletion" {
-				t.Fatalf("got %+v", e)
-			}
-			if e.RetryAfter != 7*time.Second {
-				t.Errorf("RetryAfter %v", e.RetryAfter)
-			}
-			if tc.code == 409 && (strings.Join(e.ConflictingDistinctIDs, ",") != "a,b" || strings.Join(e.ConflictingTaskIDs, ",") != "t9") {
-				t.Errorf("conflict %+v", e)
-			}
-			for _, other := range []error{ErrNotFound, ErrConflict, ErrUnauthorized} {
-				if other != tc.sentinel && errors.Is(err, other) {
-					t.Errorf("also matches %v", other)
-				}
-			}
-		})
-	}
-}
-
-func TestErrorBodyLimit(t *testing.T) {
-	huge := strings.Repeat("x", 10<<20)
-	c := newRecorder(t, jsonReply(400, huge)).client(t)
-	_, err := c.CheckDeletion(context.Background(), "t")
-	var e *Error
-	if !errors.As(err, &e) || len(e.Message) > 1024 {
-		t.Fatalf("message not bounded: %d bytes", len(e.Message))
-	}
-}
-
 // TestBadInputSendsNothing: every invalid call fails before any request.
 func TestBadInputSendsNothing(t *testing.T) {
 	rec := newRecorder(t, jsonReply(200, `{}`))
