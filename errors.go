@@ -251,10 +251,12 @@ type OutcomeUnknownError struct {
 }
 
 // Error says the outcome is unknown and what to do, with the cause.
-func (e *OutcomeUnknownError) Error() string { return prefix + e.text() }
+func (e *OutcomeUnknownError) Error() string { return prefix + e.message(fmt.Sprint(e.Err)) }
 
-func (e *OutcomeUnknownError) text() string {
-	return fmt.Sprintf("%s: outcome unknown, the request may have been accepted; check before resubmitting: %s", e.Op, textOf(e.Err))
+func (e *OutcomeUnknownError) text() string { return e.message(textOf(e.Err)) }
+
+func (e *OutcomeUnknownError) message(cause string) string {
+	return fmt.Sprintf("%s: outcome unknown, the request may have been accepted; check before resubmitting: %s", e.Op, cause)
 }
 
 // Unwrap returns the cause.

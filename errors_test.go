@@ -74,6 +74,9 @@ func TestUnprefixed(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "mpgdpr: ") {
 			t.Fatalf("test error %v", err)
 		}
+		if _, nested := err.(*OutcomeUnknownError); nested && strings.Count(err.Error(), "mpgdpr: ") != 2 {
+			t.Errorf("Error() keeps the cause's own text, prefix included: %s", err)
+		}
 		u := Unprefixed(err)
 		if u.Error() != strings.ReplaceAll(err.Error(), "mpgdpr: ", "") {
 			t.Errorf("Unprefixed:\n%s\nthe text:\n%s", u, err)
