@@ -319,10 +319,9 @@ func usagef(format string, a ...any) error {
 // fail reports err for command cmd on stderr and returns its exit code.
 func (cl *cli) fail(cmd string, code int, err error) int {
 	// The library prefixes its errors with "mpgdpr: "; the command says
-	// so once, in front.
-	msg := strings.ReplaceAll(err.Error(), ": mpgdpr: ", ": ")
-	msg = strings.TrimPrefix(msg, "mpgdpr: ")
-	fmt.Fprintf(cl.stderr, "mpgdpr %s: %s\n", cmd, msg)
+	// so once, in front (errors that wrap the library's are built with
+	// mpgdpr.Unprefixed where they wrap it).
+	fmt.Fprintf(cl.stderr, "mpgdpr %s: %s\n", cmd, trimLib(err))
 	var ue *usageError
 	if errors.As(err, &ue) {
 		fmt.Fprintf(cl.stderr, "Run 'mpgdpr help %s' for usage.\n", cmd)

@@ -3,12 +3,12 @@ package main
 import (
 	"strconv"
 
-	"github.com/privacykit/mpgdpr/cmd/mpgdpr/internal/words"
+	"github.com/privacykit/mpgdpr"
 )
 
-// trimLib drops the library's "mpgdpr: " prefix, which the command's own
-// prefix already says.
-func trimLib(err error) string { return words.LibText(err.Error()) }
+// trimLib is err's text without the library's "mpgdpr: " prefixes
+// (mpgdpr.Unprefixed), which the command's own prefix already says.
+func trimLib(err error) string { return mpgdpr.Unprefixed(err).Error() }
 
 func orDash(s string) string {
 	if s == "" {

@@ -236,6 +236,11 @@ func TestRetrievalUnknownOutcomes(t *testing.T) {
 	if res.Stop == nil || !strings.Contains(res.Stop.Error(), "3 requests in a row") || res.Code != exitcode.API || !errors.Is(res.Stop, mpgdpr.ErrOutcomeUnknown) {
 		t.Fatalf("unknowns in a row: %+v", res)
 	}
+	// The command says "mpgdpr retrieve: " in front: the library's own
+	// "mpgdpr: " is left out of the stop's text, at every level.
+	if strings.Contains(res.Stop.Error(), "mpgdpr: ") {
+		t.Errorf("the stop's text repeats the library's prefix: %q", res.Stop)
+	}
 	if res.Counts.Unknown != 30 || res.Counts.Unsent != 20 {
 		t.Errorf("counts: %+v", res.Counts)
 	}

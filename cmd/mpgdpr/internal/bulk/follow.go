@@ -104,7 +104,7 @@ func (r *runner) follow(ctx context.Context) int {
 			task, err := env.Wait(ctx, t.ID)
 			if err != nil {
 				if ctx.Err() == nil {
-					env.Note("mpgdpr %s: task %s: %v", j.Command, t.ID, err)
+					env.Note("mpgdpr %s: task %s: %v", j.Command, t.ID, mpgdpr.Unprefixed(err))
 				}
 				setCode(exitcode.ForAPI(err))
 				return
@@ -129,7 +129,7 @@ func (r *runner) follow(ctx context.Context) int {
 				env.Progress.Exports(0, 1)
 			}
 			if err != nil {
-				env.Note("mpgdpr %s: task %s: %v", j.Command, t.ID, err)
+				env.Note("mpgdpr %s: task %s: %v", j.Command, t.ID, mpgdpr.Unprefixed(err))
 				setCode(d.Code)
 				if d.Path == "" {
 					return

@@ -99,7 +99,7 @@ func (r *runner) submitAll(ctx context.Context) (int, error) {
 		case errors.Is(err, mpgdpr.ErrOutcomeUnknown) && j.Kind.Resubmittable():
 			// DeleteAll resubmitted the request for as long as its retry
 			// policy allows: the service is not answering.
-			return exitcode.API, fmt.Errorf("%w\nThe IDs of unknown outcome are in the journal: run the same command again to file them (where Mixpanel had filed them, its 409 names the task)", err)
+			return exitcode.API, fmt.Errorf("%w\nThe IDs of unknown outcome are in the journal: run the same command again to file them (where Mixpanel had filed them, its 409 names the task)", mpgdpr.Unprefixed(err))
 		case errors.Is(err, mpgdpr.ErrOutcomeUnknown):
 			// A retrieval whose requests keep ending with an unknown outcome
 			// stops (mpgdpr.MaxUnknownInARow): the network or the service is
@@ -109,7 +109,7 @@ func (r *runner) submitAll(ctx context.Context) (int, error) {
 			}
 			unknownRun++
 			if unknownRun >= mpgdpr.MaxUnknownInARow {
-				return exitcode.API, fmt.Errorf("%d requests in a row ended with an unknown outcome; stopping: %w", unknownRun, err)
+				return exitcode.API, fmt.Errorf("%d requests in a row ended with an unknown outcome; stopping: %w", unknownRun, mpgdpr.Unprefixed(err))
 			}
 			continue
 		default:
@@ -206,7 +206,7 @@ func (r *runner) submit(ctx context.Context, pending []string) (*mpgdpr.BatchRes
 		if j.Kind.Resubmittable() {
 			what = "filing its IDs again: a 409 will name the task if it was filed"
 		}
-		env.Note("%s: request %d's outcome is unknown (%s); %s", j.Command, chunkOf[seq], words.LibText(msg), what)
+		env.Note("%s: request %d's outcome is unknown (%s); %s", j.Command, chunkOf[seq], env.Redact(mpgdpr.Unprefixed(err).Error()), what)
 		return nil
 	}
 	onConflict := func(cf mpgdpr.Conflict) error {

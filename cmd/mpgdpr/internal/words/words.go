@@ -41,9 +41,3 @@ func Duration(d time.Duration) string {
 	}
 	return d.Round(time.Second).String()
 }
-
-// LibText drops the library's "mpgdpr: " prefixes from an error's text,
-// which the command's own prefix already says.
-func LibText(s string) string {
-	return strings.ReplaceAll(strings.TrimPrefix(s, "mpgdpr: "), ": mpgdpr: ", ": ")
-}
