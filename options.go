@@ -138,7 +138,12 @@ func WithRetryPolicy(p RetryPolicy) Option {
 	return func(c *config) error { c.retry = p.normalized(); return nil }
 }
 
-// WithLogger reports each retry to l at Warn level, as "mpgdpr: retrying"
+// RetryLogMessage is the message of the record WithLogger's logger gets for
+// each retry: a handler that watches retries compares a record's Message
+// with it, never with a copy of the text.
+const RetryLogMessage = "mpgdpr: retrying"
+
+// WithLogger reports each retry to l at Warn level, as RetryLogMessage
 // with the attributes op, attempt, wait, reason and (for an HTTP answer)
 // status. Nothing logged holds a secret: the reason is redacted.
 func WithLogger(l *slog.Logger) Option {

@@ -139,7 +139,7 @@ func (p pipeline) Do(req *http.Request) (*http.Response, error) {
 		if status != 0 {
 			attrs = append(attrs, slog.Int("status", status))
 		}
-		c.logger.LogAttrs(ctx, slog.LevelWarn, "mpgdpr: retrying", attrs...)
+		c.logger.LogAttrs(ctx, slog.LevelWarn, RetryLogMessage, attrs...)
 		if err := sleep(ctx, wait); err != nil {
 			if e := outOfBudget(err, true); e != err {
 				return nil, e

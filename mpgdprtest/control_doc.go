@@ -73,13 +73,30 @@ type controlMatch struct {
 func (d *controlDoc) find(r *http.Request) (*controlMatch, error) {
 	route, params, err := d.router.FindRoute(r)
 	if err != nil {
-		var re *routers.RouteError
-		if errors.As(err, &re) && re.Reason == routers.ErrMethodNotAllowed.Error() {
+		// The legacy router says "method not allowed" only in an error's
+		// text: ask instead whether the path has an operation at all.
+		if d.pathKnown(r) {
 			return nil, errMethodNotAllowed
 		}
 		return nil, errors.New("no such control operation")
 	}
 	return &controlMatch{Route: route, PathParams: params}, nil
+}
+
+// pathKnown reports whether some other method of the document serves r's
+// path.
+func (d *controlDoc) pathKnown(r *http.Request) bool {
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodHead, http.MethodOptions} {
+		if m == r.Method {
+			continue
+		}
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, _, err := d.router.FindRoute(probe); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 func controlOptions() *openapi3filter.Options {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/privacykit/mpgdpr"
 	"github.com/privacykit/mpgdpr/cmd/mpgdpr/internal/words"
 )
 
@@ -83,7 +84,7 @@ func (h *logHandler) Enabled(ctx context.Context, l slog.Level) bool {
 }
 
 func (h *logHandler) Handle(ctx context.Context, r slog.Record) error {
-	if r.Message == "mpgdpr: retrying" {
+	if r.Message == mpgdpr.RetryLogMessage {
 		h.cl.observeRetry(r)
 	}
 	if h.inner != nil && h.inner.Enabled(ctx, r.Level) {
