@@ -82,23 +82,6 @@ func WithClientOptions(opts ...mpgdpr.Option) Option {
 // or workers breaks it.
 func WithRiverConfig(f func(*river.Config)) Option { return func(o *options) { o.river = f } }
 
-// OpenSQLiteFile opens a SQLite database file as the worker wants it:
-// WAL journal, a busy timeout, transactions that take the write lock when
-// they begin, and one connection (River's advice for SQLite).
-func OpenSQLiteFile(path string) (*sql.DB, error) {
-	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate"
-	db, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		return nil, fmt.Errorf("worker: open %s: %w", path, err)
-	}
-	db.SetMaxOpenConns(1)
-	if err := db.Ping(); err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("worker: open %s: %w", path, err)
-	}
-	return db, nil
-}
-
 // NewSQLite makes a worker on a SQLite database (see OpenSQLiteFile) and
 // runs the migrations. The database must not be closed while the worker runs.
 func NewSQLite(ctx context.Context, db *sql.DB, cfg *Config, opts ...Option) (*Worker[*sql.Tx], error) {
