@@ -56,6 +56,16 @@ func OpenSQLiteFile(path string) (*sql.DB, error) {
 	switch {
 	case err == nil:
 		_ = f.Close()
+		// A -wal, -shm or -journal beside a database that did not exist
+		// belongs to one removed (and may still be in use by a process
+		// working on that removed file): SQLite would take it for this
+		// one's, and a request stored then was lost or failed with a disk
+		// I/O error. This database starts with its own.
+		for _, suffix := range []string{"-wal", "-shm", "-journal"} {
+			if err := os.Remove(path + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("worker: open %s: %w", path, err)
+			}
+		}
 	case !errors.Is(err, os.ErrExist):
 		return nil, fmt.Errorf("worker: open %s: %w", path, err)
 	}
@@ -154,23 +164,49 @@ func (s sqlDatabase) withSessionLock(ctx context.Context, _ int64, f func() erro
 	return f()
 }
 
+// startSQLite claims the database for this worker (claimSQLite) and
+// starts watching its file; w.mu is held.
+func (w *Worker[TTx]) startSQLite(ctx context.Context) error {
+	lock, path, requeued, err := claimSQLite(ctx, w.db)
+	if err != nil {
+		return err
+	}
+	if requeued > 0 {
+		w.log.Info("mpgdpr worker: jobs left running by a stopped worker requeued", "jobs", requeued)
+	}
+	w.lock = lock
+	if path == "" {
+		return nil
+	}
+	stop := make(chan struct{})
+	replaced, err := w.watchSQLiteFile(path, stop)
+	if err != nil {
+		w.unlock()
+		return err
+	}
+	w.stopWatch, w.replaced = stop, replaced
+	return nil
+}
+
 // claimSQLite makes this process the only worker on a SQLite database (a
 // lock file beside it) and hands back to the queue every job a dead worker
 // left running: with the lock held, no other process can be working them.
 // Postgres has no such shortcut: there River rescues jobs left running
 // after job_timeout plus a minute.
-func claimSQLite(ctx context.Context, db database) (*os.File, int64, error) {
-	path, err := sqliteFile(ctx, db)
+// It returns the lock (nil where the system has none), the database's
+// file ("" in memory) and how many jobs it requeued.
+func claimSQLite(ctx context.Context, db database) (lock *os.File, path string, requeued int64, err error) {
+	path, err = sqliteFile(ctx, db)
 	if err != nil || path == "" {
-		return nil, 0, err // in memory: this process is the only one
+		return nil, "", 0, err // in memory: this process is the only one
 	}
 	lockPath, err := sqliteLockPath(path, workerLockSuffix)
 	if err != nil {
-		return nil, 0, fmt.Errorf("worker: %w", err)
+		return nil, "", 0, fmt.Errorf("worker: %w", err)
 	}
-	lock, err := os.OpenFile(lockPath, os.O_CREATE|os.O_RDWR, 0o600)
+	lock, err = os.OpenFile(lockPath, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
-		return nil, 0, fmt.Errorf("worker: %w", err)
+		return nil, "", 0, fmt.Errorf("worker: %w", err)
 	}
 	if err := safefile.TryLock(lock); err != nil {
 		_ = lock.Close()
@@ -179,16 +215,55 @@ func claimSQLite(ctx context.Context, db database) (*os.File, int64, error) {
 			// No file locks on this system: run one worker per SQLite
 			// database. Jobs a dead worker left running are then rescued
 			// by River after job_timeout plus a minute, not requeued here.
-			return nil, 0, nil
+			return nil, path, 0, nil
 		case errors.Is(err, safefile.ErrLocked):
-			return nil, 0, fmt.Errorf("worker: another worker is running on this SQLite database (%s is locked); use Postgres for several workers", lockPath)
+			return nil, "", 0, fmt.Errorf("worker: another worker is running on this SQLite database (%s is locked); use Postgres for several workers", lockPath)
 		}
-		return nil, 0, fmt.Errorf("worker: lock %s: %w", lockPath, err)
+		return nil, "", 0, fmt.Errorf("worker: lock %s: %w", lockPath, err)
 	}
 	n, err := db.exec(ctx, `UPDATE river_job SET state = 'available', scheduled_at = datetime('now', 'subsec') WHERE state = 'running'`)
 	if err != nil {
 		_ = lock.Close()
-		return nil, 0, fmt.Errorf("worker: requeue jobs of a stopped worker: %w", err)
+		return nil, "", 0, fmt.Errorf("worker: requeue jobs of a stopped worker: %w", err)
 	}
-	return lock, n, nil
+	return lock, path, n, nil
+}
+
+// ErrDatabaseReplaced is what Run returns when the SQLite database file
+// the worker works on was removed or replaced while it ran: the worker
+// would go on with the old file, which nothing else reads or writes any
+// more, while requests are stored in the new one. Start it again.
+var ErrDatabaseReplaced = errors.New("worker: the SQLite database file was removed or replaced while the worker ran; start the worker again")
+
+// watchSQLiteFileEvery is how often a SQLite worker checks that its
+// database's path still names the file it works on.
+var watchSQLiteFileEvery = 2 * time.Second
+
+// watchSQLiteFile checks, until stop is closed, that path still names the
+// file it named at the start; if not, it logs it and reports
+// ErrDatabaseReplaced on the returned channel (once).
+func (w *Worker[TTx]) watchSQLiteFile(path string, stop <-chan struct{}) (<-chan error, error) {
+	was, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("worker: %w", err)
+	}
+	replaced := make(chan error, 1)
+	go func() {
+		t := time.NewTicker(watchSQLiteFileEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+			if now, err := os.Stat(path); err == nil && os.SameFile(was, now) {
+				continue
+			}
+			w.log.Error("mpgdpr worker: the SQLite database file was removed or replaced; stopping", "path", path)
+			replaced <- ErrDatabaseReplaced
+			return
+		}
+	}()
+	return replaced, nil
 }

@@ -2,6 +2,8 @@ package worker
 
 import (
 	"context"
+	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -40,5 +42,102 @@ func TestSecondSQLiteWorkerRefused(t *testing.T) {
 	}
 	if err := w2.Stop(sctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Every file the worker creates for a SQLite database (and the database's
+// directory, when it creates it) is readable by its owner only, under the
+// usual umask 022 (SQLite's own default is 0644). The CLI's concurrent
+// start test checks the same under umask 000.
+func TestSQLiteFileModes(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfg, err := LoadConfig(testConfig(t, dir, twoFakes(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "state", "sub", "worker.db")
+	db, err := OpenSQLiteFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	w, err := NewSQLite(ctx, db, cfg, testOptions()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = w.Stop(ctx) }()
+	if _, err := w.Enqueue(ctx, Request{Reference: "M-1", Kind: Deletion, ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{"user-1"}, AllProjects: true}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]os.FileMode{
+		filepath.Join(dir, "state"):        0o700,
+		filepath.Join(dir, "state", "sub"): 0o700,
+		path:                               0o600,
+		path + "-wal":                      0o600,
+		path + "-shm":                      0o600,
+		path + setupLockSuffix:             0o600,
+		path + workerLockSuffix:            0o600,
+	}
+	for p, mode := range want {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		if got := fi.Mode().Perm(); got != mode {
+			t.Errorf("%s: mode %#o, want %#o", filepath.Base(p), got, mode)
+		}
+	}
+}
+
+// A SQLite database removed or replaced under a running worker: the
+// worker stops and says so (it once went on for good with the removed
+// file, 0 queued, while requests went to the new one); the new database
+// opens and migrates (the CLI's TestDatabaseReplaced checks, across
+// processes, that it does not take the old one's -wal and -shm for its
+// own).
+func TestSQLiteDatabaseReplaced(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, twoFakes(t))
+	path := filepath.Join(e.dir, "worker.db")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ran := make(chan error, 1)
+	go func() { ran <- e.svc.Run(ctx, 10*time.Second) }()
+	waitFor(t, "the worker started", func() bool {
+		e.w.mu.Lock()
+		defer e.w.mu.Unlock()
+		return e.w.started
+	})
+
+	// Replaced as a restore from a backup would: the old file moved away,
+	// its -wal and -shm left under their names.
+	if err := os.Rename(path, path+".old"); err != nil {
+		t.Fatal(err)
+	}
+	db2, err := OpenSQLiteFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db2.Close()
+	if _, err := MigrateSQLite(ctx, db2); err != nil {
+		t.Fatalf("the new database: %v", err)
+	}
+	select {
+	case err := <-ran:
+		if !errors.Is(err, ErrDatabaseReplaced) {
+			t.Fatalf("Run = %v, want ErrDatabaseReplaced", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the worker went on with the replaced database")
+	}
+	var n int
+	if err := db2.QueryRow(`SELECT COUNT(*) FROM mpgdpr_schema`).Scan(&n); err != nil || n != len(migrations) {
+		t.Errorf("the new database: %d migrations, %v", n, err)
 	}
 }
