@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"github.com/privacykit/mpgdpr/worker/workertest"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -63,7 +64,7 @@ func binary(t *testing.T) string {
 }
 
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := workertest.RunTests(m) // a PostgreSQL cluster for the worker commands' tests
 	if buildDir != "" {
 		_ = os.RemoveAll(buildDir)
 	}
