@@ -141,3 +141,28 @@ func TestSQLiteDatabaseReplaced(t *testing.T) {
 		t.Errorf("the new database: %d migrations, %v", n, err)
 	}
 }
+
+// A database whose path holds what a file: URI reads as syntax ('#', '?',
+// '%') is opened where it is, by the worker and by the evidence reader
+// alike (workerdb.SQLiteDSN): unescaped, "a#b" was opened as "a".
+func TestOpenSQLiteFileOddPath(t *testing.T) {
+	t.Parallel()
+	parent := t.TempDir()
+	path := filepath.Join(parent, "a#b?c%41 d", "worker.db")
+	db, err := OpenSQLiteFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := MigrateSQLite(context.Background(), db); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(parent)
+	if err != nil || len(entries) != 1 || entries[0].Name() != "a#b?c%41 d" {
+		t.Errorf("files made beside the database's directory: %v %v", entries, err)
+	}
+	var got string
+	if err := db.QueryRow(`SELECT file FROM pragma_database_list WHERE name = 'main'`).Scan(&got); err != nil || got != path {
+		t.Errorf("SQLite opened %q, want %q (%v)", got, path, err)
+	}
+}
