@@ -20,23 +20,10 @@ import (
 // and directory it creates gets exactly the mode it asks for.
 func startUmask(t *testing.T, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command("/bin/sh", append([]string{"-c", `umask 000 && exec "$0" "$@"`, binary(t)}, args...)...), done: make(chan struct{})}
-	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
-	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	})
-	return p
+	return startCmd(t, exec.Command("/bin/sh", append([]string{"-c", `umask 000 && exec "$0" "$@"`, binary(t)}, args...)...), nil)
 }
 
+// running says whether the process has not ended yet.
 func (p *proc) running() bool {
 	select {
 	case <-p.done:
