@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/privacykit/mpgdpr"
+	"github.com/privacykit/mpgdpr/worker/workerdb"
 )
 
 // One worker per SQLite database: a second one (another process would do
@@ -164,5 +166,46 @@ func TestOpenSQLiteFileOddPath(t *testing.T) {
 	var got string
 	if err := db.QueryRow(`SELECT file FROM pragma_database_list WHERE name = 'main'`).Scan(&got); err != nil || got != path {
 		t.Errorf("SQLite opened %q, want %q (%v)", got, path, err)
+	}
+}
+
+// Turning WAL on upgrades a read lock to a write lock, which SQLite
+// refuses at once (SQLITE_BUSY, the busy timeout not honoured) while
+// another connection, one that does not take the setup lock (an older
+// worker, the sqlite3 shell), is writing: OpenSQLiteFile tries again
+// until that writer is done, instead of failing ("database is locked" on
+// open).
+func TestOpenSQLiteFileWhileAnotherWrites(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "worker.db")
+	other, err := sql.Open("sqlite", workerdb.SQLiteDSN(path)) // rollback journal, no setup lock
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	other.SetMaxOpenConns(1)
+	ctx := context.Background()
+	if _, err := other.ExecContext(ctx, `CREATE TABLE t (x INTEGER)`); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := other.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO t VALUES (1)`); err != nil { // holds RESERVED
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		_ = tx.Commit()
+	}()
+	db, err := OpenSQLiteFile(path)
+	if err != nil {
+		t.Fatalf("open beside a writer: %v", err)
+	}
+	defer db.Close()
+	var mode string
+	if err := db.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
+		t.Errorf("journal_mode %q, %v", mode, err)
 	}
 }
