@@ -40,6 +40,10 @@ const sqliteBusyTimeout = 10 * time.Second
 // new database at once: each holds a lock file beside it (path +
 // ".setup-lock") while it creates it, turns on WAL and migrates.
 func OpenSQLiteFile(path string) (*sql.DB, error) {
+	dsn := workerdb.SQLiteDSN(path, "_pragma=busy_timeout(10000)", "_pragma=journal_mode(WAL)", "_pragma=synchronous(FULL)", "_txlock=immediate")
+	if path == ":memory:" {
+		return openSQLite(path, dsn) // no file, one process
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("worker: open %s: %w", path, err)
 	}
@@ -59,8 +63,8 @@ func OpenSQLiteFile(path string) (*sql.DB, error) {
 		// A -wal, -shm or -journal beside a database that did not exist
 		// belongs to one removed (and may still be in use by a process
 		// working on that removed file): SQLite would take it for this
-		// one's, and a request stored then was lost or failed with a disk
-		// I/O error. This database starts with its own.
+		// one's (an intake command then failed with a disk I/O error).
+		// This database starts with its own.
 		for _, suffix := range []string{"-wal", "-shm", "-journal"} {
 			if err := os.Remove(path + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return nil, fmt.Errorf("worker: open %s: %w", path, err)
@@ -69,7 +73,12 @@ func OpenSQLiteFile(path string) (*sql.DB, error) {
 	case !errors.Is(err, os.ErrExist):
 		return nil, fmt.Errorf("worker: open %s: %w", path, err)
 	}
-	dsn := workerdb.SQLiteDSN(path, "_pragma=busy_timeout(10000)", "_pragma=journal_mode(WAL)", "_pragma=synchronous(FULL)", "_txlock=immediate")
+	return openSQLite(path, dsn)
+}
+
+// openSQLite opens dsn, trying again while SQLite refuses it with
+// SQLITE_BUSY without waiting.
+func openSQLite(path, dsn string) (*sql.DB, error) {
 	// Turning WAL on (once, on a new database) upgrades a read lock to a
 	// write lock, which SQLite refuses at once with SQLITE_BUSY, without
 	// the busy timeout, while another connection holds one: every process

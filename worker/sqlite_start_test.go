@@ -209,3 +209,22 @@ func TestOpenSQLiteFileWhileAnotherWrites(t *testing.T) {
 		t.Errorf("journal_mode %q, %v", mode, err)
 	}
 }
+
+// ":memory:" is a database of this process alone: no file, no lock file.
+func TestOpenSQLiteFileInMemory(t *testing.T) {
+	before, err := os.ReadDir(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := OpenSQLiteFile(":memory:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := MigrateSQLite(context.Background(), db); err != nil {
+		t.Fatal(err)
+	}
+	if after, err := os.ReadDir("."); err != nil || len(after) != len(before) {
+		t.Errorf("files made in the current directory: %d before, %d after (%v)", len(before), len(after), err)
+	}
+}
