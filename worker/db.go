@@ -63,6 +63,9 @@ type database interface {
 	// wrap adopts a caller's transaction (EnqueueTx).
 	wrap(tx any) (dbTx, error)
 	dialect() dialect
+	// withSessionLock runs f holding a database-wide lock: Postgres's
+	// advisory lock key, SQLite's lock file (sqlite_start.go).
+	withSessionLock(ctx context.Context, key int64, f func() error) error
 }
 
 // errNoRows is returned by a rowScanner when the query found nothing, for
@@ -176,11 +179,6 @@ func (p pgxDatabase) wrap(tx any) (dbTx, error) {
 		return nil, errors.New("worker: EnqueueTx on Postgres needs a pgx.Tx of the worker's database")
 	}
 	return pgxTx{t}, nil
-}
-
-// sessionLocker runs f holding a database-wide advisory lock.
-type sessionLocker interface {
-	withSessionLock(ctx context.Context, key int64, f func() error) error
 }
 
 func (p pgxDatabase) withSessionLock(ctx context.Context, key int64, f func() error) error {

@@ -157,9 +157,11 @@ const advisoryLockKey = 0x6d70676470720000
 
 // migrate brings River's tables and ours up to date, idempotently. River's
 // migrations run a transaction each (on Postgres one adds an enum value a
-// later one uses), then ours in one transaction. On Postgres the whole run
-// is serialised by a session advisory lock, so that several workers may
-// start at once.
+// later one uses), then ours in one transaction. The whole run is
+// serialised, so that any number of processes may start at once on a new
+// database: on Postgres by a session advisory lock, on SQLite by the lock
+// file beside the database (sqlite_start.go). Without it, two processes
+// each saw a migration missing and one failed applying it again.
 func migrate[TTx any](ctx context.Context, db database, driver riverdriver.Driver[TTx]) (applied []string, err error) {
 	migrator, err := rivermigrate.New(driver, nil)
 	if err != nil {
@@ -175,12 +177,7 @@ func migrate[TTx any](ctx context.Context, db database, driver riverdriver.Drive
 		}
 		return inTx(ctx, db, func(tx dbTx) error { return migrateOwn(ctx, tx, db.dialect(), &applied) })
 	}
-	if l, ok := db.(sessionLocker); ok {
-		err = l.withSessionLock(ctx, advisoryLockKey, run)
-	} else {
-		err = run()
-	}
-	if err != nil {
+	if err := db.withSessionLock(ctx, advisoryLockKey, run); err != nil {
 		return nil, fmt.Errorf("worker: migrate: %w", err)
 	}
 	return applied, nil

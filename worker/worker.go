@@ -41,6 +41,11 @@ type Worker[TTx any] struct {
 	mu      sync.Mutex
 	started bool
 	lock    *os.File // SQLite: held while started
+	// SQLite, while started: the file watch (sqlite_start.go) says on
+	// replaced that the database file was replaced; closing stopWatch
+	// ends it.
+	replaced  <-chan error
+	stopWatch chan struct{}
 }
 
 // Option configures a Worker.
@@ -81,23 +86,6 @@ func WithClientOptions(opts ...mpgdpr.Option) Option {
 // made (fetch intervals, extra queues, hooks). Changing the worker's queues
 // or workers breaks it.
 func WithRiverConfig(f func(*river.Config)) Option { return func(o *options) { o.river = f } }
-
-// OpenSQLiteFile opens a SQLite database file as the worker wants it:
-// WAL journal, a busy timeout, transactions that take the write lock when
-// they begin, and one connection (River's advice for SQLite).
-func OpenSQLiteFile(path string) (*sql.DB, error) {
-	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate"
-	db, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		return nil, fmt.Errorf("worker: open %s: %w", path, err)
-	}
-	db.SetMaxOpenConns(1)
-	if err := db.Ping(); err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("worker: open %s: %w", path, err)
-	}
-	return db, nil
-}
 
 // NewSQLite makes a worker on a SQLite database (see OpenSQLiteFile) and
 // runs the migrations. The database must not be closed while the worker runs.
@@ -235,14 +223,9 @@ func (w *Worker[TTx]) Start(ctx context.Context) error {
 		return errors.New("worker: already started")
 	}
 	if w.db.dialect() == dialectSQLite {
-		lock, requeued, err := claimSQLite(ctx, w.db)
-		if err != nil {
+		if err := w.startSQLite(ctx); err != nil {
 			return err
 		}
-		if requeued > 0 {
-			w.log.Info("mpgdpr worker: jobs left running by a stopped worker requeued", "jobs", requeued)
-		}
-		w.lock = lock
 	}
 	if err := w.river.Start(ctx); err != nil {
 		w.unlock()
@@ -286,19 +269,36 @@ func (w *Worker[TTx]) unlock() {
 		_ = w.lock.Close()
 		w.lock = nil
 	}
+	if w.stopWatch != nil {
+		close(w.stopWatch)
+		w.stopWatch, w.replaced = nil, nil
+	}
 }
 
 // Run starts the worker and works until ctx ends (e.g. on SIGTERM through
 // signal.NotifyContext), then stops it, giving running jobs grace to finish:
-// nil is a clean stop, ErrStopNotClean one that ran out of grace.
+// nil is a clean stop, ErrStopNotClean one that ran out of grace. On
+// SQLite it also stops, and returns ErrDatabaseReplaced, when the database
+// file is removed or replaced under it.
 func (w *Worker[TTx]) Run(ctx context.Context, grace time.Duration) error {
 	if err := w.Start(context.WithoutCancel(ctx)); err != nil {
 		return err
 	}
-	<-ctx.Done()
+	w.mu.Lock()
+	replaced := w.replaced // nil on Postgres: never ready
+	w.mu.Unlock()
+	var why error
+	select {
+	case <-ctx.Done():
+	case why = <-replaced:
+	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
 	defer cancel()
-	return w.Stop(sctx)
+	err := w.Stop(sctx)
+	if why != nil {
+		return errors.Join(why, err)
+	}
+	return err
 }
 
 // River returns the River client, e.g. for River UI or subscriptions.

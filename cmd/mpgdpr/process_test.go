@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"github.com/privacykit/mpgdpr/worker/workertest"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -63,7 +64,7 @@ func binary(t *testing.T) string {
 }
 
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := workertest.RunTests(m) // a PostgreSQL cluster for the worker commands' tests
 	if buildDir != "" {
 		_ = os.RemoveAll(buildDir)
 	}
@@ -80,7 +81,14 @@ type proc struct {
 
 func start(t *testing.T, env []string, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(binary(t), args...), done: make(chan struct{})}
+	return startCmd(t, exec.Command(binary(t), args...), env)
+}
+
+// startCmd starts cmd (the binary, or a shell that runs it) with PATH, a
+// HOME of its own and env, and kills it when the test ends.
+func startCmd(t *testing.T, cmd *exec.Cmd, env []string) *proc {
+	t.Helper()
+	p := &proc{cmd: cmd, done: make(chan struct{})}
 	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...)
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
 	if err := p.cmd.Start(); err != nil {

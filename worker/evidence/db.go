@@ -33,7 +33,7 @@ func OpenDB(ctx context.Context, url string) (*DB, error) {
 	switch loc.Driver {
 	case workerdb.SQLite:
 		// Read-only: a missing file is an error, not a new empty database.
-		db, err := sql.Open("sqlite", "file:"+loc.Path+"?mode=ro&_pragma=busy_timeout(10000)")
+		db, err := sql.Open("sqlite", workerdb.SQLiteDSN(loc.Path, "mode=ro", "_pragma=busy_timeout(10000)"))
 		if err != nil {
 			return nil, fmt.Errorf("evidence: open %s: %w", loc.Path, err)
 		}

@@ -132,6 +132,13 @@ func DatabaseURL(t testing.TB, d Driver, dir string) string {
 	return "sqlite:" + filepath.Join(dir, "worker.db")
 }
 
+// RunTests runs a test binary's tests from its TestMain, so that
+// DatabaseURL may start a PostgreSQL cluster when none is named (without
+// it, Postgres tests outside package worker skip unless
+// MPGDPR_TEST_POSTGRES_URL is set), and stops that cluster afterwards. It
+// returns the exit code.
+func RunTests(m *testing.M) int { return pgtest.Run(m) }
+
 // ForEachDriver runs f as one parallel subtest per driver, as River's
 // driver test suite runs on every driver.
 func ForEachDriver(t *testing.T, f func(t *testing.T, d Driver)) {
