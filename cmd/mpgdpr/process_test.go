@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/privacykit/mpgdpr/mpgdprtest"
+	"github.com/privacykit/mpgdpr/worker/workertest"
 )
 
 // These tests run the real binary as a separate process, to kill it.
@@ -63,7 +64,7 @@ func binary(t *testing.T) string {
 }
 
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := workertest.Run(m) // and stops a PostgreSQL cluster started for the tests
 	if buildDir != "" {
 		_ = os.RemoveAll(buildDir)
 	}

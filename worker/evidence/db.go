@@ -81,10 +81,10 @@ var (
 	// ErrNoWorkerSchema: a table the reports read is missing (the database
 	// of another application, an empty file, or a worker that never ran
 	// its migrations there).
-	ErrNoWorkerSchema = errors.New("it is not a worker's database")
+	ErrNoWorkerSchema = errors.New("not a worker's database")
 	// ErrEmptyRecord: the worker's tables are there but hold no request
 	// and no event.
-	ErrEmptyRecord = errors.New("it holds no request and no event: the record is empty")
+	ErrEmptyRecord = errors.New("the record is empty: no request and no event")
 )
 
 // RecordTables are the worker's tables the reports and Verify read.
@@ -113,7 +113,7 @@ func (d *DB) Check(ctx context.Context, allowEmpty bool) error {
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("evidence: %w (no table %s)", ErrNoWorkerSchema, strings.Join(missing, ", "))
+		return fmt.Errorf("evidence: %w: no table %s", ErrNoWorkerSchema, strings.Join(missing, ", "))
 	}
 	if allowEmpty {
 		return nil

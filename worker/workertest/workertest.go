@@ -132,6 +132,12 @@ func DatabaseURL(t testing.TB, d Driver, dir string) string {
 	return "sqlite:" + filepath.Join(dir, "worker.db")
 }
 
+// Run runs a test binary's tests and returns its exit code, stopping after
+// them the PostgreSQL cluster DatabaseURL started for them, if any: call it
+// from TestMain (os.Exit(workertest.Run(m))) in a package outside the
+// worker's module tree that tests on Postgres.
+func Run(m *testing.M) int { return pgtest.Run(m) }
+
 // ForEachDriver runs f as one parallel subtest per driver, as River's
 // driver test suite runs on every driver.
 func ForEachDriver(t *testing.T, f func(t *testing.T, d Driver)) {

@@ -45,7 +45,11 @@ var (
 // any. Call it from TestMain:
 //
 //	func TestMain(m *testing.M) { pgtest.Main(m) }
-func Main(m *testing.M) {
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run is Main for a TestMain with more to do after the tests: it runs them,
+// stops the cluster this binary started, if any, and returns the exit code.
+func Run(m *testing.M) int {
 	mainCalled.Store(true)
 	code := m.Run()
 	if cluster != nil {
@@ -53,7 +57,7 @@ func Main(m *testing.M) {
 			fmt.Fprintln(os.Stderr, err)
 		}
 	}
-	os.Exit(code)
+	return code
 }
 
 // adminURL is the cluster's admin URL: MPGDPR_TEST_POSTGRES_URL, or a
