@@ -109,6 +109,12 @@ func TestUnknownRetrievalReportedNotRefiled(t *testing.T) {
 		if it.State != StateUnknown || !slices.Contains(evs, workerdb.EventUnknown) || it.Detail == "" {
 			t.Errorf("item %+v events %v", it, evs)
 		}
+		// The detail says when the create was sent: what Mixpanel support
+		// needs to find the task (the API cannot list tasks).
+		sent, ok := workerdb.CreateSentAt(it.Detail)
+		if !ok || e.count(`SELECT COUNT(*) FROM mpgdpr_create WHERE sent_at = ?`, workerdb.FormatTime(sent)) != 1 {
+			t.Errorf("the unknown item's detail %q does not give its create's time", it.Detail)
+		}
 	})
 }
 
