@@ -101,6 +101,8 @@ type advice struct {
 	// does not hash them; Hashed says it does.
 	IDs    []string
 	Hashed bool
+	// Purged: the worker keeps only the IDs' keyed hashes.
+	Purged bool
 }
 
 type htmlWriter struct {
@@ -130,7 +132,7 @@ func NewHTMLWriter(w io.Writer, opt HTMLOptions) Writer {
 }
 
 func (h *htmlWriter) Write(r *Record) error {
-	ids := h.opt.Hasher.names(r.DistinctIDs)
+	ids := h.opt.Hasher.shownIDs(r)
 	shown := strings.Join(ids, ", ")
 	if len(ids) > 3 {
 		shown = strings.Join(ids[:3], ", ") + fmt.Sprintf(" and %d more", len(ids)-3)
@@ -180,8 +182,8 @@ func (h *htmlWriter) Write(r *Record) error {
 // report does not hash them.
 func (h *htmlWriter) adviceFor(r *Record, row htmlRow) advice {
 	a := advice{Outcome: row.State, Ref: r.Reference, Project: r.Project, Kind: r.Kind, Reg: r.ComplianceType,
-		Due: row.Due, DState: strings.ReplaceAll(row.DState, "_", " "), Hashed: h.opt.Hasher != nil}
-	if !a.Hashed {
+		Due: row.Due, DState: strings.ReplaceAll(row.DState, "_", " "), Hashed: h.opt.Hasher != nil, Purged: r.IDsPurged}
+	if !a.Hashed && !a.Purged {
 		a.IDs = r.DistinctIDs
 	}
 	// The latest note of the outcome's kind says when and why.
