@@ -2,15 +2,12 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	_ "github.com/jackc/pgx/v5/stdlib" // "pgx" for database/sql
 
 	"github.com/privacykit/mpgdpr"
 	"github.com/privacykit/mpgdpr/mpgdprtest"
@@ -25,7 +22,6 @@ import (
 // (a Postgres password hidden), and stdout stays the report's.
 func TestReportWrongOrEmptyDatabase(t *testing.T) {
 	workertest.ForEachDriver(t, func(t *testing.T, d workertest.Driver) {
-		ctx := context.Background()
 		srv := newFake(t)
 		// A database URL of d, with a password on Postgres (the test
 		// cluster trusts loopback, so any password is accepted).
@@ -42,40 +38,10 @@ func TestReportWrongOrEmptyDatabase(t *testing.T) {
 			u.User = url.UserPassword(u.User.Username(), "pw-must-not-show")
 			return u.String(), strings.Replace(u.String(), "pw-must-not-show", "REDACTED", 1)
 		}
-		exec := func(dbURL string, stmts ...string) {
-			driver, dsn := "pgx", dbURL
-			if p, ok := strings.CutPrefix(dbURL, "sqlite:"); ok {
-				driver, dsn = "sqlite", p
-			}
-			db, err := sql.Open(driver, dsn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			for _, s := range stmts {
-				if _, err := db.Exec(s); err != nil {
-					t.Fatalf("%s: %v", s, err)
-				}
-			}
-		}
-		// worker opens dbURL as the worker does (its schema made) and
+		// workerDB opens dbURL as the worker does (its schema made) and
 		// stores the requests refs.
 		workerDB := func(dbURL string, refs ...string) {
-			cfg, err := worker.LoadConfig(workertest.Config(t, t.TempDir(), map[string]*mpgdprtest.Server{"web": srv}))
-			if err != nil {
-				t.Fatal(err)
-			}
-			svc, closeDB, err := worker.Open(ctx, cfg, dbURL)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer closeDB()
-			for _, ref := range refs {
-				if _, err := svc.Enqueue(ctx, worker.Request{Reference: ref, Kind: worker.Deletion, ComplianceType: mpgdpr.GDPR,
-					DistinctIDs: []string{"id-" + ref}, Projects: []string{"web"}}); err != nil {
-					t.Fatal(err)
-				}
-			}
+			enqueueIn(t, workertest.Config(t, t.TempDir(), map[string]*mpgdprtest.Server{"web": srv}), dbURL, refs...)
 		}
 		// refused runs report and verify on dbURL and wants both to fail
 		// with a message holding want, naming the database.
@@ -118,7 +84,7 @@ func TestReportWrongOrEmptyDatabase(t *testing.T) {
 
 		// Another application's database.
 		other, shown := newDB()
-		exec(other, `CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT)`, `INSERT INTO users VALUES (1, 'a@example.com')`)
+		workertest.Exec(t, other, `CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT)`, `INSERT INTO users VALUES (1, 'a@example.com')`)
 		refused("another application's database", other, shown, "is not a worker's database: no table mpgdpr_request")
 
 		// The worker's schema, empty: refused, unless --allow-empty.
@@ -155,5 +121,28 @@ func TestReportNamesTheDatabaseRead(t *testing.T) {
 	want := "reading the worker's database sqlite:" + filepath.Join(dir, "worker.db") + "\n"
 	if r.code != exitLocal || !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, "does not exist") {
 		t.Errorf("want %q and exit 1: %v", want, r)
+	}
+}
+
+// enqueueIn opens the worker's database as the worker does (its schema
+// made): url, or the one cfgPath's configuration names when url is empty;
+// and stores a GDPR deletion in project "web" per reference.
+func enqueueIn(t *testing.T, cfgPath, url string, refs ...string) {
+	t.Helper()
+	ctx := context.Background()
+	cfg, err := worker.LoadConfig(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, closeDB, err := worker.Open(ctx, cfg, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeDB()
+	for _, ref := range refs {
+		if _, err := svc.Enqueue(ctx, worker.Request{Reference: ref, Kind: worker.Deletion, ComplianceType: mpgdpr.GDPR,
+			DistinctIDs: []string{"id-" + ref}, Projects: []string{"web"}}); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

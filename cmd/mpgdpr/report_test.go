@@ -293,25 +293,10 @@ func TestReportFromWorkerDatabase(t *testing.T) {
 // report is run from: not a worker.db of the current directory (here an
 // empty one, which once gave an empty report and exit 0).
 func TestReportConfigRelativeDatabase(t *testing.T) {
-	ctx := context.Background()
 	srv := newFake(t)
 	enqueue := func(dir string, refs ...string) string {
 		cfgPath := workertest.Config(t, dir, map[string]*mpgdprtest.Server{"web": srv}, workertest.WithDatabase("sqlite:worker.db"))
-		cfg, err := worker.LoadConfig(cfgPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		svc, closeDB, err := worker.Open(ctx, cfg, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer closeDB()
-		for _, ref := range refs {
-			if _, err := svc.Enqueue(ctx, worker.Request{Reference: ref, Kind: worker.Deletion, ComplianceType: mpgdpr.GDPR,
-				DistinctIDs: []string{"id-" + ref}, Projects: []string{"web"}}); err != nil {
-				t.Fatal(err)
-			}
-		}
+		enqueueIn(t, cfgPath, "", refs...)
 		return cfgPath
 	}
 	etc, elsewhere := t.TempDir(), t.TempDir()

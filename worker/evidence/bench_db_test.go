@@ -120,71 +120,76 @@ func heapNow() uint64 {
 	return m.HeapAlloc
 }
 
+// forEachSize runs f on a database of each of benchSizes.
+func forEachSize(b *testing.B, f func(b *testing.B, n int, src *evidence.DB)) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("requests=%d", n), func(b *testing.B) { f(b, n, evidence.NewDB(benchDB(b, n), false)) })
+	}
+}
+
+// reportHeap reports the peak live heap sampled and the one before.
+func reportHeap(b *testing.B, peak, start uint64) {
+	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
+	b.ReportMetric(float64(start)/(1<<20), "start-heap-MiB")
+}
+
 // BenchmarkDBSource reads the worker's SQLite database of completed
 // single-person requests (benchDB) into a CSV report, as 'mpgdpr report'
 // does (Check first), sampling the live heap after a GC every 10,000
 // records.
 func BenchmarkDBSource(b *testing.B) {
-	for _, n := range benchSizes {
-		b.Run(fmt.Sprintf("requests=%d", n), func(b *testing.B) {
-			ctx := context.Background()
-			src := evidence.NewDB(benchDB(b, n), false)
-			for b.Loop() {
-				start := heapNow()
-				benchCheck(b, src)
-				w := &sampler{Writer: evidence.NewCSVWriter(io.Discard, nil)}
-				got, err := evidence.Generate(ctx, src, nil, evidence.Filter{}, benchBase.AddDate(0, 6, 0), w)
-				if err != nil || got != n {
-					b.Fatal(got, err)
-				}
-				if w.tasks != n {
-					b.Fatalf("%d records with their task, want %d", w.tasks, n)
-				}
-				b.ReportMetric(float64(w.peak)/(1<<20), "peak-heap-MiB")
-				b.ReportMetric(float64(start)/(1<<20), "start-heap-MiB")
+	forEachSize(b, func(b *testing.B, n int, src *evidence.DB) {
+		ctx := context.Background()
+		for b.Loop() {
+			start := heapNow()
+			benchCheck(b, src)
+			w := &sampler{Writer: evidence.NewCSVWriter(io.Discard, nil)}
+			got, err := evidence.Generate(ctx, src, nil, evidence.Filter{}, benchBase.AddDate(0, 6, 0), w)
+			if err != nil || got != n {
+				b.Fatal(got, err)
 			}
-		})
-	}
+			if w.tasks != n {
+				b.Fatalf("%d records with their task, want %d", w.tasks, n)
+			}
+			reportHeap(b, w.peak, start)
+		}
+	})
 }
 
 // BenchmarkVerify verifies the same database (three chained events per
 // request, and one per task), as 'mpgdpr report verify' does (Check
 // first), sampling the live heap after a GC every 20 ms while it runs.
 func BenchmarkVerify(b *testing.B) {
-	for _, n := range benchSizes {
-		b.Run(fmt.Sprintf("requests=%d", n), func(b *testing.B) {
-			ctx := context.Background()
-			src := evidence.NewDB(benchDB(b, n), false)
-			for b.Loop() {
-				start := heapNow()
-				stop := make(chan struct{})
-				peak := make(chan uint64)
-				go func() {
-					var p uint64
-					tick := time.NewTicker(20 * time.Millisecond)
-					defer tick.Stop()
-					for {
-						select {
-						case <-stop:
-							peak <- p
-							return
-						case <-tick.C:
-							p = max(p, heapNow())
-						}
+	forEachSize(b, func(b *testing.B, _ int, src *evidence.DB) {
+		ctx := context.Background()
+		for b.Loop() {
+			start := heapNow()
+			stop := make(chan struct{})
+			peak := make(chan uint64)
+			go func() {
+				var p uint64
+				tick := time.NewTicker(20 * time.Millisecond)
+				defer tick.Stop()
+				for {
+					select {
+					case <-stop:
+						peak <- p
+						return
+					case <-tick.C:
+						p = max(p, heapNow())
 					}
-				}()
-				benchCheck(b, src)
-				v, err := src.Verify(ctx, nil)
-				close(stop)
-				p := <-peak
-				if err != nil || !v.OK() || len(v.Heads()) == 0 {
-					b.Fatalf("%v %v", v, err)
 				}
-				b.ReportMetric(float64(p)/(1<<20), "peak-heap-MiB")
-				b.ReportMetric(float64(start)/(1<<20), "start-heap-MiB")
+			}()
+			benchCheck(b, src)
+			v, err := src.Verify(ctx, nil)
+			close(stop)
+			p := <-peak
+			if err != nil || !v.OK() || len(v.Heads()) == 0 {
+				b.Fatalf("%v %v", v, err)
 			}
-		})
-	}
+			reportHeap(b, p, start)
+		}
+	})
 }
 
 type sampler struct {

@@ -2,7 +2,6 @@ package evidence_test
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"net/url"
 	"os"
@@ -11,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	_ "github.com/jackc/pgx/v5/stdlib" // "pgx" for database/sql
 
 	"github.com/privacykit/mpgdpr"
 	"github.com/privacykit/mpgdpr/mpgdprtest"
@@ -19,26 +17,6 @@ import (
 	"github.com/privacykit/mpgdpr/worker/evidence"
 	"github.com/privacykit/mpgdpr/worker/workertest"
 )
-
-// rawExec runs statements on a database by URL, as another application
-// (or the worker's migrations) would.
-func rawExec(t *testing.T, dbURL string, stmts ...string) {
-	t.Helper()
-	driver, dsn := "pgx", dbURL
-	if p, ok := strings.CutPrefix(dbURL, "sqlite:"); ok {
-		driver, dsn = "sqlite", p
-	}
-	db, err := sql.Open(driver, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	for _, s := range stmts {
-		if _, err := db.Exec(s); err != nil {
-			t.Fatalf("%s: %v", s, err)
-		}
-	}
-}
 
 // migrate gives a database the worker's schema and nothing else.
 func migrate(t *testing.T, d workertest.Driver, dbURL string) {
@@ -122,7 +100,7 @@ func TestCheckWrongOrEmptyDatabase(t *testing.T) {
 
 		// Another application's, even one with a table named like ours.
 		other := workertest.DatabaseURL(t, d, t.TempDir())
-		rawExec(t, other, `CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT)`, `INSERT INTO users VALUES (1, 'a@example.com')`,
+		workertest.Exec(t, other, `CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT)`, `INSERT INTO users VALUES (1, 'a@example.com')`,
 			`CREATE TABLE mpgdpr_request (reference TEXT)`)
 		err = check(t, other, true)
 		if !errors.Is(err, evidence.ErrNoWorkerSchema) || !strings.Contains(err.Error(), "mpgdpr_event") || strings.Contains(err.Error(), "mpgdpr_request") {
