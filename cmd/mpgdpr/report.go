@@ -181,7 +181,7 @@ func (cl *cli) openRecord(ctx context.Context, loc workerdb.Location, allowEmpty
 		case errors.Is(err, evidence.ErrNoWorkerSchema):
 			return nil, fmt.Errorf("the database %s is %s (is it the right database?)", shown, strings.TrimPrefix(err.Error(), "evidence: "))
 		}
-		return nil, err
+		return nil, fmt.Errorf("the database %s: %s", shown, strings.TrimPrefix(err.Error(), "evidence: "))
 	}
 	return db, nil
 }

@@ -82,6 +82,15 @@ func TestReportWrongOrEmptyDatabase(t *testing.T) {
 		}
 		refused("empty database", empty, shown, "is not a worker's database", "--allow-empty")
 
+		// A file that is not a database at all.
+		if d == workertest.SQLite {
+			notDB, shown := newDB()
+			if err := os.WriteFile(strings.TrimPrefix(notDB, "sqlite:"), []byte("reference,project\nR-1,web\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			refused("a CSV file", notDB, shown, "not a database", "--allow-empty")
+		}
+
 		// Another application's database.
 		other, shown := newDB()
 		workertest.Exec(t, other, `CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT)`, `INSERT INTO users VALUES (1, 'a@example.com')`)
