@@ -7,7 +7,7 @@ STATICCHECK_VERSION ?= v0.8.2
 # its command tree, later the worker). tools/ is the generator's own module.
 MODULES ?= . cmd/mpgdpr worker
 
-.PHONY: all generate check-generate test test-modules lint tidy-check fuzz fuzz-short bench ci deps update-spec check-upstream demo
+.PHONY: all generate check-generate test test-modules lint tidy-check fuzz fuzz-short bench ci deps update-spec check-upstream demo release-prepare release-drill release-check release-snapshot image image-test
 
 all: check-generate lint test
 
@@ -85,9 +85,9 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); test -z "$$out" || { echo "gofmt would change: $$out" >&2; exit 1; }
 	@set -e; for m in $(MODULES); do echo "== vet, staticcheck in $$m"; (cd $$m && $(GO) vet ./... && $(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...); done
 
-## tidy-check: fail if any module's go.mod or go.sum is not tidy.
+## tidy-check: fail if any module's go.mod or go.sum is not tidy (the tools modules too).
 tidy-check:
-	@set -e; for m in $(MODULES) tools; do (cd $$m && $(GO) mod tidy -diff) || { echo "tidy-check: $$m is not tidy; run go mod tidy there" >&2; exit 1; }; done
+	@set -e; for m in $(MODULES) tools tools/release; do (cd $$m && $(GO) mod tidy -diff) || { echo "tidy-check: $$m is not tidy; run go mod tidy there" >&2; exit 1; }; done
 
 ## ci: what .ci/run runs.
 ci: check-generate lint tidy-check test
@@ -160,3 +160,43 @@ check-upstream:
 	@# built rather than `go run`, which turns every exit status into 1
 	@d=$$(mktemp -d) && trap 'rm -rf "$$d"' EXIT && $(GO) build -o "$$d/updatespec" ./internal/tools/updatespec && \
 		"$$d/updatespec" -check -replace $(or $(SOURCE),api/sources/mixpanel-docs-gdpr.openapi.txt) -with $(NEW)
+
+## release-prepare: the release tree of VERSION, on a release branch (never on main):
+##   make release-prepare VERSION=v0.9.0. Sets mpgdpr.Version, moves CHANGELOG's
+##   [Unreleased] under the version, and in worker/ and cmd/mpgdpr/ drops the
+##   replace directives and requires this repository's modules at VERSION, with
+##   their go.sum lines (scripts/release-prepare; CONTRIBUTING.md, "Releasing").
+release-prepare:
+	@test -n "$(VERSION)" || { echo "usage: make release-prepare VERSION=vX.Y.Z" >&2; exit 2; }
+	@GO="$(GO)" scripts/release-prepare $(VERSION)
+
+## release-drill: rehearse a release of HEAD at DRILL_VERSION (default v0.9.0) from a
+##   module proxy in a temporary directory, with an empty module cache: go install
+##   the CLI, go get the library and the worker in a new module and run it against
+##   mpgdpr fake (scripts/release-drill). CI runs it.
+DRILL_VERSION ?= v0.9.0
+release-drill:
+	@GO="$(GO)" scripts/release-drill $(DRILL_VERSION)
+
+## image: the container image of the CLI (Containerfile, FROM scratch) with podman:
+##   make image [IMAGE_TAG=localhost/mpgdpr:<Version>] (scripts/image-build).
+image:
+	@GO="$(GO)" scripts/image-build $(IMAGE_TAG)
+
+## image-test: build the image and run it with podman (installs podman and runc
+##   as root): version, the fake from the host, the worker on a volume filing
+##   through a host fake, SIGTERM exit 0, restart with nothing lost
+##   (scripts/image-test). Skips without podman, except in CI.
+image-test:
+	@GO="$(GO)" scripts/image-test
+
+## release-check: goreleaser check of .goreleaser.yaml (GoReleaser v2, pinned in
+##   tools/release/go.mod; built on first use). CI runs it.
+## release-snapshot: the release binaries without a release: goreleaser release
+##   --snapshot --clean, for linux, darwin and windows on amd64 and arm64, into
+##   dist/ (archives and checksums.txt), named <mpgdpr.Version>-snapshot-<commit>.
+GORELEASER = $(GO) tool -modfile=tools/release/go.mod goreleaser
+release-check:
+	@$(GORELEASER) check
+release-snapshot:
+	@MPGDPR_VERSION="$$(sed -n 's/^const Version = "\(.*\)"$$/\1/p' version.go)" $(GORELEASER) release --snapshot --clean

@@ -6,6 +6,10 @@
 // (`go tool -modfile=tools/go.mod oasdiff`); see docs/UPDATING.md. Adding it
 // raised kin-openapi here from v0.142.0 to v0.151.0 and the go line to 1.26.0
 // (oasdiff's minimum); oapi-codegen's output for api/openapi.yaml is unchanged.
+//
+// modproxy (./modproxy, golang.org/x/mod) writes this repository's modules at
+// a version into a GOPROXY=file:// directory, for scripts/release-prepare and
+// scripts/release-drill.
 module github.com/privacykit/mpgdpr/tools
 
 go 1.26.0
@@ -14,6 +18,8 @@ tool (
 	github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen
 	github.com/oasdiff/oasdiff
 )
+
+require golang.org/x/mod v0.41.0
 
 require (
 	cloud.google.com/go v0.123.0 // indirect
@@ -53,7 +59,6 @@ require (
 	github.com/yargevad/filepathx v1.0.0 // indirect
 	github.com/yuin/goldmark v1.8.6 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
-	golang.org/x/mod v0.41.0 // indirect
 	golang.org/x/sync v0.24.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.43.0 // indirect

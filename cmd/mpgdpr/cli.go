@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +18,8 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/privacykit/mpgdpr"
+	"github.com/privacykit/mpgdpr/cmd/mpgdpr/internal/exitcode"
+	"github.com/privacykit/mpgdpr/internal/redact"
 )
 
 // Environment variables read for credentials and the region.
@@ -85,43 +86,26 @@ func newCLI(stdin io.Reader, stdout, stderr io.Writer, environ []string) *cli {
 // secrets are the values no output may show. The library already keeps
 // them out of its errors; this is the last line of defence for anything
 // this command prints (a server could echo a token in an error message,
-// a path could contain one).
+// a path could contain one). The rule (which forms, which lengths) is
+// internal/redact's, the one every module uses.
 type secrets struct {
-	mu   sync.RWMutex
-	vals [][]byte
+	mu  sync.Mutex // serialises add
+	set atomic.Pointer[redact.Set]
 }
 
-// minSecret is the shortest value treated as a secret: real tokens are far
-// longer, and redacting a two-letter value everywhere would garble output.
-const minSecret = 6
-
 func (s *secrets) add(v string) {
-	if len(v) < minSecret {
-		return
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, x := range [][]byte{[]byte(v), []byte(url.QueryEscape(v))} {
-		dup := false
-		for _, have := range s.vals {
-			dup = dup || bytes.Equal(have, x)
-		}
-		if !dup {
-			s.vals = append(s.vals, x)
-		}
-	}
+	s.set.Store(s.set.Load().With(v))
 }
 
 func (s *secrets) redact(p []byte) []byte {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	for _, v := range s.vals {
-		if bytes.Contains(p, v) {
-			p = bytes.ReplaceAll(p, v, []byte("REDACTED"))
-		}
-	}
-	return p
+	out, _ := s.set.Load().Bytes(p)
+	return out
 }
+
+// redactString is redact for a string.
+func (s *secrets) redactString(t string) string { return s.set.Load().String(t) }
 
 // redactWriter replaces secrets in every write. Everything this command
 // prints is written a line (or a table) at a time, so a secret is never
@@ -155,8 +139,8 @@ func (cl *cli) addAPIFlags(fs *pflag.FlagSet, a *apiFlags) {
 	fs.StringVar(&a.token, "token", "", "GDPR OAuth token (default $"+envToken+"; a flag is visible in ps: prefer the variable)")
 	fs.StringVar(&a.projectToken, "project-token", "", "project token (default $"+envProjectToken+")")
 	fs.StringVar(&a.apiSecret, "api-secret", "", "API secret, the password of export archives, to verify or extract them (default $"+envAPISecret+")")
-	fs.StringVar(&a.region, "region", "", "data-residency region: us, eu or in (default $"+envRegion+", else us)")
-	fs.StringVar(&a.baseURL, "base-url", "", "API base URL instead of the region's, e.g. a proxy (default $"+envBaseURL+"; https; http only on loopback)")
+	fs.StringVar(&a.region, "region", "", "data-residency region: us, eu or in (default $"+envRegion+", else us); not with a base URL")
+	fs.StringVar(&a.baseURL, "base-url", "", "API base URL instead of the region's, e.g. a proxy (default $"+envBaseURL+"; https; http only on loopback); not with a region")
 	fs.Float64Var(&a.rate, "rate", 1, "at most this many API requests per second (Mixpanel allows 1)")
 	fs.DurationVar(&a.retryFor, "retry-for", 0, "keep retrying a rate-limited or failing call for up to this long, e.g. 6h (default: the library's 8 attempts within 15m)")
 	fs.BoolVar(&a.json, "json", false, "print one JSON object per line instead of a table")
@@ -166,6 +150,16 @@ func (cl *cli) addAPIFlags(fs *pflag.FlagSet, a *apiFlags) {
 // client builds the API client from flags and environment. Its errors are
 // usage errors: nothing has been sent.
 func (cl *cli) client(a *apiFlags, extra ...mpgdpr.Option) (*mpgdpr.Client, error) {
+	return cl.newClient(a, true, extra...)
+}
+
+// dryRunToken stands in for a token a dry run was not given: a dry run
+// sends nothing, and its client only says where and how much it would send.
+const dryRunToken = "dry-run-sends-nothing"
+
+// newClient is client; with needTokens false (a dry run), a missing token
+// is said in a note and replaced by dryRunToken.
+func (cl *cli) newClient(a *apiFlags, needTokens bool, extra ...mpgdpr.Option) (*mpgdpr.Client, error) {
 	for _, f := range []struct{ flag, val string }{{"token", a.token}, {"project-token", a.projectToken}, {"api-secret", a.apiSecret}} {
 		if f.val != "" {
 			cl.secrets.add(f.val)
@@ -175,11 +169,27 @@ func (cl *cli) client(a *apiFlags, extra ...mpgdpr.Option) (*mpgdpr.Client, erro
 	token := firstNonEmpty(a.token, cl.env[envToken])
 	project := firstNonEmpty(a.projectToken, cl.env[envProjectToken])
 	a.apiSecret = firstNonEmpty(a.apiSecret, cl.env[envAPISecret])
-	if strings.TrimSpace(token) == "" {
-		return nil, usagef("missing the GDPR OAuth token: set %s (or pass --token)", envToken)
+	for _, t := range []struct {
+		val        *string
+		what, flag string
+		env        string
+	}{{&token, "GDPR OAuth token", "token", envToken}, {&project, "project token", "project-token", envProjectToken}} {
+		if strings.TrimSpace(*t.val) != "" {
+			continue
+		}
+		if needTokens {
+			return nil, usagef("missing the %s: set %s (or pass --%s)", t.what, t.env, t.flag)
+		}
+		fmt.Fprintf(cl.stderr, "note: no %s (%s): not needed for a dry run, a real run needs it\n", t.what, t.env)
+		*t.val = dryRunToken
 	}
-	if strings.TrimSpace(project) == "" {
-		return nil, usagef("missing the project token: set %s (or pass --project-token)", envProjectToken)
+	baseFrom := "--base-url"
+	if a.baseURL == "" && cl.env[envBaseURL] != "" {
+		a.baseURL, baseFrom = cl.env[envBaseURL], envBaseURL
+	}
+	regionFrom := "--region"
+	if a.region == "" && cl.env[envRegion] != "" {
+		regionFrom = envRegion
 	}
 	regionName := firstNonEmpty(a.region, cl.env[envRegion])
 	region, err := mpgdpr.ParseRegion(regionName)
@@ -188,6 +198,11 @@ func (cl *cli) client(a *apiFlags, extra ...mpgdpr.Option) (*mpgdpr.Client, erro
 			return nil, usagef("unknown region %q in %s: want us, eu or in", regionName, envRegion)
 		}
 		return nil, usagef("unknown region %q: want us, eu or in", regionName)
+	}
+	if regionName != "" && a.baseURL != "" {
+		// A base URL replaces the region's host: one of the two would be
+		// ignored, and a request meant for the EU could go elsewhere.
+		return nil, usagef("%s and %s are both set: a base URL replaces the region's host; give one of them", regionFrom, baseFrom)
 	}
 	if !(a.rate > 0) || a.rate > 1000 {
 		return nil, usagef("--rate %v: want a number of requests per second above 0 (Mixpanel allows 1)", a.rate)
@@ -209,10 +224,6 @@ func (cl *cli) client(a *apiFlags, extra ...mpgdpr.Option) (*mpgdpr.Client, erro
 	if a.apiSecret != "" {
 		opts = append(opts, mpgdpr.WithAPISecret(a.apiSecret))
 	}
-	baseFrom := "--base-url"
-	if a.baseURL == "" && cl.env[envBaseURL] != "" {
-		a.baseURL, baseFrom = cl.env[envBaseURL], envBaseURL
-	}
 	if a.baseURL != "" {
 		u, err := url.Parse(a.baseURL)
 		if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
@@ -233,23 +244,14 @@ func (cl *cli) client(a *apiFlags, extra ...mpgdpr.Option) (*mpgdpr.Client, erro
 	}
 	c, err := mpgdpr.New(token, project, append(opts, extra...)...)
 	if err != nil {
-		msg := strings.TrimPrefix(err.Error(), "mpgdpr: ")
-		if baseFrom == envBaseURL && strings.Contains(msg, "base URL") {
+		msg := trimLib(err)
+		var ie *mpgdpr.InputError
+		if baseFrom == envBaseURL && errors.As(err, &ie) && ie.Field == "base URL" {
 			msg = envBaseURL + ": " + msg
 		}
 		return nil, &usageError{msg}
 	}
 	return c, nil
-}
-
-// apiHost is the host (and port) the client sends to: what a journal
-// records, never the full URL, which could carry credentials.
-func apiHost(c *mpgdpr.Client) string {
-	u, err := url.Parse(c.BaseURL())
-	if err != nil {
-		return ""
-	}
-	return u.Host + strings.TrimSuffix(u.Path, "/")
 }
 
 func firstNonEmpty(vals ...string) string {
@@ -292,43 +294,18 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-// exitFor maps an API call's error to an exit code.
+// exitFor maps an error to an exit code: usage for a *usageError, else
+// as for an API call's error.
 func exitFor(err error) int {
 	var ue *usageError
-	switch {
-	case err == nil:
-		return exitOK
-	case errors.As(err, &ue), errors.Is(err, mpgdpr.ErrInvalidInput):
+	if errors.As(err, &ue) {
 		return exitUsage
 	}
-	return exitAPI
+	return exitcode.ForAPI(err)
 }
 
-// worse returns the exit code that says more: interrupted, then usage,
-// local, API, incomplete, success.
-func worse(a, b int) int {
-	rank := func(c int) int {
-		switch c {
-		case exitInterrupted:
-			return 6
-		case exitUsage:
-			return 5
-		case exitLocal:
-			return 4
-		case exitAPI:
-			return 3
-		case exitIncomplete:
-			return 2
-		case exitOK:
-			return 0
-		}
-		return 1
-	}
-	if rank(b) > rank(a) {
-		return b
-	}
-	return a
-}
+// worse returns the exit code that says more (exitcode.Worse).
+func worse(a, b int) int { return exitcode.Worse(a, b) }
 
 // usageError is bad usage or bad input: exit 2, with a hint.
 type usageError struct{ msg string }
@@ -342,10 +319,9 @@ func usagef(format string, a ...any) error {
 // fail reports err for command cmd on stderr and returns its exit code.
 func (cl *cli) fail(cmd string, code int, err error) int {
 	// The library prefixes its errors with "mpgdpr: "; the command says
-	// so once, in front.
-	msg := strings.ReplaceAll(err.Error(), ": mpgdpr: ", ": ")
-	msg = strings.TrimPrefix(msg, "mpgdpr: ")
-	fmt.Fprintf(cl.stderr, "mpgdpr %s: %s\n", cmd, msg)
+	// so once, in front (errors that wrap the library's are built with
+	// mpgdpr.Unprefixed where they wrap it).
+	fmt.Fprintf(cl.stderr, "mpgdpr %s: %s\n", cmd, trimLib(err))
 	var ue *usageError
 	if errors.As(err, &ue) {
 		fmt.Fprintf(cl.stderr, "Run 'mpgdpr help %s' for usage.\n", cmd)

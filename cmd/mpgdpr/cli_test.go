@@ -29,6 +29,28 @@ func TestHelp(t *testing.T) {
 			t.Errorf("help lacks %q", want)
 		}
 	}
+	// Every "go run" the help suggests works where it says: from the
+	// directory it cds to (else the repository root), the package must be
+	// in the module of that directory (the CLI is a module of its own).
+	for _, line := range strings.Split(r.stdout, "\n") {
+		_, cmd, ok := strings.Cut(line, "go run ")
+		if !ok {
+			continue
+		}
+		wd := "../.." // the repository root
+		if before, _, _ := strings.Cut(line, "go run "); strings.Contains(before, "cd ") {
+			_, dir, _ := strings.Cut(before, "cd ")
+			dir, _, _ = strings.Cut(dir, " ")
+			wd = filepath.Join(wd, dir)
+		}
+		pkg, _, _ := strings.Cut(cmd, " ")
+		if got, want := moduleRoot(t, filepath.Join(wd, pkg)), moduleRoot(t, wd); got != want {
+			t.Errorf("help says %q: run from %s, the package is in the module at %s, not %s", strings.TrimSpace(line), wd, got, want)
+		}
+	}
+	if !strings.Contains(r.stdout, "make demo") {
+		t.Errorf("help does not name make demo: %v", r)
+	}
 	r = runCmd(t, nil, "", "delete", "--help")
 	if r.code != 0 || !strings.Contains(r.stdout, "--chunk-size") || !strings.Contains(r.stdout, "Journal") || !strings.Contains(r.stdout, "409") {
 		t.Errorf("delete --help: %v", r)
@@ -202,7 +224,7 @@ func TestRetrieveCSVDownloadExtract(t *testing.T) {
 	if r.code != exitOK {
 		t.Fatalf("%v", r)
 	}
-	if !strings.Contains(r.stderr, "1 repeated IDs") {
+	if !strings.Contains(r.stderr, "dropped 1 repeated ID in") {
 		t.Errorf("no note about the repeated ID: %q", r.stderr)
 	}
 	for _, want := range []string{"REQUEST", "EXPORT", "SUCCESS", "(4 files)", "(2 files)", "retrieve CCPA: 3 IDs: 3 filed in 2 tasks; tasks: 2 SUCCESS"} {
@@ -254,9 +276,30 @@ func TestSingleTaskCommands(t *testing.T) {
 	if out := parseJSON(t, r.stdout); r.code != 0 || len(out.tasks) != 1 || out.tasks[0].Status != "PENDING" || out.tasks[0].IDs != 2 {
 		t.Fatalf("status: %v", r)
 	}
-	r = runCmd(t, env, "", append([]string{"cancel", d1}, f...)...)
+	// (The fake moves a task a step at each check, and cancel checks
+	// first: a fresh task is still cancellable.)
+	dc := file("delete", "to-cancel")
+	r = runCmd(t, env, "", append([]string{"cancel", dc}, f...)...)
 	if r.code != 0 || !strings.Contains(r.stdout, "cancelled") || !strings.Contains(r.stdout, "REVOKED") {
 		t.Fatalf("cancel: %v", r)
+	}
+	// A second cancel says the task already was, and sends no cancel.
+	cancels := func() (n int) {
+		for _, q := range srv.Requests() {
+			if q.Op == mpgdprtest.OpCancelDeletion {
+				n++
+			}
+		}
+		return n
+	}
+	before := cancels()
+	r = runCmd(t, env, "", append([]string{"cancel", dc}, f...)...)
+	if r.code != 0 || !strings.Contains(r.stdout, "already cancelled") || !strings.Contains(r.stdout, "REVOKED") || cancels() != before {
+		t.Fatalf("second cancel: %v (%d cancels sent)", r, cancels()-before)
+	}
+	r = runCmd(t, env, "", append([]string{"cancel", "--json", dc}, f...)...)
+	if out := parseJSON(t, r.stdout); r.code != 0 || len(out.other) != 1 || out.other[0].Result != "already cancelled" || !*out.other[0].Cancelled {
+		t.Fatalf("second cancel --json: %v", r)
 	}
 	d2 := file("delete", "c")
 	r = runCmd(t, env, "", append([]string{"wait", "deletion", d2}, append(f, "--poll-interval", "2ms", "--poll-max", "5ms")...)...)
@@ -582,6 +625,23 @@ func TestDemo(t *testing.T) {
 	for _, want := range []string{"Enqueued 30 single-person deletions (every project) and 3 retrievals", "web-eu: 33 items done, 0 failed, 0 unknown"} {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("demo --ids 300 story lacks %q\n%v", want, r)
+		}
+	}
+}
+
+// moduleRoot is the directory of the go.mod that holds dir.
+func moduleRoot(t *testing.T, dir string) string {
+	t.Helper()
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d
+		}
+		if filepath.Dir(d) == d {
+			t.Fatalf("no go.mod holds %s", dir)
 		}
 	}
 }

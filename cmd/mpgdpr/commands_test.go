@@ -185,6 +185,27 @@ func TestBaseURLAndRegionFromEnv(t *testing.T) {
 	if r := runCmd(t, credEnv(envRegion+"=moon"), "", "status", "deletion", "t1", "--region", "mars"); r.code != exitUsage || strings.Contains(r.stderr, "MIXPANEL_REGION") {
 		t.Errorf("bad --region: %v", r)
 	}
+	// A base URL replaces the region's host: a region beside one, from a
+	// flag or the environment, is refused rather than silently ignored.
+	before := len(srv.Requests())
+	for _, c := range []struct {
+		env  []string
+		args []string
+		want string
+	}{
+		{credEnv(envBaseURL + "=" + srv.URL()), []string{"--region", "eu"}, "--region and " + envBaseURL + " are both set"},
+		{credEnv(envRegion + "=eu"), []string{"--base-url", srv.URL()}, envRegion + " and --base-url are both set"},
+		{credEnv(envRegion+"=us", envBaseURL+"="+srv.URL()), nil, envRegion + " and " + envBaseURL + " are both set"},
+		{credEnv(), []string{"--region", "in", "--base-url", srv.URL()}, "--region and --base-url are both set"},
+	} {
+		r := runCmd(t, c.env, "", append([]string{"delete", "--compliance", "GDPR", "--journal", filepath.Join(t.TempDir(), "j"), "a"}, c.args...)...)
+		if r.code != exitUsage || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("%v %v: %v, want exit 2 saying %q", c.env[3:], c.args, r, c.want)
+		}
+	}
+	if n := len(srv.Requests()) - before; n != 0 {
+		t.Errorf("%d requests sent with a region and a base URL", n)
+	}
 }
 
 // Any 5xx to a create is an unknown outcome now (a CDN's 520 included): a

@@ -11,6 +11,8 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/time/rate"
 
+	"github.com/privacykit/mpgdpr/cmd/mpgdpr/internal/bulk"
+	"github.com/privacykit/mpgdpr/cmd/mpgdpr/internal/words"
 	"github.com/privacykit/mpgdpr/export"
 	"github.com/privacykit/mpgdpr/mpgdprtest"
 )
@@ -134,10 +136,10 @@ func (cl *cli) cmdDemo(ctx context.Context, o *demoOpts, pos []string) int {
 	say("  API %s, exports from %s: loopback only, no account, no network.", srv.URL(), srv.DownloadHost())
 	say("  The fake holds Mixpanel's contract, refuses more than %d requests/s (the client sends %d/s;", demoServerRate, demoClientRate)
 	say("  Mixpanel allows 1), holds a new task PENDING for %s, then moves it to STAGING, STARTED and SUCCESS every %s.", demoPending, demoStep)
-	say("  Generated %d IDs (user-00001 …) in %s.", o.n, idsFile)
+	say("  Generated %s (user-00001 …) in %s.", words.Count(o.n, "ID"), idsFile)
 	code := exitOK
 
-	step := func(n int, title, cmd string, args ...string) *jobResult {
+	step := func(n int, title, cmd string, args ...string) *bulk.Result {
 		say("")
 		say("[%d/4] %s", n, title)
 		say("$ mpgdpr %s %s %s", cmd, strings.Join(args, " "), strings.Join(common[:4], " "))
@@ -147,16 +149,16 @@ func (cl *cli) cmdDemo(ctx context.Context, o *demoOpts, pos []string) int {
 			return nil
 		}
 		res := sub.runJob(ctx, j)
-		code = worse(code, res.code)
+		code = worse(code, res.Code)
 		return res
 	}
 
-	ret := step(1, fmt.Sprintf("Retrieve %d IDs (GDPR) in requests of 2000, follow every task, download and open the exports", o.n),
+	ret := step(1, fmt.Sprintf("Retrieve %s (GDPR) in requests of 2000, follow every task, download and open the exports", words.Count(o.n, "ID")),
 		"retrieve", append([]string{"--compliance", "GDPR", "--file", idsFile, "--journal", filepath.Join(work, "retrieve.journal.jsonl"),
 			"--download", exports}, wait...)...)
-	if ret != nil && ret.code == exitOK {
+	if ret != nil && ret.Code == exitOK {
 		files, first := 0, []string(nil)
-		for _, t := range ret.tasks {
+		for _, t := range ret.Tasks {
 			if t.Download == nil {
 				continue
 			}
@@ -176,18 +178,18 @@ func (cl *cli) cmdDemo(ctx context.Context, o *demoOpts, pos []string) int {
 			}
 			_ = a.Close()
 		}
-		say("The %s (zip archives encrypted with the API secret) hold %d files for %d IDs: %s, …",
-			plural(len(ret.tasks), "export"), files, o.n, strings.Join(first, ", "))
+		say("The %s (zip archives encrypted with the API secret) hold %s for %s: %s, …",
+			words.Count(len(ret.Tasks), "export"), words.Count(files, "file"), words.Count(o.n, "ID"), strings.Join(first, ", "))
 	}
 
-	step(2, fmt.Sprintf("Delete the same %d IDs (GDPR) in requests of 1999 and follow every task", o.n),
+	step(2, fmt.Sprintf("Delete the same %s (GDPR) in requests of 1999 and follow every task", words.Count(o.n, "ID")),
 		"delete", append([]string{"--compliance", "GDPR", "--file", idsFile, "--journal", filepath.Join(work, "delete.journal.jsonl")}, wait...)...)
 
 	extra := []string{fmt.Sprintf("user-%05d", o.n+1), fmt.Sprintf("user-%05d", o.n+2), fmt.Sprintf("user-%05d", o.n+3)}
 	mistake := step(3, "File a deletion by mistake, then cancel it while it is still PENDING",
 		"delete", append([]string{"--compliance", "GDPR", "--journal", filepath.Join(work, "mistake.journal.jsonl")}, extra...)...)
-	if mistake != nil && len(mistake.tasks) == 1 {
-		id := mistake.tasks[0].ID
+	if mistake != nil && len(mistake.Tasks) == 1 {
+		id := mistake.Tasks[0].ID
 		say("$ mpgdpr cancel %s %s", id, strings.Join(common[:4], " "))
 		code = worse(code, sub.runSub(ctx, append([]string{"cancel", id}, common...)))
 	} else {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/privacykit/mpgdpr"
+	"github.com/privacykit/mpgdpr/cmd/mpgdpr/internal/words"
 	"github.com/privacykit/mpgdpr/mpgdprtest"
 	"github.com/privacykit/mpgdpr/worker"
 )
@@ -89,8 +90,8 @@ func (cl *cli) demoWorker(ctx context.Context, say func(string, ...any), work st
 			}
 		}
 	}
-	say("Enqueued %d single-person deletions (every project) and %d retrievals (web-eu) in %s.",
-		people, retrievals, time.Since(start).Round(10*time.Millisecond))
+	say("Enqueued %s (every project) and %s (web-eu) in %s.",
+		words.Count(people, "single-person deletion"), words.Count(retrievals, "retrieval"), time.Since(start).Round(10*time.Millisecond))
 	want := 2*people + retrievals
 	var st *worker.Status
 	for {
@@ -121,8 +122,8 @@ func (cl *cli) demoWorker(ctx context.Context, say func(string, ...any), work st
 				creates++
 			}
 		}
-		say("  %s: %d items done, %d failed, %d unknown; %s filed for them, %d tasks followed to the end.",
-			p.Name, p.Items[worker.StateDone], p.Items[worker.StateFailed], p.Items[worker.StateUnknown], plural(creates, "create"), len(f.Tasks()))
+		say("  %s: %s done, %d failed, %d unknown; %s filed for them, %s followed to the end.",
+			p.Name, words.Count(p.Items[worker.StateDone], "item"), p.Items[worker.StateFailed], p.Items[worker.StateUnknown], words.Count(creates, "create"), words.Count(len(f.Tasks()), "task"))
 		if p.Items[worker.StateDone] != p.Items[worker.StateDone]+p.Items[worker.StateFailed]+p.Items[worker.StateUnknown] {
 			code = exitIncomplete
 		}

@@ -4,17 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/privacykit/mpgdpr"
+	"github.com/privacykit/mpgdpr/cmd/mpgdpr/internal/bulk"
 	"github.com/privacykit/mpgdpr/export"
+	"github.com/privacykit/mpgdpr/internal/exportfile"
 )
 
 type downloadOpts struct {
@@ -26,7 +25,10 @@ type downloadOpts struct {
 	pollMax   time.Duration
 }
 
-func newDownloadCmd(cl *cli) *cobra.Command {
+// newDownloadCmd is download; runF, if not nil, runs instead of
+// cmdDownload with the options and task ids parsed (tests of the command
+// line).
+func newDownloadCmd(cl *cli, runF func(context.Context, *downloadOpts, []string) int) *cobra.Command {
 	o := &downloadOpts{}
 	c := &cobra.Command{
 		Use:   "download [flags] TASK_ID...",
@@ -48,8 +50,11 @@ the API secret or verify is exit 4.
 	fs.DurationVar(&o.pollStart, "poll-interval", mpgdpr.DefaultPollStart, "with --wait: first wait between two checks of a task; it doubles up to --poll-max")
 	fs.DurationVar(&o.pollMax, "poll-max", mpgdpr.DefaultPollMax, "with --wait: longest wait between two checks of a task")
 	cl.addAPIFlags(fs, &o.api)
+	if runF == nil {
+		runF = cl.cmdDownload
+	}
 	c.RunE = cl.exits(func(ctx context.Context, _ *cobra.Command, ids []string) int {
-		return cl.cmdDownload(ctx, o, ids)
+		return runF(ctx, o, ids)
 	})
 	return c
 }
@@ -75,7 +80,7 @@ func (cl *cli) cmdDownload(ctx context.Context, o *downloadOpts, ids []string) i
 		var t *mpgdpr.Task
 		var err error
 		if o.wait {
-			t, err = cl.waitTask(ctx, c, false, id, [2]time.Duration{o.pollStart, o.pollMax}, prog)
+			t, err = cl.waitTask(ctx, c, mpgdpr.Retrieval, id, [2]time.Duration{o.pollStart, o.pollMax}, prog)
 		} else {
 			t, err = c.CheckRetrieval(ctx, id)
 		}
@@ -85,26 +90,26 @@ func (cl *cli) cmdDownload(ctx context.Context, o *downloadOpts, ids []string) i
 		} else if err != nil {
 			code = worse(code, exitFor(err))
 		}
-		var s saved
+		var s bulk.Saved
 		if err == nil {
 			s, err = cl.saveExport(ctx, c, t, o.dir, o.api.apiSecret, o.extract)
 			if err != nil {
-				code = worse(code, s.code)
+				code = worse(code, s.Code)
 			}
 		}
 		if err != nil {
 			fmt.Fprintf(cl.stderr, "mpgdpr download: task %s: %s\n", id, trimLib(err))
 			if o.api.json {
-				cl.jsonLine(taskLine{Type: "error", Kind: "retrieval", TaskID: id, Export: s.path, Error: trimLib(err)})
+				cl.jsonLine(taskLine{Type: "error", Kind: "retrieval", TaskID: id, Export: s.Path, Error: trimLib(err)})
 			}
 			continue
 		}
 		if o.api.json {
 			cl.jsonLine(taskLine{Type: "download", Kind: "retrieval", TaskID: id, Status: string(t.Status),
-				Export: s.path, ExportBytes: s.bytes, ExportFiles: s.files})
+				Export: s.Path, ExportBytes: s.Size, ExportFiles: s.Entries})
 			continue
 		}
-		rows = append(rows, []string{id, string(t.Status), s.path, strconv.FormatInt(s.bytes, 10), filesText(s)})
+		rows = append(rows, []string{id, string(t.Status), s.Path, strconv.FormatInt(s.Size, 10), filesText(s)})
 	}
 	if len(rows) > 0 {
 		cl.table([]string{"TASK ID", "STATUS", "EXPORT", "BYTES", "FILES"}, rows)
@@ -112,73 +117,39 @@ func (cl *cli) cmdDownload(ctx context.Context, o *downloadOpts, ids []string) i
 	return code
 }
 
-// saved is an export written to disk.
-type saved struct {
-	path     string
-	bytes    int64
-	files    int  // entries verified (0 if it could not be opened)
-	verified bool // every entry was decrypted and its CRC checked
-	code     int  // the exit code of the error returned with it
-}
-
-func filesText(s saved) string {
-	if !s.verified {
+func filesText(s bulk.Saved) string {
+	if !s.Verified {
 		return "not verified (no API secret)"
 	}
-	return strconv.Itoa(s.files) + " verified"
+	return strconv.Itoa(s.Entries) + " verified"
 }
 
-// saveExport downloads a finished retrieval's export into dir and, when it
-// can, opens it and reads every entry, so that a wrong secret or a damaged
-// archive is found now rather than when the data is needed.
-func (cl *cli) saveExport(ctx context.Context, c *mpgdpr.Client, t *mpgdpr.Task, dir, secret string, extract bool) (saved, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return saved{code: exitLocal}, err
-	}
-	name := safeName(t.TrackingID)
-	path := filepath.Join(dir, name+".zip")
-	n, err := c.DownloadExportFile(ctx, t, path)
-	if err != nil {
-		code := exitAPI
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			code = exitLocal
-		}
-		return saved{code: code}, err
-	}
-	s := saved{path: path, bytes: n}
-	a, err := export.OpenFile(path, secret)
-	if errors.Is(err, export.ErrSecretRequired) {
-		return s, nil // saved; verifying it needs the secret
-	}
-	if errors.Is(err, export.ErrWrongSecret) {
-		s.code = exitIncomplete
-		return s, fmt.Errorf("export saved as %s, but it does not decrypt with the API secret given (check %s)", path, envAPISecret)
-	}
-	if err != nil {
-		s.code = exitIncomplete
-		return s, fmt.Errorf("export saved as %s, but it cannot be opened: %w", path, err)
-	}
-	defer a.Close()
-	err = a.Walk(func(fi export.FileInfo, _ io.Reader) error {
-		if !fi.IsDir() {
-			s.files++
-		}
-		return nil
-	})
-	if err != nil {
-		s.code = exitIncomplete
-		if errors.Is(err, export.ErrWrongSecret) {
-			return s, fmt.Errorf("export saved as %s, but it does not decrypt with the API secret given (check %s)", path, envAPISecret)
-		}
-		return s, fmt.Errorf("export saved as %s, but it does not verify: %w", path, err)
-	}
-	s.verified = true
+// saveExport saves a finished retrieval's export with internal/exportfile
+// (download, then open it and read every entry, so that a wrong secret or
+// a damaged archive is found now rather than when the data is needed),
+// and gives the exit code of its error.
+func (cl *cli) saveExport(ctx context.Context, c *mpgdpr.Client, t *mpgdpr.Task, dir, secret string, extract bool) (bulk.Saved, error) {
+	opts := []exportfile.Option{exportfile.AllowUnverified()}
 	if extract {
-		if err := a.ExtractTo(filepath.Join(dir, name)); err != nil {
-			s.code = exitLocal
-			return s, fmt.Errorf("export saved as %s, but extracting it failed: %w", path, err)
-		}
+		opts = append(opts, exportfile.Extract())
 	}
-	return s, nil
+	s, err := exportfile.Save(ctx, c, t, dir, secret, opts...)
+	saved := bulk.Saved{Saved: s}
+	var fe *exportfile.Error
+	var pe *fs.PathError
+	switch {
+	case err == nil:
+	case errors.As(err, &fe) && fe.Step == exportfile.StepExtract:
+		saved.Code = exitLocal
+	case errors.As(err, &fe) && errors.Is(err, export.ErrWrongSecret):
+		saved.Code = exitIncomplete
+		err = fmt.Errorf("%w (check %s)", err, envAPISecret)
+	case errors.As(err, &fe):
+		saved.Code = exitIncomplete // saved, but it does not open or verify
+	case errors.As(err, &pe):
+		saved.Code = exitLocal // nothing saved: the directory or the file
+	default:
+		saved.Code = exitAPI // nothing saved: the download failed
+	}
+	return saved, err
 }

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"strconv"
-	"time"
 
-	"github.com/privacykit/mpgdpr"
-	"github.com/privacykit/mpgdpr/gen"
+	"github.com/privacykit/mpgdpr/cmd/mpgdpr/internal/bulk"
+	"github.com/privacykit/mpgdpr/cmd/mpgdpr/internal/words"
 )
 
 // planLine is one request a dry run would send (--json).
@@ -41,86 +39,65 @@ type planSummary struct {
 // run makes before sending, and sends nothing: no request, no journal.
 // IDs are personal data: they are printed only with --show-ids.
 func (cl *cli) dryRun(j *job, showIDs bool) int {
-	ids := j.ids.ids
-	if j.ids.bomDropped {
-		fmt.Fprintf(cl.stderr, "note: %s starts with a UTF-8 byte order mark: removed (it marks the encoding, it is no part of the first ID)\n", j.ids.source)
+	for _, n := range j.ids.notes() {
+		fmt.Fprintln(cl.stderr, n)
 	}
-	var plan []planLine
+	plan, err := j.Plan()
+	if err != nil {
+		return cl.fail(j.Command, exitLocal, err)
+	}
 	total := 0
-	for start, n := 0, 1; start < len(ids); start, n = start+j.chunk, n+1 {
-		chunk := ids[start:min(start+j.chunk, len(ids))]
-		size, err := bodySize(j, chunk)
-		if err != nil {
-			return cl.fail(j.cmd, exitLocal, err)
-		}
-		total += size
-		pl := planLine{Type: "request", Request: n, IDs: len(chunk), Bytes: size}
+	lines := make([]planLine, len(plan))
+	for i, r := range plan {
+		total += r.Bytes
+		lines[i] = planLine{Type: "request", Request: r.N, IDs: len(r.IDs), Bytes: r.Bytes}
 		if showIDs {
-			pl.DistinctIDs = chunk
+			lines[i].DistinctIDs = r.IDs
 		}
-		plan = append(plan, pl)
 	}
-	_, statErr := os.Stat(j.jpath)
+	_, statErr := os.Stat(j.Journal)
 	exists := statErr == nil
-	// The first request goes at once, each later one a turn of the limiter
-	// later: the least time the filing takes.
-	least := time.Duration(float64(len(plan)-1) / j.rate * float64(time.Second))
+	least := j.LeastTime(len(plan))
+	api := bulk.APIHost(j.Client)
 	if j.json {
-		for _, pl := range plan {
+		for _, pl := range lines {
 			cl.jsonLine(pl)
 		}
-		cl.jsonLine(planSummary{Type: "dry-run", Command: j.cmd, Compliance: string(j.ct), Disclosure: string(j.dt),
-			IDs: len(ids), Duplicates: j.ids.duplicates, Requests: len(plan), Bytes: total, API: apiHost(j.c),
-			Rate: j.rate, MinSeconds: least.Seconds(), Journal: j.jpath, JournalExists: exists})
+		cl.jsonLine(planSummary{Type: "dry-run", Command: j.Command, Compliance: string(j.Compliance), Disclosure: string(j.Disclosure),
+			IDs: len(j.IDs), Duplicates: j.ids.duplicates, Requests: len(plan), Bytes: total, API: api,
+			Rate: j.Rate, MinSeconds: least.Seconds(), Journal: j.Journal, JournalExists: exists})
 		return exitOK
 	}
 	dups := ""
 	if j.ids.duplicates > 0 {
 		dups = fmt.Sprintf(" (%d repeated, dropped)", j.ids.duplicates)
 	}
-	fmt.Fprintf(cl.stdout, "dry run: %s %s: %s from %s%s, every one checked; nothing sent\n", j.cmd, j.ct, plural(len(ids), "ID"), j.ids.source, dups)
+	fmt.Fprintf(cl.stdout, "dry run: %s %s: %s from %s%s, every one checked; nothing sent\n", j.Command, j.Compliance, words.Count(len(j.IDs), "ID"), j.ids.source, dups)
 	if showIDs {
-		rows := make([][]string, 0, len(ids))
-		for _, pl := range plan {
-			for _, id := range pl.DistinctIDs {
-				rows = append(rows, []string{strconv.Itoa(pl.Request), id})
+		rows := make([][]string, 0, len(j.IDs))
+		for _, r := range plan {
+			for _, id := range r.IDs {
+				rows = append(rows, []string{strconv.Itoa(r.N), id})
 			}
 		}
 		cl.table([]string{"REQUEST", "DISTINCT ID"}, rows)
 	} else {
 		rows := make([][]string, 0, len(plan))
-		for _, pl := range plan {
-			rows = append(rows, []string{strconv.Itoa(pl.Request), strconv.Itoa(pl.IDs), strconv.Itoa(pl.Bytes)})
+		for _, r := range plan {
+			rows = append(rows, []string{strconv.Itoa(r.N), strconv.Itoa(len(r.IDs)), strconv.Itoa(r.Bytes)})
 		}
 		cl.table([]string{"REQUEST", "IDS", "BODY BYTES"}, rows)
 	}
-	takes := "the filing takes at least " + roundDuration(least)
+	takes := "the filing takes at least " + words.Duration(least)
 	if least == 0 {
 		takes = "sent at once"
 	}
 	fmt.Fprintf(cl.stdout, "%s (%d bytes of JSON) to %s at --rate %g: %s; then Mixpanel takes minutes to days\n",
-		plural(len(plan), "request"), total, apiHost(j.c), j.rate, takes)
+		words.Count(len(plan), "request"), total, api, j.Rate, takes)
 	if exists {
-		fmt.Fprintf(cl.stdout, "journal: %s exists: a real run resumes that job and files only what it has not filed\n", j.jpath)
+		fmt.Fprintf(cl.stdout, "journal: %s exists: a real run resumes that job and files only what it has not filed\n", j.Journal)
 	} else {
-		fmt.Fprintf(cl.stdout, "journal: %s (a real run creates it)\n", j.jpath)
+		fmt.Fprintf(cl.stdout, "journal: %s (a real run creates it)\n", j.Journal)
 	}
 	return exitOK
-}
-
-// bodySize is the length of the JSON body the library sends for chunk.
-func bodySize(j *job, chunk []string) (int, error) {
-	var body any
-	if j.deletion {
-		body = gen.CreateDeletionRequest{ComplianceType: gen.ComplianceType(j.ct), DistinctIds: chunk}
-	} else {
-		r := gen.CreateRetrievalRequest{ComplianceType: gen.ComplianceType(j.ct), DistinctIds: chunk}
-		if j.dt != "" && j.ct == mpgdpr.CCPA {
-			dt := gen.DisclosureType(j.dt)
-			r.DisclosureType = &dt
-		}
-		body = r
-	}
-	b, err := json.Marshal(body)
-	return len(b), err
 }

@@ -63,6 +63,16 @@ func TestDryRun(t *testing.T) {
 	if r := runCmd(t, credEnv(), "", "delete", "--compliance", "GDPR", "--show-ids", "a", "--base-url", srv.URL()); r.code != exitUsage {
 		t.Errorf("--show-ids without --dry-run: %v", r)
 	}
+	// A dry run needs no token: it says so, and plans for the same API
+	// host and journal as a real run with tokens would.
+	r = runCmd(t, nil, "", args...)
+	if r.code != 0 || !strings.Contains(r.stdout, "3 requests (") || !strings.Contains(r.stdout, "journal: "+jp) ||
+		!strings.Contains(r.stderr, "no GDPR OAuth token ("+envToken+"): not needed for a dry run") || !strings.Contains(r.stderr, envProjectToken) {
+		t.Errorf("dry run without tokens: %v", r)
+	}
+	if r := runCmd(t, nil, "", "delete", "--compliance", "GDPR", "a", "--base-url", srv.URL()); r.code != exitUsage || !strings.Contains(r.stderr, "missing the GDPR OAuth token") {
+		t.Errorf("a real run without tokens: %v", r)
+	}
 	if n := len(srv.Requests()); n != 0 {
 		t.Errorf("the fake received %d requests; a dry run sends none", n)
 	}

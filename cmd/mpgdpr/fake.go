@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/privacykit/mpgdpr/cmd/mpgdpr/internal/words"
 	"github.com/privacykit/mpgdpr/mpgdprtest"
 )
 
@@ -240,6 +241,6 @@ func (cl *cli) cmdFake(ctx context.Context, cmd *cobra.Command, o *fakeOpts) int
 	fmt.Fprintf(cl.stderr, "mpgdpr fake: serving the Mixpanel GDPR API at %s (schedule %s); SIGINT or SIGTERM stops it\n", s.URL(), o.schedule)
 	<-ctx.Done()
 	s.Close()
-	fmt.Fprintf(cl.stderr, "mpgdpr fake: stopped after %d requests, %d tasks; %d contract violations\n", len(s.Requests()), len(s.Tasks()), len(s.Violations()))
+	fmt.Fprintf(cl.stderr, "mpgdpr fake: stopped after %s, %s; %s\n", words.Count(len(s.Requests()), "request"), words.Count(len(s.Tasks()), "task"), words.Count(len(s.Violations()), "contract violation"))
 	return exitOK
 }

@@ -94,7 +94,7 @@ func TestFakeInProcess(t *testing.T) {
 	}
 	log := errOut.String()
 	if !strings.Contains(log, "checkDeletion GET /api/app/data-deletions/v3.0/REDACTED -> 404 (bearer valid, token valid)") ||
-		!strings.Contains(log, "stopped after 1 requests") {
+		!strings.Contains(log, "stopped after 1 request, 0 tasks; 0 contract violations") {
 		t.Errorf("stderr: %s", log)
 	}
 	for _, x := range []string{oauth, project} {

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/privacykit/mpgdpr"
+	"github.com/privacykit/mpgdpr/cmd/mpgdpr/internal/words"
 )
 
 // maxLine bounds one line (or CSV record) of an ID list.
@@ -28,6 +29,13 @@ type idInput struct {
 	csvColumn string
 	trimSpace bool
 	stripBOM  bool // --strip-bom (default on); off, a byte order mark is an error
+	verbatim  bool // --verbatim-ids: control and invisible characters are sent as they are
+}
+
+// idRules are the checks every ID goes through.
+type idRules struct {
+	trim     bool // --trim-space
+	verbatim bool // --verbatim-ids
 }
 
 // idList is what was read: the distinct IDs in input order, and how many
@@ -38,6 +46,22 @@ type idList struct {
 	source     string
 	bytes      int64 // the distinct IDs' total length
 	bomDropped bool  // the file began with a UTF-8 byte order mark, removed
+	verbatim   int   // IDs --verbatim-ids let through with characters otherwise refused
+}
+
+// notes are what a job says about its input before it starts.
+func (l *idList) notes() []string {
+	var n []string
+	if l.bomDropped {
+		n = append(n, fmt.Sprintf("note: %s starts with a UTF-8 byte order mark: removed (it marks the encoding, it is no part of the first ID)", l.source))
+	}
+	if l.duplicates > 0 {
+		n = append(n, fmt.Sprintf("note: dropped %s in %s: each ID is filed once", words.Count(l.duplicates, "repeated ID"), l.source))
+	}
+	if l.verbatim > 0 {
+		n = append(n, fmt.Sprintf("note: --verbatim-ids: %s in %s with a control or invisible character, sent byte for byte (one put there by accident names no one)", words.Count(l.verbatim, "ID"), l.source))
+	}
+	return n
 }
 
 // inputError is an ID list that cannot be used, naming the lines (never the
@@ -54,7 +78,7 @@ func (e *inputError) Error() string {
 	if len(e.problems) == 1 && e.more == 0 {
 		b.WriteString(e.problems[0])
 	} else {
-		fmt.Fprintf(&b, "%d problems, nothing sent:", len(e.problems)+e.more)
+		fmt.Fprintf(&b, "%s, nothing sent:", words.Count(len(e.problems)+e.more, "problem"))
 		for _, p := range e.problems {
 			b.WriteString("\n  " + p)
 		}
@@ -86,9 +110,10 @@ func readIDs(in idInput, stdin io.Reader) (*idList, error) {
 	var err error
 	var bom bool
 	source := "arguments"
+	rules := idRules{trim: in.trimSpace, verbatim: in.verbatim}
 	switch {
 	case len(in.args) > 0:
-		ids, err = checkIDs(in.args, "argument", in.trimSpace, source)
+		ids, err = checkIDs(in.args, "argument", rules, source)
 	case in.file != "":
 		var r io.Reader
 		source = in.file
@@ -110,9 +135,9 @@ func readIDs(in idInput, stdin io.Reader) (*idList, error) {
 			return nil, err
 		}
 		if in.csvColumn != "" {
-			ids, err = readCSV(br, in.csvColumn, in.trimSpace, source)
+			ids, err = readCSV(br, in.csvColumn, rules, source)
 		} else {
-			ids, err = readLines(br, in.trimSpace, source)
+			ids, err = readLines(br, rules, source)
 		}
 	default:
 		return nil, usagef("no IDs: give them as arguments, or with --file PATH (--file - reads stdin)")
@@ -131,6 +156,9 @@ func readIDs(in idInput, stdin io.Reader) (*idList, error) {
 			continue
 		}
 		seen[id] = true
+		if in.verbatim && mpgdpr.ValidateDistinctID(id) != nil {
+			list.verbatim++
+		}
 		list.ids = append(list.ids, id)
 		list.bytes += int64(len(id))
 	}
@@ -160,7 +188,7 @@ func dropBOM(br *bufio.Reader, keep bool, source string) (bool, error) {
 // readLines reads one ID per line. CRLF endings are accepted (spreadsheets
 // write them); a blank line is an error, never skipped, as it often means
 // a list was cut or pasted wrong.
-func readLines(r io.Reader, trim bool, source string) ([]string, error) {
+func readLines(r io.Reader, rules idRules, source string) ([]string, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), maxLine)
 	var lines []string
@@ -173,11 +201,11 @@ func readLines(r io.Reader, trim bool, source string) ([]string, error) {
 		}
 		return nil, usagef("cannot read the ID file %s: %v", source, err)
 	}
-	return checkIDs(lines, "line", trim, source)
+	return checkIDs(lines, "line", rules, source)
 }
 
 // readCSV reads the named column of a CSV file with a header row.
-func readCSV(r io.Reader, column string, trim bool, source string) ([]string, error) {
+func readCSV(r io.Reader, column string, rules idRules, source string) ([]string, error) {
 	cr := csv.NewReader(r)
 	cr.ReuseRecord = true
 	header, err := cr.Read()
@@ -210,7 +238,7 @@ func readCSV(r io.Reader, column string, trim bool, source string) ([]string, er
 			return nil, csvError(source, err)
 		}
 		line, _ := cr.FieldPos(col)
-		id, problem := checkID(rec[col], trim)
+		id, problem := checkID(rec[col], rules)
 		if problem != "" {
 			ie.add("line %d, column %q: %s", line, column, problem)
 			continue
@@ -235,11 +263,11 @@ func csvError(source string, err error) error {
 }
 
 // checkIDs checks every ID, naming each bad one by its position.
-func checkIDs(raw []string, what string, trim bool, source string) ([]string, error) {
+func checkIDs(raw []string, what string, rules idRules, source string) ([]string, error) {
 	ie := &inputError{source: source}
 	ids := make([]string, 0, len(raw))
 	for i, r := range raw {
-		id, problem := checkID(r, trim)
+		id, problem := checkID(r, rules)
 		if problem != "" {
 			ie.add("%s %d: %s", what, i+1, problem)
 			continue
@@ -255,9 +283,19 @@ func checkIDs(raw []string, what string, trim bool, source string) ([]string, er
 // checkID checks one ID. IDs are matched exactly by Mixpanel: an ID with
 // stray spaces names someone else (or no one), and that person's data would
 // stay, so spaces around an ID are an error unless trimming was asked for.
-func checkID(id string, trim bool) (string, string) {
-	if trim {
+// With --verbatim-ids, any non-blank, valid UTF-8 ID is taken as it is
+// (mpgdpr.ValidateVerbatimDistinctID, the client's WithVerbatimDistinctIDs
+// rule).
+func checkID(id string, rules idRules) (string, string) {
+	if rules.trim {
 		id = strings.TrimSpace(id)
+	}
+	if rules.verbatim {
+		var ie *mpgdpr.InputError
+		if err := mpgdpr.ValidateVerbatimDistinctID(id); errors.As(err, &ie) {
+			return "", ie.Problem
+		}
+		return id, ""
 	}
 	switch {
 	case strings.TrimSpace(id) == "":

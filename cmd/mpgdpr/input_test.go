@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"io"
 	"os"
 	"path/filepath"
@@ -8,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/spf13/cobra"
+	"github.com/privacykit/mpgdpr/mpgdprtest"
 )
 
 func TestReadIDs(t *testing.T) {
@@ -88,33 +89,16 @@ func TestArgsIntersperseAndNormalize(t *testing.T) {
 	}
 	var gotArgs []string
 	var gotJSON bool
-	c := newCheckCmd(newCLI(nil, io.Discard, io.Discard, nil), "status", "", "")
-	c.RunE = func(cmd *cobra.Command, args []string) error {
-		gotArgs = args
-		gotJSON, _ = cmd.Flags().GetBool("json")
-		return nil
-	}
+	c := newCheckCmd(newCLI(nil, io.Discard, io.Discard, nil), "status", "", "", func(_ context.Context, _ string, o *checkOpts, args []string) int {
+		gotArgs, gotJSON = args, o.api.json
+		return exitOK
+	})
 	c.SetArgs([]string{"deletion", "--json", "t1", "--rate", "3", "t2", "--", "-t3", "--json"})
 	if err := c.Execute(); err != nil {
 		t.Fatal(err)
 	}
 	if !gotJSON || !slices.Equal(gotArgs, []string{"deletion", "t1", "t2", "-t3", "--json"}) {
 		t.Errorf("json %v args %q", gotJSON, gotArgs)
-	}
-}
-
-func TestSafeName(t *testing.T) {
-	for id, want := range map[string]bool{
-		"ret-0001-ab12": true, "a.b_c-D9": true, "../etc": false, ".hidden": false, "a/b": false, "": false, `a\b`: false,
-		strings.Repeat("x", 129): false,
-	} {
-		got := safeName(id)
-		if (got == id) != want || strings.ContainsAny(got, `/\`) || strings.HasPrefix(got, ".") {
-			t.Errorf("safeName(%q) = %q", id, got)
-		}
-	}
-	if safeName("../x") == safeName("../y") {
-		t.Error("two unsafe ids share a name")
 	}
 }
 
@@ -126,5 +110,31 @@ func TestWorse(t *testing.T) {
 				t.Errorf("worse(%d, %d) = %d, want %d", a, b, got, want)
 			}
 		}
+	}
+}
+
+// --verbatim-ids sends an ID holding a tab (or another control or invisible
+// character) byte for byte, which is refused without it; blank IDs are
+// still refused, and a note counts the IDs it let through.
+func TestVerbatimIDs(t *testing.T) {
+	srv := newFake(t)
+	dir := t.TempDir()
+	args := func(extra ...string) []string {
+		return append(append([]string{"delete", "--compliance", "GDPR", "--file", "-", "--journal", filepath.Join(dir, "j"+strings.Join(extra, ""))}, fast(srv)...), extra...)
+	}
+	in := "plain\ntab\there\nzw\u200bsp\n"
+	if r := runCmd(t, credEnv(), in, args()...); r.code != exitUsage || !strings.Contains(r.stderr, "line 2: contains a tab") || len(srv.Tasks()) != 0 {
+		t.Fatalf("without --verbatim-ids: %v", r)
+	}
+	r := runCmd(t, credEnv(), in, args("--verbatim-ids")...)
+	if r.code != 0 || !strings.Contains(r.stderr, "note: --verbatim-ids: 2 IDs in stdin with a control or invisible character, sent byte for byte") {
+		t.Fatalf("--verbatim-ids: %v", r)
+	}
+	filedOnce(t, srv, mpgdprtest.Deletion, []string{"plain", "tab\there", "zw\u200bsp"})
+	if r := runCmd(t, credEnv(), "a\n \n", args("--verbatim-ids", "--dry-run")...); r.code != exitUsage || !strings.Contains(r.stderr, "line 2") {
+		t.Errorf("a blank ID with --verbatim-ids: %v", r)
+	}
+	if r := runCmd(t, nil, "", "delete", "--help"); !strings.Contains(r.stdout, "--verbatim-ids") || !strings.Contains(r.stdout, "names no one, and that person's") {
+		t.Errorf("delete --help does not explain --verbatim-ids and its risk: %v", r)
 	}
 }

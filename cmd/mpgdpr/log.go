@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/privacykit/mpgdpr/cmd/mpgdpr/internal/words"
 )
 
 // defaultNoteAfter: a wait longer than this is always said.
@@ -141,7 +143,7 @@ func (cl *cli) observeRetry(r slog.Record) {
 	}
 	// attempt is the try that failed; the wait is before the next one.
 	msg := fmt.Sprintf("retrying %s in %%s (attempt %d%s): %s", op, attempt+1, of, reason)
-	cl.waitNote(fmt.Sprintf(msg, "{left}"), fmt.Sprintf(msg, roundDuration(wait)), time.Now().Add(wait), slog.LevelWarn)
+	cl.waitNote(fmt.Sprintf(msg, "{left}"), fmt.Sprintf(msg, words.Duration(wait)), time.Now().Add(wait), slog.LevelWarn)
 }
 
 // waitNote says what the command waits for: on the progress line (line,

@@ -17,16 +17,19 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/privacykit/mpgdpr/cmd/mpgdpr/internal/exitcode"
 )
 
-// Exit codes, documented in the usage text; scripts rely on them.
+// Exit codes, documented in the usage text; scripts rely on them. They are
+// defined once, in package exitcode, which the bulk engine shares.
 const (
-	exitOK          = 0   // everything done
-	exitLocal       = 1   // a local failure: journal, files
-	exitUsage       = 2   // bad usage or bad input; nothing was sent
-	exitAPI         = 3   // Mixpanel refused a request, or could not be reached
-	exitIncomplete  = 4   // tasks failed, or IDs are left unknown or unsent
-	exitInterrupted = 130 // SIGINT/SIGTERM; the journal is consistent
+	exitOK          = exitcode.OK
+	exitLocal       = exitcode.Local
+	exitUsage       = exitcode.Usage
+	exitAPI         = exitcode.API
+	exitIncomplete  = exitcode.Incomplete
+	exitInterrupted = exitcode.Interrupted
 )
 
 func main() {

@@ -2,23 +2,13 @@ package main
 
 import (
 	"strconv"
-	"strings"
+
+	"github.com/privacykit/mpgdpr"
 )
 
-// trimLib drops the library's "mpgdpr: " prefix, which the command's own
-// prefix already says.
-func trimLib(err error) string {
-	s := err.Error()
-	if len(s) > 8 && s[:8] == "mpgdpr: " {
-		return s[8:]
-	}
-	return s
-}
-
-// trimLibMsg is trimLib for a message already turned into text.
-func trimLibMsg(s string) string {
-	return strings.ReplaceAll(strings.TrimPrefix(s, "mpgdpr: "), ": mpgdpr: ", ": ")
-}
+// trimLib is err's text without the library's "mpgdpr: " prefixes
+// (mpgdpr.Unprefixed), which the command's own prefix already says.
+func trimLib(err error) string { return mpgdpr.Unprefixed(err).Error() }
 
 func orDash(s string) string {
 	if s == "" {

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/privacykit/mpgdpr/cmd/mpgdpr/internal/words"
 )
 
 // progress is the one-line status of a long job on stderr: requests filed,
@@ -172,7 +174,7 @@ func (p *progress) line(now time.Time) string {
 	// A rate over less than a second says nothing (one request in 1 ms is
 	// not 1000 req/s): count the requests until then.
 	if n := p.requests.Load(); el < time.Second {
-		parts = append(parts, plural(int(n), "request"))
+		parts = append(parts, words.Count(int(n), "request"))
 	} else {
 		parts = append(parts, fmt.Sprintf("%.1f req/s", float64(n)/el.Seconds()))
 	}
@@ -180,11 +182,11 @@ func (p *progress) line(now time.Time) string {
 		// Requests go out at the rate limit at best: the filing cannot end
 		// sooner than this (retries and polls share the limit).
 		eta := time.Duration(float64(left) / p.rate * float64(time.Second))
-		parts = append(parts, "filing ETA "+roundDuration(eta))
+		parts = append(parts, "filing ETA "+words.Duration(eta))
 	}
 	if waitMsg != "" && (waitEnd.IsZero() || now.Before(waitEnd)) {
 		if !waitEnd.IsZero() {
-			waitMsg = strings.Replace(waitMsg, "{left}", roundDuration(waitEnd.Sub(now)), 1)
+			waitMsg = strings.Replace(waitMsg, "{left}", words.Duration(waitEnd.Sub(now)), 1)
 		}
 		parts = append(parts, waitMsg)
 	}
@@ -192,11 +194,20 @@ func (p *progress) line(now time.Time) string {
 	return p.label + ": " + strings.Join(parts, " · ")
 }
 
-// roundDuration is d to the second (to the millisecond below a second),
-// e.g. "16s", "2m5s", "300ms".
-func roundDuration(d time.Duration) string {
-	if d < time.Second {
-		return d.Round(time.Millisecond).String()
-	}
-	return d.Round(time.Second).String()
+// bulkProgress is the progress line as the bulk engine sees it.
+type bulkProgress struct{ p *progress }
+
+func (b bulkProgress) Filing(done, total int) {
+	b.p.chunksDone.Store(int64(done))
+	b.p.chunksTotal.Store(int64(total))
+}
+func (b bulkProgress) Filed()                       { b.p.chunksDone.Add(1) }
+func (b bulkProgress) Sent()                        { b.p.requests.Add(1) }
+func (b bulkProgress) Tasks(n int)                  { b.p.tasksTotal.Store(int64(n)) }
+func (b bulkProgress) Status(taskID, status string) { b.p.setStatus(taskID, status) }
+func (b bulkProgress) EndWait()                     { b.p.clearWait() }
+func (b bulkProgress) Shown() bool                  { return b.p.on }
+func (b bulkProgress) Exports(total, done int) {
+	b.p.exportsTotal.Add(int64(total))
+	b.p.exportsDone.Add(int64(done))
 }

@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -51,36 +48,16 @@ func (s *journalSource) Records(ctx context.Context, f evidence.Filter, yield fu
 	return nil
 }
 
-// read builds one journal's record. Lines are read one at a time; the IDs
-// are kept (once each) to be shown or hashed.
+// read builds one journal's record, reading it as a resume would
+// (journal.ReadFile). The IDs are kept (once each) to be shown or hashed.
 func (s *journalSource) read(path string) (*evidence.Record, error) {
-	fh, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer fh.Close()
-	if fi, err := fh.Stat(); err != nil || !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: %w", path, journal.ErrNotRegular)
-	}
-	rd := bufio.NewReaderSize(fh, 1<<20)
 	var r *evidence.Record
 	seen := map[string]bool{}
 	tasks := map[string]int{}   // task id -> index in r.Tasks
 	unsettled := map[int]bool{} // chunks sent without a known outcome
 	failed := false
-	line := 0
-	for {
-		b, rerr := rd.ReadBytes('\n')
-		if len(b) == 0 || b[len(b)-1] != '\n' {
-			break // the end, or a torn last line (ignored, as a resume does)
-		}
-		line++
-		_, hash, hashed := splitJournalHash(b)
-		if r == nil {
-			var h journal.Header
-			if err := json.Unmarshal(b, &h); err != nil || h.Type != "header" {
-				return nil, fmt.Errorf("%s: not an mpgdpr journal (the first line is no header)", path)
-			}
+	_, err := journal.ReadFile(path, func(e journal.Entry) error {
+		if h := e.Header; h != nil {
 			r = &evidence.Record{Reference: s.ref, Project: s.project, ComplianceType: h.Compliance, IDs: h.IDs, ReceivedAt: s.received, DistinctIDs: []string{}}
 			if r.Reference == "" {
 				r.Reference = "job-" + h.Key()
@@ -93,10 +70,7 @@ func (s *journalSource) read(path string) (*evidence.Record, error) {
 			}
 			r.Kind = map[string]string{"delete": "deletion", "retrieve": "retrieval"}[h.Command]
 		} else {
-			var rec journal.Record
-			if err := json.Unmarshal(b, &rec); err != nil {
-				return nil, fmt.Errorf("%s: line %d does not parse", path, line)
-			}
+			rec := e.Record
 			addTask := func(id, origin string) *evidence.Task {
 				i, ok := tasks[id]
 				if !ok {
@@ -142,12 +116,13 @@ func (s *journalSource) read(path string) (*evidence.Record, error) {
 				t.ExportSHA256 = fileSHA256(rec.Path, rec.Bytes)
 			}
 		}
-		if hashed {
-			r.ChainHash = hash
+		if e.Hash != "" {
+			r.ChainHash = e.Hash
 		}
-		if rerr != nil {
-			break
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if r == nil {
 		return nil, fmt.Errorf("%s: empty journal", path)
@@ -179,18 +154,6 @@ func (s *journalSource) read(path string) (*evidence.Record, error) {
 		r.SourceState = "filed"
 	}
 	return r, nil
-}
-
-// splitJournalHash returns a line's chained hash, if it has one.
-func splitJournalHash(b []byte) ([]byte, string, bool) {
-	b = bytes.TrimRight(b, "\n")
-	var h struct {
-		H string `json:"h"`
-	}
-	if json.Unmarshal(b, &h) != nil || len(h.H) != 64 {
-		return b, "", false
-	}
-	return b, h.H, true
 }
 
 // fileSHA256 is the SHA-256 of the export a job saved, when it is still

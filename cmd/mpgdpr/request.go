@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/privacykit/mpgdpr"
+	"github.com/privacykit/mpgdpr/cmd/mpgdpr/internal/words"
 	"github.com/privacykit/mpgdpr/worker"
 )
 
@@ -116,7 +117,7 @@ func newRequestEnqueueCmd(cl *cli, kind worker.Kind) *cobra.Command {
 		if res.Duplicate {
 			what = "already enqueued (same request): nothing added"
 		}
-		fmt.Fprintf(cl.stdout, "%s %s: %d IDs for %v\n", res.Reference, what, len(list.ids), res.Projects)
+		fmt.Fprintf(cl.stdout, "%s %s: %s for %v\n", res.Reference, what, words.Count(len(list.ids), "ID"), res.Projects)
 		return exitOK
 	})
 	return c

@@ -45,12 +45,12 @@ func newRootCmd(cl *cli) *cobra.Command {
 
 {{end}}{{if or .Runnable .HasSubCommands}}{{.UsageString}}{{end}}{{if not .HasParent}}` + exitStatusText + `{{else}}` + exitShort + `{{end}}`)
 
-	root.AddCommand(newDeleteCmd(cl))
-	root.AddCommand(newRetrieveCmd(cl))
-	root.AddCommand(newStatusCmd(cl))
-	root.AddCommand(newWaitCmd(cl))
-	root.AddCommand(newCancelCmd(cl))
-	root.AddCommand(newDownloadCmd(cl))
+	root.AddCommand(newDeleteCmd(cl, nil))
+	root.AddCommand(newRetrieveCmd(cl, nil))
+	root.AddCommand(newStatusCmd(cl, nil))
+	root.AddCommand(newWaitCmd(cl, nil))
+	root.AddCommand(newCancelCmd(cl, nil))
+	root.AddCommand(newDownloadCmd(cl, nil))
 	root.AddCommand(newDemoCmd(cl))
 	root.AddCommand(newFakeCmd(cl))
 	root.AddCommand(newVersionCmd(cl))
@@ -199,8 +199,9 @@ const rootLong = `mpgdpr files and follows Mixpanel GDPR/CCPA data requests: it 
 (retrieves) or erases (deletes) everything Mixpanel holds about people, by
 distinct_id, for lists of any length.
 
-Try it without an account:
-  go run ./cmd/mpgdpr demo
+Try it without an account or a network:
+  mpgdpr demo
+  (from a checkout of the repository: make demo, or cd cmd/mpgdpr && go run . demo)
 
 Credentials: the environment is preferred, because command-line flags are
 visible to other users of the machine (ps, /proc) and stay in shell history.
@@ -210,6 +211,8 @@ visible to other users of the machine (ps, /proc) and stay in shell history.
   MIXPANEL_REGION         or --region         us (default), eu or in
   MIXPANEL_BASE_URL       or --base-url       another API base URL, e.g. a proxy (https;
                                               http only on loopback)
+A base URL replaces the region's host: a region and a base URL together
+(flag or variable) are refused (exit 2), lest one of them be ignored.
 Tokens are never printed, logged or written to a journal.
 
 Output: a table on stdout; --json prints one JSON object per line instead.

@@ -26,8 +26,10 @@ checking each with a growing interval (--poll-interval doubling up to
 --poll-max). Exit 0 when all ended in SUCCESS, 4 when some did not.
 `
 
-// newCheckCmd is status or wait.
-func newCheckCmd(cl *cli, cmd, short, long string) *cobra.Command {
+// newCheckCmd is status or wait; runF, if not nil, runs instead of
+// cmdCheck with the options and arguments parsed (tests of the command
+// line).
+func newCheckCmd(cl *cli, cmd, short, long string, runF func(context.Context, string, *checkOpts, []string) int) *cobra.Command {
 	c := &cobra.Command{
 		Use:   cmd + " [flags] retrieval|deletion TASK_ID...",
 		Short: short,
@@ -41,32 +43,28 @@ func newCheckCmd(cl *cli, cmd, short, long string) *cobra.Command {
 		fs.DurationVar(&o.pollMax, "poll-max", mpgdpr.DefaultPollMax, "longest wait between two checks of a task")
 	}
 	cl.addAPIFlags(fs, &o.api)
+	if runF == nil {
+		runF = cl.cmdCheck
+	}
 	c.RunE = cl.exits(func(ctx context.Context, _ *cobra.Command, pos []string) int {
-		return cl.cmdCheck(ctx, cmd, o, pos)
+		return runF(ctx, cmd, o, pos)
 	})
 	return c
 }
 
-func newStatusCmd(cl *cli) *cobra.Command {
-	return newCheckCmd(cl, "status", "Show tasks' status", statusLong)
+func newStatusCmd(cl *cli, runF func(context.Context, string, *checkOpts, []string) int) *cobra.Command {
+	return newCheckCmd(cl, "status", "Show tasks' status", statusLong, runF)
 }
 
 // parseKind reads the task kind argument of status and wait.
-func parseKind(s string) (deletion bool, err error) {
+func parseKind(s string) (mpgdpr.Kind, error) {
 	switch s {
 	case "deletion", "deletions", "delete":
-		return true, nil
+		return mpgdpr.Deletion, nil
 	case "retrieval", "retrievals", "retrieve":
-		return false, nil
+		return mpgdpr.Retrieval, nil
 	}
-	return false, usagef("the first argument must say which kind of task: retrieval or deletion (got %q)", s)
-}
-
-func kindName(deletion bool) string {
-	if deletion {
-		return "deletion"
-	}
-	return "retrieval"
+	return "", usagef("the first argument must say which kind of task: retrieval or deletion (got %q)", s)
 }
 
 // cmdCheck is status and wait.
@@ -74,7 +72,7 @@ func (cl *cli) cmdCheck(ctx context.Context, cmd string, o *checkOpts, pos []str
 	if len(pos) < 2 {
 		return cl.fail(cmd, exitUsage, usagef("want retrieval|deletion and at least one task id"))
 	}
-	deletion, err := parseKind(pos[0])
+	kind, err := parseKind(pos[0])
 	if err != nil {
 		return cl.fail(cmd, exitUsage, err)
 	}
@@ -102,7 +100,7 @@ func (cl *cli) cmdCheck(ctx context.Context, cmd string, o *checkOpts, pos []str
 		for i, id := range ids {
 			go func() {
 				defer func() { done <- struct{}{} }()
-				results[i], errs[i] = cl.waitTask(ctx, c, deletion, id, [2]time.Duration{o.pollStart, o.pollMax}, prog)
+				results[i], errs[i] = cl.waitTask(ctx, c, kind, id, [2]time.Duration{o.pollStart, o.pollMax}, prog)
 			}()
 		}
 		for range ids {
@@ -110,11 +108,7 @@ func (cl *cli) cmdCheck(ctx context.Context, cmd string, o *checkOpts, pos []str
 		}
 	} else {
 		for i, id := range ids {
-			if deletion {
-				results[i], errs[i] = c.CheckDeletion(ctx, id)
-			} else {
-				results[i], errs[i] = c.CheckRetrieval(ctx, id)
-			}
+			results[i], errs[i] = c.Check(ctx, kind, id)
 		}
 	}
 	prog.finish()
@@ -129,14 +123,14 @@ func (cl *cli) cmdCheck(ctx context.Context, cmd string, o *checkOpts, pos []str
 			}
 			fmt.Fprintf(cl.stderr, "mpgdpr %s: task %s: %s\n", cmd, id, trimLib(err))
 			if o.api.json {
-				cl.jsonLine(taskLine{Type: "error", Kind: kindName(deletion), TaskID: id, Error: trimLib(err)})
+				cl.jsonLine(taskLine{Type: "error", Kind: string(kind), TaskID: id, Error: trimLib(err)})
 			}
 			continue
 		}
 		if cmd == "wait" && !t.Status.Succeeded() {
 			code = worse(code, exitIncomplete)
 		}
-		ready := !deletion && t.Status.Succeeded() && t.DownloadURL != ""
+		ready := kind == mpgdpr.Retrieval && t.Status.Succeeded() && t.DownloadURL != ""
 		n := t.DistinctIDCount
 		if len(t.DistinctIDs) > 0 {
 			n = len(t.DistinctIDs)
@@ -146,7 +140,7 @@ func (cl *cli) cmdCheck(ctx context.Context, cmd string, o *checkOpts, pos []str
 			requested = t.DateRequested.UTC().Format(time.RFC3339)
 		}
 		if o.api.json {
-			cl.jsonLine(taskLine{Type: "task", Kind: kindName(deletion), TaskID: id, Status: string(t.Status),
+			cl.jsonLine(taskLine{Type: "task", Kind: string(kind), TaskID: id, Status: string(t.Status),
 				IDs: n, Requested: requested, ExportReady: ready})
 			continue
 		}
@@ -154,7 +148,7 @@ func (cl *cli) cmdCheck(ctx context.Context, cmd string, o *checkOpts, pos []str
 		if ready {
 			export = "ready (mpgdpr download)"
 		}
-		rows = append(rows, []string{id, kindName(deletion), string(t.Status), countOrDash(n), orDash(requested), export})
+		rows = append(rows, []string{id, string(kind), string(t.Status), countOrDash(n), orDash(requested), export})
 	}
 	if len(rows) > 0 {
 		cl.table([]string{"TASK ID", "KIND", "STATUS", "IDS", "REQUESTED", "EXPORT"}, rows)

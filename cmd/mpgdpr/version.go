@@ -32,11 +32,18 @@ func (cl *cli) printVersion() {
 	fmt.Fprintln(cl.stdout, versionLine(readBuildInfo()))
 }
 
+// release is the version a release build names itself, set by the linker
+// (GoReleaser, .goreleaser.yaml: -X main.release={{.Version}}); empty in
+// other builds, which `go install …@version` names in the build info.
+var release string
+
 // readBuildInfo is debug.ReadBuildInfo, replaced in tests.
 var readBuildInfo = func() (*debug.BuildInfo, bool) { return debug.ReadBuildInfo() }
 
 // versionLine is "mpgdpr 0.9.0 (go1.25.0, revision 1a2b3c4d5e6f)": what a bug
-// report needs to name the build.
+// report needs to name the build; "mpgdpr 0.9.0 (go1.26.8, module v0.9.0)"
+// for `go install …@v0.9.0`, and ", release 0.9.0" at the end of a
+// GoReleaser build.
 func versionLine(bi *debug.BuildInfo, ok bool) string {
 	goVersion := runtime.Version()
 	rev := "revision unknown (built without VCS information)"
@@ -65,6 +72,9 @@ func versionLine(bi *debug.BuildInfo, ok bool) string {
 		case bi.Main.Version != "" && bi.Main.Version != "(devel)":
 			rev = "module " + bi.Main.Version
 		}
+	}
+	if release != "" {
+		rev += ", release " + release
 	}
 	return fmt.Sprintf("mpgdpr %s (%s, %s)", mpgdpr.Version, goVersion, rev)
 }

@@ -1,12 +1,10 @@
 package journal
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
 )
 
@@ -103,31 +101,18 @@ func VerifyFile(path string) (*ChainCheck, error) {
 	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s: %w", path, ErrNotRegular)
 	}
-	r := bufio.NewReaderSize(f, 1<<20)
 	c := &ChainCheck{}
 	prev := ""
-	for {
-		line, err := r.ReadBytes('\n')
-		if err != nil && err != io.EOF {
-			return nil, fmt.Errorf("reading %s: %w", path, err)
-		}
-		if len(line) == 0 || line[len(line)-1] != '\n' {
-			break // end, or a torn tail
-		}
-		c.Lines++
-		body, h, ok := splitHash(line[:len(line)-1])
+	// A torn final line (no newline) is left out by scanLines.
+	_, _, err = scanLines(f, func(n int, line []byte) error {
+		c.Lines = n
+		body, h, ok := splitHash(line)
 		switch {
 		case c.BadLine != 0:
 		case !ok && c.Hashed > 0:
 			c.BadLine, c.Problem = c.Lines, "the line carries no hash, though the journal's earlier lines do (removed, or added by hand)"
 		case !ok:
-			if c.Lines == 1 {
-				// An older journal: nothing to check.
-				continue
-			}
-			if c.Hashed == 0 {
-				continue
-			}
+			// An older journal, or its lines before any hash: nothing to check.
 		case c.Lines > 1 && c.Hashed == 0:
 			c.BadLine, c.Problem = c.Lines, "a hash appears after lines without one (lines were removed or added)"
 		case chainHash(prev, body) != h:
@@ -136,9 +121,10 @@ func VerifyFile(path string) (*ChainCheck, error) {
 			c.Hashed++
 			prev, c.Head = h, h
 		}
-		if err != nil {
-			break
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
 	}
 	return c, nil
 }

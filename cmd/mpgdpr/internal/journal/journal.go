@@ -44,6 +44,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/privacykit/mpgdpr/cmd/mpgdpr/internal/words"
+	"github.com/privacykit/mpgdpr/internal/safefile"
 )
 
 // Version is the format version written in every header.
@@ -99,7 +102,7 @@ func (h Header) differences(want Header) []string {
 	diff("disclosure type", h.Disclosure, want.Disclosure)
 	diff("API host", h.API, want.API)
 	if h.IDs != want.IDs || h.IDsSHA256 != want.IDsSHA256 {
-		d = append(d, fmt.Sprintf("the ID list differs (%d distinct IDs in the journal, %d now)", h.IDs, want.IDs))
+		d = append(d, fmt.Sprintf("the ID list differs (%s in the journal, %d now)", words.Count(h.IDs, "distinct ID"), want.IDs))
 	}
 	return d
 }
@@ -225,9 +228,13 @@ func Open(path string, h Header, maxSize int64) (*Journal, Opened, error) {
 		}
 		return nil, Opened{}, err
 	}
-	if err := lock(f); err != nil {
+	// The lock keeps two runs from resuming the same job at once (each
+	// would file the same IDs); the kernel releases it however the process
+	// ends. Where the system has no file locks, Open fails rather than
+	// run unlocked.
+	if err := safefile.TryLock(f); err != nil {
 		_ = f.Close()
-		if errors.Is(err, errWouldBlock) {
+		if errors.Is(err, safefile.ErrLocked) {
 			return nil, Opened{}, fmt.Errorf("%s: %w", path, ErrLocked)
 		}
 		return nil, Opened{}, fmt.Errorf("locking %s: %w", path, err)
@@ -270,78 +277,56 @@ func (j *Journal) load(h Header, maxSize int64) (Opened, error) {
 		return Opened{}, err
 	}
 	var r io.Reader = j.f
+	limited := &io.LimitedReader{R: j.f, N: maxSize + 1}
 	if maxSize > 0 {
-		r = io.LimitReader(j.f, maxSize+1)
+		r = limited
 	}
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return Opened{}, err
-	}
-	if maxSize > 0 && int64(len(data)) > maxSize {
+	info, err := Read(r, func(e Entry) error {
+		if e.Header != nil {
+			if d := e.Header.differences(h); len(d) > 0 {
+				return &MismatchError{Path: j.path, Differences: d}
+			}
+			j.st.Header = *e.Header
+		} else if err := j.st.apply(*e.Record, false); err != nil {
+			return fmt.Errorf("%w at line %d: %v", ErrCorrupt, e.Line, err)
+		}
+		j.chain.follow(e.Raw, e.Header != nil)
+		return nil
+	})
+	if maxSize > 0 && limited.N == 0 { // it holds more than maxSize bytes
 		return Opened{}, fmt.Errorf("%s: %w (it grew past %d bytes while being read)", j.path, ErrTooLarge, maxSize)
 	}
-	if len(data) == 0 {
-		return Opened{}, j.create(h)
+	var mm *MismatchError
+	switch {
+	case errors.As(err, &mm):
+		return Opened{}, err
+	case err != nil:
+		return Opened{}, fmt.Errorf("%s: %w", j.path, err)
 	}
-	var op Opened
-	// Only complete lines count; a final fragment without its newline is
-	// the write a crash cut short.
-	good := bytes.LastIndexByte(data, '\n') + 1
-	lines := bytes.SplitAfter(data[:good], []byte("\n"))
-	if len(lines) > 0 && len(lines[len(lines)-1]) == 0 {
-		lines = lines[:len(lines)-1]
-	}
-	if good < len(data) {
-		op.DroppedTail = true
-	}
-	if len(lines) == 0 {
+	if info.Lines == 0 {
+		if len(info.Tail) == 0 {
+			return Opened{}, j.create(h)
+		}
 		// Not even the header survived: nothing was ever sent. Only what a
 		// torn header write leaves (a prefix of a header, or zeros) is
 		// emptied: any other file was not written by this command.
-		if !tornHeader(data) {
+		if !tornHeader(info.Tail) {
 			return Opened{}, fmt.Errorf("%s: %w: the file holds no journal header (is it the right path?)", j.path, ErrCorrupt)
 		}
 		if err := j.truncate(0); err != nil {
 			return Opened{}, err
 		}
-		return op, j.create(h)
+		return Opened{DroppedTail: true}, j.create(h)
 	}
-	var have Header
-	if err := json.Unmarshal(lines[0], &have); err != nil || have.Type != "header" {
-		return Opened{}, fmt.Errorf("%s: %w: the first line is not a journal header", j.path, ErrCorrupt)
-	}
-	if d := have.differences(h); len(d) > 0 {
-		return Opened{}, &MismatchError{Path: j.path, Differences: d}
-	}
-	j.st.Header = have
-	j.chain.follow(lines[0], true)
-	for i, line := range lines[1:] {
-		last := i == len(lines)-2
-		var r Record
-		if err := json.Unmarshal(line, &r); err != nil {
-			if last {
-				// A final line that does not parse is a torn write too
-				// (a crash can leave a block of zeros): drop it.
-				good -= len(line)
-				op.DroppedTail = true
-				break
-			}
-			return Opened{}, fmt.Errorf("%s: %w at line %d: %v", j.path, ErrCorrupt, i+2, err)
-		}
-		if err := j.st.apply(r, false); err != nil {
-			return Opened{}, fmt.Errorf("%s: %w at line %d: %v", j.path, ErrCorrupt, i+2, err)
-		}
-		j.chain.follow(line, false)
-	}
+	op := Opened{Resumed: true, DroppedTail: info.DroppedTail}
 	if op.DroppedTail {
-		if err := j.truncate(int64(good)); err != nil {
+		if err := j.truncate(info.Good); err != nil {
 			return Opened{}, err
 		}
 	}
 	if _, err := j.f.Seek(0, 2); err != nil {
 		return Opened{}, err
 	}
-	op.Resumed = true
 	return op, nil
 }
 
