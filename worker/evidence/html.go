@@ -350,6 +350,16 @@ var pageTemplate = template.Must(template.New("page").Funcs(template.FuncMap{
 		}
 		return fmt.Sprintf("%.2f", d)
 	},
+	// within says a time under a day in minutes or hours, beside its days.
+	"within": func(d float64) string {
+		switch {
+		case d < 0 || d >= 1:
+			return ""
+		case d*24 < 1:
+			return fmt.Sprintf(" (%.0f min)", d*24*60)
+		}
+		return fmt.Sprintf(" (%.1f h)", d*24)
+	},
 	"count": func(s ProjectSummary, o string) int { return s.count(o) },
 	"label": func(o string) string { return outcomeLabel[o] },
 	"needs": func(s ProjectSummary, o string) bool { return needsAction(o) && s.count(o) > 0 },

@@ -282,7 +282,7 @@ func checkSummary(t *testing.T, dom string, recs []*Record) map[string]map[strin
 		}
 	}
 	cell := func(project, key string) (string, string, bool) {
-		m := regexp.MustCompile(`<tr data-project="` + regexp.QuoteMeta(project) + `">.*?<td class="([^"]*)" data-k="` + key + `">([^<]*)</td>`).FindStringSubmatch(dom)
+		m := regexp.MustCompile(`<tr data-project="` + regexp.QuoteMeta(project) + `">.*?<td class="([^"]*)" data-k="` + key + `">([^<]*)(?:<span class="note">[^<]*</span>)?</td>`).FindStringSubmatch(dom)
 		if m == nil {
 			return "", "", false
 		}
@@ -317,6 +317,13 @@ func checkSummary(t *testing.T, dom string, recs []*Record) map[string]map[strin
 		for key, w := range map[string]string{"median": med, "worst": worst} {
 			if _, text, _ := cell(project, key); text != w {
 				t.Errorf("%s %s: rendered %q, want %q", project, key, text, w)
+			}
+		}
+		// Under a day, the time is also said in minutes or hours.
+		if len(ds) > 0 && ds[len(ds)-1] < 1 {
+			want := fmt.Sprintf(`data-k="worst">%s<span class="note"> (`, worst)
+			if !strings.Contains(dom, want) {
+				t.Errorf("%s: the worst time, under a day, is not said in minutes or hours", project)
 			}
 		}
 	}

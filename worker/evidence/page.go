@@ -24,7 +24,7 @@ td.needs{background:#fdecea;outline:2px solid #c0392b;outline-offset:-2px}
 <h2>Summary per project</h2>
 <table id="summary"><thead><tr><th rowspan="2">Project</th><th rowspan="2">Requests</th><th colspan="3" class="act">Needs action</th><th colspan="2">Open</th><th colspan="2">Completed</th><th rowspan="2">Median days to complete</th><th rowspan="2">Worst days to complete</th></tr>
 <tr>{{range .Outcomes}}<th>{{label .}}</th>{{end}}</tr></thead>
-<tbody>{{range $s := .Summary}}<tr data-project="{{$s.Project}}"><td>{{$s.Project}}</td><td class="n" data-k="total">{{$s.Total}}</td>{{range $.Outcomes}}<td class="n {{.}}{{if needs $s .}} needs{{end}}" data-k="{{.}}">{{count $s .}}</td>{{end}}<td class="n" data-k="median">{{days $s.MedianDays}}</td><td class="n" data-k="worst">{{days $s.WorstDays}}</td></tr>
+<tbody>{{range $s := .Summary}}<tr data-project="{{$s.Project}}"><td>{{$s.Project}}</td><td class="n" data-k="total">{{$s.Total}}</td>{{range $.Outcomes}}<td class="n {{.}}{{if needs $s .}} needs{{end}}" data-k="{{.}}">{{count $s .}}</td>{{end}}<td class="n" data-k="median">{{days $s.MedianDays}}<span class="note">{{within $s.MedianDays}}</span></td><td class="n" data-k="worst">{{days $s.WorstDays}}<span class="note">{{within $s.WorstDays}}</span></td></tr>
 {{end}}</tbody></table>
 <p class="note">Each request is counted once. A request not completed that failed, or whose create's outcome is unknown, is counted there whatever its deadline, never as on time or at risk{{if .PastDeadline}}: <b id="past-deadline" data-count="{{.PastDeadline}}">{{.PastDeadline}} of them are past their deadline</b>{{end}}.</p>
 {{if .Advice}}<h2>What to do</h2>
