@@ -260,7 +260,7 @@ func (w *Worker[TTx]) recordCreate(ctx context.Context, b *batchRow, items []bat
 				next = out.Unknown // a filed deletion draws a 409 naming its task
 				return eventsFor(ctx, tx, b, items, set, workerdb.EventUnknown, "outcome unknown; the deletion is filed again (a 409 will name the task if the first was accepted)", now)
 			}
-			return w.markUnknown(ctx, tx, b, items, set, now)
+			return w.markUnknown(ctx, tx, b, items, set, createID)
 		}
 
 		// Refused: nothing was filed.
@@ -323,11 +323,17 @@ func eventsFor(ctx context.Context, tx dbTx, b *batchRow, items []batchItem, set
 
 const unknownDetail = "the create's outcome is unknown: Mixpanel may have filed this retrieval; it is not filed again. Check Mixpanel, then enqueue it again under a new reference if it was not filed"
 
-// markUnknown reports the retrieval items of an unknown create.
-func (w *Worker[TTx]) markUnknown(ctx context.Context, tx dbTx, b *batchRow, items []batchItem, set map[string]bool, now time.Time) error {
+// markUnknown reports the retrieval items of an unknown create, with the
+// time the create was sent (what Mixpanel support needs to find the task).
+func (w *Worker[TTx]) markUnknown(ctx context.Context, tx dbTx, b *batchRow, items []batchItem, set map[string]bool, createID int64) error {
+	var sent string
+	if err := tx.queryRow(ctx, `SELECT sent_at FROM mpgdpr_create WHERE id = ?`, createID).Scan(&sent); err != nil {
+		return err
+	}
+	detail := workerdb.UnknownCreateDetail(workerdb.ParseTime(sent), unknownDetail)
 	for i, it := range items {
 		if it.State == StateBatched && intersects(it.IDs, set) {
-			if err := setItemState(ctx, tx, it.itemRef, StateUnknown, workerdb.EventUnknown, "", unknownDetail); err != nil {
+			if err := setItemState(ctx, tx, it.itemRef, StateUnknown, workerdb.EventUnknown, "", detail); err != nil {
 				return err
 			}
 			items[i].State = StateUnknown
@@ -361,7 +367,7 @@ func (w *Worker[TTx]) settleLostCreate(ctx context.Context, b *batchRow, items [
 		if Kind(b.Kind).Resubmittable() {
 			return eventsFor(ctx, tx, b, items, set, workerdb.EventUnknown, detail+"; the deletion is filed again (a 409 will name the task if the first was accepted)", now)
 		}
-		return w.markUnknown(ctx, tx, b, items, set, now)
+		return w.markUnknown(ctx, tx, b, items, set, c.ID)
 	})
 }
 

@@ -1,13 +1,16 @@
 package worker
 
 import (
+	"bytes"
 	"context"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/privacykit/mpgdpr"
 	"github.com/privacykit/mpgdpr/mpgdprtest"
+	"github.com/privacykit/mpgdpr/worker/evidence"
 	"github.com/privacykit/mpgdpr/worker/workerdb"
 	"github.com/riverqueue/river/rivertype"
 )
@@ -108,6 +111,28 @@ func TestUnknownRetrievalReportedNotRefiled(t *testing.T) {
 		it, evs := itemEvents(t, e, "R-a", "eu")
 		if it.State != StateUnknown || !slices.Contains(evs, workerdb.EventUnknown) || it.Detail == "" {
 			t.Errorf("item %+v events %v", it, evs)
+		}
+		// The detail says when the create was sent: what Mixpanel support
+		// needs to find the task (the API cannot list tasks).
+		sent, ok := workerdb.CreateSentAt(it.Detail)
+		if !ok || e.count(`SELECT COUNT(*) FROM mpgdpr_create WHERE sent_at = ?`, workerdb.FormatTime(sent)) != 1 {
+			t.Errorf("the unknown item's detail %q does not give its create's time", it.Detail)
+		}
+		// The evidence report counts it unknown, never on time, and says
+		// what to ask Mixpanel support, with that time.
+		src, err := evidence.OpenDB(ctx, e.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer src.Close()
+		var page bytes.Buffer
+		if _, err := evidence.Generate(ctx, src, nil, evidence.Filter{}, time.Now(), evidence.NewHTMLWriter(&page, evidence.HTMLOptions{})); err != nil {
+			t.Fatal(err)
+		}
+		ask := "In project eu, is there a GDPR retrieval task created at about " + sent.UTC().Format("2006-01-02 15:04:05 UTC") + "?"
+		if !strings.Contains(page.String(), `data-ref="R-a" data-outcome="unknown"`) || !strings.Contains(page.String(), ask) ||
+			!strings.Contains(page.String(), `<td class="n unknown needs" data-k="unknown">2</td>`) {
+			t.Errorf("the HTML report does not show R-a as unknown with the question %q", ask)
 		}
 	})
 }

@@ -5,7 +5,6 @@ package main
 import (
 	"bytes"
 	"errors"
-	"github.com/privacykit/mpgdpr/worker/workertest"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -21,6 +20,7 @@ import (
 	"time"
 
 	"github.com/privacykit/mpgdpr/mpgdprtest"
+	"github.com/privacykit/mpgdpr/worker/workertest"
 )
 
 // These tests run the real binary as a separate process, to kill it.
@@ -64,7 +64,7 @@ func binary(t *testing.T) string {
 }
 
 func TestMain(m *testing.M) {
-	code := workertest.RunTests(m) // a PostgreSQL cluster for the worker commands' tests
+	code := workertest.Run(m) // and stops a PostgreSQL cluster started for the tests
 	if buildDir != "" {
 		_ = os.RemoveAll(buildDir)
 	}

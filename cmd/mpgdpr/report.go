@@ -9,12 +9,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/privacykit/mpgdpr/cmd/mpgdpr/internal/journal"
+	"github.com/privacykit/mpgdpr/internal/redact"
 	"github.com/privacykit/mpgdpr/worker"
 	"github.com/privacykit/mpgdpr/worker/evidence"
 	"github.com/privacykit/mpgdpr/worker/workerdb"
@@ -38,6 +40,11 @@ so that the report can be shared: 'mpgdpr report hash-id' finds a person's
 hash. No report holds a token or an API secret.
 
 'mpgdpr report verify' checks that the stored history was not edited.
+
+Both say on stderr which database they read (a Postgres URL with its
+password hidden) and exit 1, writing nothing, when it does not exist (it is
+never created), is not a worker's, or holds no request and no event:
+--allow-empty accepts an empty record on purpose.
 `
 
 type reportOpts struct {
@@ -48,6 +55,7 @@ type reportOpts struct {
 	since, until, state string
 	format, hashIDs     string
 	out, policy, now    string
+	allowEmpty          bool
 }
 
 func newReportCmd(cl *cli) *cobra.Command {
@@ -80,6 +88,7 @@ func addSourceFlags(fs *pflag.FlagSet, o *reportOpts) {
 	fs.StringVar(&o.config, "config", "", "the worker's configuration file (its database)")
 	fs.StringVar(&o.database, "database", "", "the worker's database: sqlite:PATH or a postgres:// URL (default: the configuration's; with --config a relative PATH is taken from its directory, as the worker does)")
 	fs.StringArrayVar(&o.journals, "journal", nil, "a bulk job's journal (repeat for several)")
+	fs.BoolVar(&o.allowEmpty, "allow-empty", false, "accept a worker's database that holds no request (by default an empty record is an error)")
 }
 
 // parseWhen reads a date (midnight UTC) or an RFC 3339 time.
@@ -133,16 +142,48 @@ func (cl *cli) reportSource(ctx context.Context, o *reportOpts) (evidence.Source
 	default:
 		return nil, nil, nil, usagef("say where the requests are: --config FILE, --database URL or --journal FILE")
 	}
-	if loc.Driver == workerdb.SQLite {
-		if _, err := os.Stat(loc.Path); err != nil {
-			return nil, nil, nil, fmt.Errorf("the worker's database %s: %w", loc.Path, err)
-		}
-	}
-	db, err := evidence.OpenDB(ctx, loc.URL())
+	db, err := cl.openRecord(ctx, loc, o.allowEmpty)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	return db, db, func() { _ = db.Close() }, nil
+}
+
+// openRecord says on stderr which database it reads (stdout is the
+// report's), opens it read-only and refuses one that is missing, not a
+// worker's or, unless allowEmpty, empty (evidence.DB.Check).
+func (cl *cli) openRecord(ctx context.Context, loc workerdb.Location, allowEmpty bool) (*evidence.DB, error) {
+	shown := redact.URL(loc.URL())
+	if loc.Driver == workerdb.SQLite {
+		if abs, err := filepath.Abs(loc.Path); err == nil {
+			loc.Path = abs
+		}
+		shown = loc.String()
+	}
+	fmt.Fprintf(cl.stderr, "mpgdpr: reading the worker's database %s\n", shown)
+	if loc.Driver == workerdb.SQLite {
+		if _, err := os.Stat(loc.Path); err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("the worker's database %s does not exist (check --config or --database; nothing was created)", shown)
+			}
+			return nil, fmt.Errorf("the worker's database %s: %w", shown, err)
+		}
+	}
+	db, err := evidence.OpenDB(ctx, loc.URL())
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Check(ctx, allowEmpty); err != nil {
+		_ = db.Close()
+		switch {
+		case errors.Is(err, evidence.ErrEmptyRecord):
+			return nil, fmt.Errorf("the worker's database %s holds no request and no event: nothing to report or verify (is it the right database? --allow-empty accepts an empty record)", shown)
+		case errors.Is(err, evidence.ErrNoWorkerSchema):
+			return nil, fmt.Errorf("the database %s is %s (is it the right database?)", shown, strings.TrimPrefix(err.Error(), "evidence: "))
+		}
+		return nil, fmt.Errorf("the database %s: %s", shown, strings.TrimPrefix(err.Error(), "evidence: "))
+	}
+	return db, nil
 }
 
 func (cl *cli) cmdReport(ctx context.Context, o *reportOpts) int {
@@ -276,7 +317,8 @@ is not a signature of the history. Entries without a hash (a journal of an
 older version) are reported unverifiable, not tampered.
 
 Exit 0 when nothing was found wrong, 4 when something was, 1 when the
-history could not be read.
+history could not be read: a database that does not exist, is not a
+worker's or, without --allow-empty, holds nothing.
 `
 
 func newReportVerifyCmd(cl *cli) *cobra.Command {

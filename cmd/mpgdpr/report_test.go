@@ -293,25 +293,10 @@ func TestReportFromWorkerDatabase(t *testing.T) {
 // report is run from: not a worker.db of the current directory (here an
 // empty one, which once gave an empty report and exit 0).
 func TestReportConfigRelativeDatabase(t *testing.T) {
-	ctx := context.Background()
 	srv := newFake(t)
 	enqueue := func(dir string, refs ...string) string {
 		cfgPath := workertest.Config(t, dir, map[string]*mpgdprtest.Server{"web": srv}, workertest.WithDatabase("sqlite:worker.db"))
-		cfg, err := worker.LoadConfig(cfgPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		svc, closeDB, err := worker.Open(ctx, cfg, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer closeDB()
-		for _, ref := range refs {
-			if _, err := svc.Enqueue(ctx, worker.Request{Reference: ref, Kind: worker.Deletion, ComplianceType: mpgdpr.GDPR,
-				DistinctIDs: []string{"id-" + ref}, Projects: []string{"web"}}); err != nil {
-				t.Fatal(err)
-			}
-		}
+		enqueueIn(t, cfgPath, "", refs...)
 		return cfgPath
 	}
 	etc, elsewhere := t.TempDir(), t.TempDir()
@@ -332,8 +317,10 @@ func TestReportConfigRelativeDatabase(t *testing.T) {
 	if r := runCmd(t, nil, "", "report", "--config", cfgPath, "--database", "sqlite:worker.db", "--format", "csv"); strings.Count(r.stdout, "\n") != 3 {
 		t.Errorf("--database sqlite:worker.db --config: %v", r)
 	}
-	// --database alone: the current directory's (the empty one).
-	if r := runCmd(t, nil, "", "report", "--database", "sqlite:worker.db", "--format", "csv"); r.code != exitOK || strings.Count(r.stdout, "\n") != 1 {
+	// --database alone: the current directory's (the empty one), which
+	// is refused as empty, and named.
+	if r := runCmd(t, nil, "", "report", "--database", "sqlite:worker.db", "--format", "csv"); r.code != exitLocal || r.stdout != "" ||
+		!strings.Contains(r.stderr, filepath.Join(elsewhere, "worker.db")+" holds no request") {
 		t.Errorf("--database sqlite:worker.db: %v", r)
 	}
 }

@@ -42,7 +42,7 @@ func (c *csvWriter) Write(r *Record) error {
 			return err
 		}
 	}
-	ids, _ := json.Marshal(c.h.names(r.DistinctIDs))
+	ids, _ := json.Marshal(c.h.shownIDs(r))
 	if r.DistinctIDs == nil {
 		ids = nil
 	}

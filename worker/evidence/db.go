@@ -3,7 +3,9 @@ package evidence
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib" // registers "pgx" for database/sql
@@ -72,4 +74,56 @@ func (d *DB) q(query string) string {
 		return query
 	}
 	return workerdb.Rebind(query)
+}
+
+// Errors of Check: the database is not a worker's, or it holds nothing.
+var (
+	// ErrNoWorkerSchema: a table the reports read is missing (the database
+	// of another application, an empty file, or a worker that never ran
+	// its migrations there).
+	ErrNoWorkerSchema = errors.New("not a worker's database")
+	// ErrEmptyRecord: the worker's tables are there but hold no request
+	// and no event.
+	ErrEmptyRecord = errors.New("the record is empty: no request and no event")
+)
+
+// RecordTables are the worker's tables the reports and Verify read.
+var RecordTables = []string{"mpgdpr_request", "mpgdpr_item", "mpgdpr_item_task", "mpgdpr_task", "mpgdpr_event", "mpgdpr_chain"}
+
+// Check is the one test every report and verification of the database
+// makes before reading it, so that none passes on the wrong database or an
+// empty one: it returns an error wrapping ErrNoWorkerSchema when a table of
+// RecordTables is missing, and, unless allowEmpty, one wrapping
+// ErrEmptyRecord when the tables hold no request and no event. It reads
+// the catalogue and one row at most.
+func (d *DB) Check(ctx context.Context, allowEmpty bool) error {
+	var missing []string
+	for _, t := range RecordTables {
+		q := `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?`
+		if d.postgres {
+			// The search path's, as the worker's own queries see them.
+			q = `SELECT COUNT(*) FROM (SELECT to_regclass(?::text) AS t) r WHERE r.t IS NOT NULL`
+		}
+		var n int
+		if err := d.db.QueryRowContext(ctx, d.q(q), t).Scan(&n); err != nil {
+			return fmt.Errorf("evidence: reading the database's tables: %s", redact.URL(err.Error()))
+		}
+		if n == 0 {
+			missing = append(missing, t)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("evidence: %w: no table %s", ErrNoWorkerSchema, strings.Join(missing, ", "))
+	}
+	if allowEmpty {
+		return nil
+	}
+	var found bool
+	if err := d.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM mpgdpr_request) OR EXISTS (SELECT 1 FROM mpgdpr_event)`).Scan(&found); err != nil {
+		return fmt.Errorf("evidence: reading the database: %s", redact.URL(err.Error()))
+	}
+	if !found {
+		return fmt.Errorf("evidence: %w", ErrEmptyRecord)
+	}
+	return nil
 }

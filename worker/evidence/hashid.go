@@ -80,3 +80,13 @@ func (h *IDHasher) names(ids []string) []string {
 	}
 	return out
 }
+
+// shownIDs returns a record's IDs as a report shows them: hashed with h, or
+// as they are when h is nil or when they were purged (already keyed
+// hashes: hashing them again would hide them from 'report hash-id').
+func (h *IDHasher) shownIDs(r *Record) []string {
+	if r.IDsPurged {
+		return r.DistinctIDs
+	}
+	return h.names(r.DistinctIDs)
+}

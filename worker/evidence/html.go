@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/privacykit/mpgdpr/worker/workerdb"
 )
 
 // HTMLOptions configure the HTML report.
@@ -20,11 +22,45 @@ type HTMLOptions struct {
 	Hasher *IDHasher
 	// Now is the time the report is made as of (default time.Now()).
 	Now time.Time
-	// ChartRows caps the requests drawn in the chart (default 200); the
-	// table always has every one.
+	// ChartRows is ignored: the charts are distributions of every request,
+	// readable whatever their number.
+	//
+	// Deprecated: the charts no longer draw one bar per request.
 	ChartRows int
 	// Verification, if set, is shown at the top (the chains' state).
 	Verification *Verification
+}
+
+// The outcomes the HTML page shows besides the deadline states: a request
+// not completed whose worker (or job) gave up, or whose create's outcome
+// is unknown. Either needs someone to act, whatever its deadline says, so
+// the page never counts it on time or at risk.
+const (
+	OutcomeFailed  = "failed"
+	OutcomeUnknown = "unknown"
+)
+
+// Outcome is how the HTML page counts an evaluated record: OutcomeFailed
+// or OutcomeUnknown for a request not completed that the source reports
+// failed or unknown, otherwise its deadline state.
+func Outcome(r *Record) string {
+	if !r.Completed() {
+		switch r.SourceState {
+		case OutcomeFailed:
+			return OutcomeFailed
+		case OutcomeUnknown:
+			return OutcomeUnknown
+		}
+	}
+	return string(r.Deadline.State)
+}
+
+// outcomes are the summary's columns, in order: those needing action first.
+var outcomes = []string{OutcomeFailed, OutcomeUnknown, string(Overdue), string(AtRisk), string(OnTime), string(Met), string(MetLate)}
+
+// needsAction reports an outcome someone must act on.
+func needsAction(o string) bool {
+	return o == OutcomeFailed || o == OutcomeUnknown || o == string(Overdue)
 }
 
 // htmlRow is one request as the page holds it (in its embedded JSON).
@@ -41,24 +77,48 @@ type htmlRow struct {
 	Completed string  `json:"completed"`
 	Days      float64 `json:"days"` // -1 while open
 	Due       string  `json:"due"`
-	State     string  `json:"state"`
+	State     string  `json:"state"`  // the outcome (Outcome)
+	DState    string  `json:"dstate"` // the deadline state
 	Extended  string  `json:"extended"`
 	Notes     int     `json:"notes"`
 
-	received, completed, by time.Time
-	dur                     float64 // days to complete, unrounded (-1: open)
+	by  time.Time
+	dur time.Duration // receipt to completion (-1: open)
+}
+
+// maxAdvice caps the requests the page gives advice for one by one; the
+// table (filtered by state) has every one.
+const maxAdvice = 200
+
+// advice is what the page says to do about one failed or unknown request.
+type advice struct {
+	Outcome, Ref, Project, Kind, Reg string
+	Due, DState                      string
+	// When is the create's time (unknown), or when it failed.
+	When, WhenLabel string
+	Detail          string
+	// IDs are the distinct IDs to give Mixpanel support, when the report
+	// does not hash them; Hashed says it does.
+	IDs    []string
+	Hashed bool
+	// Purged: the worker keeps only the IDs' keyed hashes.
+	Purged bool
 }
 
 type htmlWriter struct {
-	w    io.Writer
-	opt  HTMLOptions
-	rows []htmlRow
+	w       io.Writer
+	opt     HTMLOptions
+	rows    []htmlRow
+	advice  []advice
+	actions int // failed and unknown requests, advice or not
 }
 
 // NewHTMLWriter writes the HTML report to w when closed: one self-contained
 // page (inline CSS, SVG and script; nothing fetched, so it works offline
-// and as an e-mail attachment) with a summary per project, a chart of the
-// requests over time against their deadlines, and the table of requests,
+// and as an e-mail attachment) with a summary per project (failed and
+// unknown requests apart, marked as needing action), what to do about
+// each failed or unknown request, two charts (completed requests by time
+// to complete, open ones by days left), and the table of requests,
 // filterable and paged in the page itself. It keeps a small row per
 // request in memory until Close (unlike the CSV and JSON Lines writers).
 func NewHTMLWriter(w io.Writer, opt HTMLOptions) Writer {
@@ -68,14 +128,11 @@ func NewHTMLWriter(w io.Writer, opt HTMLOptions) Writer {
 	if opt.Now.IsZero() {
 		opt.Now = time.Now()
 	}
-	if opt.ChartRows <= 0 {
-		opt.ChartRows = 200
-	}
 	return &htmlWriter{w: w, opt: opt}
 }
 
 func (h *htmlWriter) Write(r *Record) error {
-	ids := h.opt.Hasher.names(r.DistinctIDs)
+	ids := h.opt.Hasher.shownIDs(r)
 	shown := strings.Join(ids, ", ")
 	if len(ids) > 3 {
 		shown = strings.Join(ids[:3], ", ") + fmt.Sprintf(" and %d more", len(ids)-3)
@@ -95,12 +152,12 @@ func (h *htmlWriter) Write(r *Record) error {
 	row := htmlRow{
 		Ref: r.Reference, Project: r.Project, Kind: r.Kind, Reg: r.ComplianceType, IDs: shown,
 		Received: fmtTime(r.ReceivedAt), Filed: fmtTime(r.FirstFiledAt()), Tasks: strings.Join(tasks, " "), Status: st,
-		Completed: fmtTime(r.CompletedAt), Days: -1, State: string(r.Deadline.State), Notes: len(r.Notes),
-		received: r.ReceivedAt, completed: r.CompletedAt, by: r.Deadline.By, dur: -1,
+		Completed: fmtTime(r.CompletedAt), Days: -1, State: Outcome(r), DState: string(r.Deadline.State), Notes: len(r.Notes),
+		by: r.Deadline.By, dur: -1,
 	}
 	if r.Completed() {
-		row.dur = r.TimeToComplete().Hours() / 24
-		row.Days = float64(int(row.dur*100+0.5)) / 100
+		row.dur = r.TimeToComplete()
+		row.Days = float64(int(row.dur.Hours()/24*100+0.5)) / 100
 	}
 	if !r.Deadline.Due.IsZero() {
 		row.Due = r.Deadline.Due.Format("2006-01-02")
@@ -109,17 +166,76 @@ func (h *htmlWriter) Write(r *Record) error {
 		row.Extended = r.Extension.Reason
 	}
 	h.rows = append(h.rows, row)
+	if row.State == OutcomeFailed || row.State == OutcomeUnknown {
+		h.actions++
+		if len(h.advice) < maxAdvice {
+			h.advice = append(h.advice, h.adviceFor(r, row))
+		}
+	}
 	return nil
 }
+
+// adviceFor says what can be done about a failed or unknown request. The
+// API has no call to list tasks: for an unknown create, only Mixpanel
+// support can say whether the task exists, given the project, the
+// create's time and the compliance type. The IDs are given only when the
+// report does not hash them.
+func (h *htmlWriter) adviceFor(r *Record, row htmlRow) advice {
+	a := advice{Outcome: row.State, Ref: r.Reference, Project: r.Project, Kind: r.Kind, Reg: r.ComplianceType,
+		Due: row.Due, DState: strings.ReplaceAll(row.DState, "_", " "), Hashed: h.opt.Hasher != nil, Purged: r.IDsPurged}
+	if !a.Hashed && !a.Purged {
+		a.IDs = r.DistinctIDs
+	}
+	// The latest note of the outcome's kind says when and why.
+	want := map[string]bool{workerdb.EventUnknown: true, "unsent": true}
+	if a.Outcome == OutcomeFailed {
+		want = map[string]bool{workerdb.EventFailed: true, workerdb.EventRefused: true, workerdb.EventExportError: true}
+	}
+	for _, n := range slices.Backward(r.Notes) {
+		if !want[n.Event] {
+			continue
+		}
+		a.Detail = hashIDsIn(h.opt.Hasher, r.DistinctIDs, n.Detail)
+		a.When, a.WhenLabel = adviceTime(n.At), "failed at"
+		if a.Outcome == OutcomeUnknown {
+			a.WhenLabel = "outcome found unknown at"
+			if sent, ok := workerdb.CreateSentAt(n.Detail); ok {
+				a.When, a.WhenLabel = adviceTime(sent), "create sent at"
+			}
+		}
+		break
+	}
+	return a
+}
+
+// adviceTime writes a time for a person to read out: "2026-03-12 12:02:00 UTC".
+func adviceTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") }
 
 // ProjectSummary is one project's line of the HTML report's summary.
 type ProjectSummary struct {
 	Project string
 	Total   int
-	ByState map[State]int
+	// Failed and Unknown count the requests not completed that failed or
+	// whose outcome is unknown (Outcome), whatever their deadline; ByState
+	// counts the others by deadline state, so that every request is
+	// counted once. PastDeadline counts the failed and unknown ones whose
+	// deadline has passed.
+	Failed, Unknown, PastDeadline int
+	ByState                       map[State]int
 	// MedianDays and WorstDays are times to completion of the completed
 	// requests, in days (-1: none completed).
 	MedianDays, WorstDays float64
+}
+
+// count is the summary's figure for an outcome (a column of the page).
+func (s ProjectSummary) count(outcome string) int {
+	switch outcome {
+	case OutcomeFailed:
+		return s.Failed
+	case OutcomeUnknown:
+		return s.Unknown
+	}
+	return s.ByState[State(outcome)]
 }
 
 // Summarize computes the per-project summary of evaluated records (what
@@ -128,9 +244,9 @@ type ProjectSummary struct {
 func Summarize(recs []*Record) []ProjectSummary {
 	rows := make([]htmlRow, len(recs))
 	for i, r := range recs {
-		rows[i] = htmlRow{Project: r.Project, State: string(r.Deadline.State), dur: -1}
+		rows[i] = htmlRow{Project: r.Project, State: Outcome(r), DState: string(r.Deadline.State), dur: -1}
 		if r.Completed() {
-			rows[i].dur = r.TimeToComplete().Hours() / 24
+			rows[i].dur = r.TimeToComplete()
 		}
 	}
 	return summarize(rows)
@@ -150,9 +266,21 @@ func summarize(rows []htmlRow) []ProjectSummary {
 		s := ProjectSummary{Project: name, Total: len(rs), ByState: map[State]int{}, MedianDays: -1, WorstDays: -1}
 		var ds []float64
 		for _, r := range rs {
-			s.ByState[State(r.State)]++
+			switch r.State {
+			case OutcomeFailed, OutcomeUnknown:
+				if r.State == OutcomeFailed {
+					s.Failed++
+				} else {
+					s.Unknown++
+				}
+				if r.DState == string(Overdue) {
+					s.PastDeadline++
+				}
+			default:
+				s.ByState[State(r.State)]++
+			}
 			if r.dur >= 0 {
-				ds = append(ds, r.dur)
+				ds = append(ds, r.dur.Hours()/24)
 			}
 		}
 		if len(ds) > 0 {
@@ -177,23 +305,32 @@ func summarize(rows []htmlRow) []ProjectSummary {
 }
 
 func (h *htmlWriter) Close() error {
-	sort.SliceStable(h.rows, func(i, j int) bool { return h.rows[i].received.Before(h.rows[j].received) })
+	sort.SliceStable(h.rows, func(i, j int) bool { return h.rows[i].Received < h.rows[j].Received })
 	data, err := json.Marshal(h.rows) // escapes <, > and &: safe inside <script>
 	if err != nil {
 		return err
 	}
 	view := struct {
 		Title, Generated string
-		States           []State
+		Outcomes         []string
 		Summary          []ProjectSummary
-		Chart            template.HTML
+		Advice           []advice
+		MoreAdvice       int
+		PastDeadline     int
+		DoneChart        template.HTML
+		OpenChart        template.HTML
 		Data             template.JS
 		Total            int
 		Verification     []string
 		VerifyOK         bool
 	}{
-		Title: h.opt.Title, Generated: fmtTime(h.opt.Now), States: States,
-		Summary: summarize(h.rows), Chart: h.chart(), Data: template.JS(data), Total: len(h.rows),
+		Title: h.opt.Title, Generated: fmtTime(h.opt.Now), Outcomes: outcomes,
+		Summary: summarize(h.rows), Advice: h.advice, MoreAdvice: h.actions - len(h.advice),
+		DoneChart: doneChart(h.rows), OpenChart: openChart(h.rows, h.opt.Now),
+		Data: template.JS(data), Total: len(h.rows),
+	}
+	if n := len(view.Summary); n > 0 {
+		view.PastDeadline = view.Summary[n-1].PastDeadline // all projects: the last line
 	}
 	if v := h.opt.Verification; v != nil {
 		view.VerifyOK = v.OK()
@@ -206,68 +343,6 @@ func (h *htmlWriter) Close() error {
 	return bw.Flush()
 }
 
-var stateColor = map[string]string{
-	string(OnTime): "#2b7bb9", string(AtRisk): "#e69f00", string(Overdue): "#c0392b",
-	string(Met): "#2e8b57", string(MetLate): "#8e44ad", "": "#888888",
-}
-
-// chart draws up to ChartRows requests as bars from receipt to completion
-// (or now), each with a tick at its deadline, as inline SVG.
-func (h *htmlWriter) chart() template.HTML {
-	rows := h.rows
-	if len(rows) == 0 {
-		return template.HTML(`<p>No requests.</p>`)
-	}
-	if len(rows) > h.opt.ChartRows {
-		rows = rows[:h.opt.ChartRows]
-	}
-	lo, hi := rows[0].received, h.opt.Now
-	for _, r := range rows {
-		if r.received.Before(lo) {
-			lo = r.received
-		}
-		for _, t := range []time.Time{r.completed, r.by} {
-			if t.After(hi) {
-				hi = t
-			}
-		}
-	}
-	if !hi.After(lo) {
-		hi = lo.Add(24 * time.Hour)
-	}
-	const left, width, top, rowH = 40.0, 900.0, 20.0, 4.0
-	x := func(t time.Time) float64 { return left + width*float64(t.Sub(lo))/float64(hi.Sub(lo)) }
-	height := top + rowH*float64(len(rows)) + 30
-	var b strings.Builder
-	fmt.Fprintf(&b, `<svg id="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %.0f %.0f" width="100%%" role="img" aria-label="Requests over time against their deadlines">`, left*2+width, height)
-	// Axis: ticks at up to 8 dates.
-	span := hi.Sub(lo)
-	for i := 0; i <= 6; i++ {
-		t := lo.Add(span * time.Duration(i) / 6)
-		fmt.Fprintf(&b, `<line x1="%.1f" y1="%.0f" x2="%.1f" y2="%.1f" stroke="#ddd"/>`, x(t), top-5, x(t), height-25)
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="10" text-anchor="middle" fill="#555">%s</text>`, x(t), height-12, t.UTC().Format("2006-01-02"))
-	}
-	fmt.Fprintf(&b, `<line x1="%.1f" y1="%.0f" x2="%.1f" y2="%.1f" stroke="#333" stroke-dasharray="3,2"/><text x="%.1f" y="12" font-size="10" fill="#333" text-anchor="middle">now</text>`,
-		x(h.opt.Now), top-5, x(h.opt.Now), height-25, x(h.opt.Now))
-	for i, r := range rows {
-		y := top + rowH*float64(i) + rowH/2
-		end := r.completed
-		if end.IsZero() {
-			end = h.opt.Now
-		}
-		fmt.Fprintf(&b, `<line class="bar" x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="3"><title>%s</title></line>`,
-			x(r.received), y, max(x(end), x(r.received)+1), y, stateColor[r.State], template.HTMLEscapeString(r.Project+" "+r.Ref+": "+r.State))
-		if !r.by.IsZero() {
-			fmt.Fprintf(&b, `<line class="deadline" x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#000" stroke-width="1.5"/>`, x(r.by), y-2, x(r.by), y+2)
-		}
-	}
-	b.WriteString(`</svg>`)
-	if len(rows) < len(h.rows) {
-		fmt.Fprintf(&b, `<p class="note">The chart shows the first %d of %d requests (by time of receipt); the table has all.</p>`, len(rows), len(h.rows))
-	}
-	return template.HTML(b.String())
-}
-
 var pageTemplate = template.Must(template.New("page").Funcs(template.FuncMap{
 	"days": func(d float64) string {
 		if d < 0 {
@@ -275,6 +350,18 @@ var pageTemplate = template.Must(template.New("page").Funcs(template.FuncMap{
 		}
 		return fmt.Sprintf("%.2f", d)
 	},
-	"count": func(m map[State]int, s State) int { return m[s] },
-	"label": func(s State) string { return strings.ReplaceAll(string(s), "_", " ") },
+	// within says a time under a day in minutes or hours, beside its days.
+	"within": func(d float64) string {
+		switch {
+		case d < 0 || d >= 1:
+			return ""
+		case d*24 < 1:
+			return fmt.Sprintf(" (%.0f min)", d*24*60)
+		}
+		return fmt.Sprintf(" (%.1f h)", d*24)
+	},
+	"count": func(s ProjectSummary, o string) int { return s.count(o) },
+	"label": func(o string) string { return outcomeLabel[o] },
+	"needs": func(s ProjectSummary, o string) bool { return needsAction(o) && s.count(o) > 0 },
+	"color": func(o string) string { return outcomeColor[o] },
 }).Parse(pageHTML))

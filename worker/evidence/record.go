@@ -18,6 +18,11 @@ type Record struct {
 	// count only).
 	DistinctIDs []string
 	IDs         int
+	// IDsPurged says DistinctIDs are no longer the plain IDs but their
+	// keyed hashes (64 hex digits), the worker having purged them after its
+	// retention period: reports show them as they are, never hashed again,
+	// and never offer them as IDs to give Mixpanel.
+	IDsPurged bool
 	// ReceivedAt is when the request was received (the caller's time).
 	ReceivedAt time.Time
 	// Tasks are the Mixpanel tasks that covered the request, in the order

@@ -186,3 +186,30 @@ func TestHeadsSignature(t *testing.T) {
 		t.Errorf("an unsigned heads file verifies: %v", err)
 	}
 }
+
+// A purged record's IDs are already keyed hashes: every report shows them
+// as they are (hashing them again would hide the person from 'report
+// hash-id'), and JSON Lines says they are hashes.
+func TestPurgedIDsShownAsStored(t *testing.T) {
+	h, _ := NewIDHasher([]byte("a key of at least sixteen bytes"))
+	stored := h.Hash("gone@example.com")
+	r := oneRecord()
+	r.DistinctIDs, r.IDs, r.IDsPurged = []string{stored}, 1, true
+	for _, hasher := range []*IDHasher{nil, h} {
+		var c, j bytes.Buffer
+		now := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+		if _, err := Generate(context.Background(), SliceSource{r}, nil, Filter{}, now, NewCSVWriter(&c, hasher)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Generate(context.Background(), SliceSource{r}, nil, Filter{}, now, NewJSONLWriter(&j, hasher)); err != nil {
+			t.Fatal(err)
+		}
+		var rec JSONRecord
+		if err := json.Unmarshal(j.Bytes(), &rec); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(c.String(), stored) || len(rec.DistinctIDs) != 1 || rec.DistinctIDs[0] != stored || !rec.IDsHashed {
+			t.Errorf("hasher %v: csv %s json %+v", hasher != nil, c.String(), rec)
+		}
+	}
+}

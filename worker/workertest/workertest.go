@@ -7,6 +7,7 @@
 package workertest
 
 import (
+	"database/sql"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -17,7 +18,9 @@ import (
 	"testing"
 	"time"
 
+	_ "github.com/jackc/pgx/v5/stdlib" // "pgx" for database/sql
 	"github.com/riverqueue/river"
+	_ "modernc.org/sqlite" // "sqlite" for database/sql
 
 	"github.com/privacykit/mpgdpr/internal/redact"
 	"github.com/privacykit/mpgdpr/mpgdprtest"
@@ -132,12 +135,32 @@ func DatabaseURL(t testing.TB, d Driver, dir string) string {
 	return "sqlite:" + filepath.Join(dir, "worker.db")
 }
 
-// RunTests runs a test binary's tests from its TestMain, so that
-// DatabaseURL may start a PostgreSQL cluster when none is named (without
-// it, Postgres tests outside package worker skip unless
-// MPGDPR_TEST_POSTGRES_URL is set), and stops that cluster afterwards. It
-// returns the exit code.
-func RunTests(m *testing.M) int { return pgtest.Run(m) }
+// Run runs a test binary's tests and returns its exit code, stopping after
+// them the PostgreSQL cluster DatabaseURL started for them, if any: call it
+// from TestMain (os.Exit(workertest.Run(m))) in a package outside the
+// worker's module tree that tests on Postgres.
+func Run(m *testing.M) int { return pgtest.Run(m) }
+
+// Exec runs statements on the database named by url ("sqlite:PATH", the
+// file created if missing, or a postgres:// URL), as another application
+// or an administrator would, failing t on the first error.
+func Exec(t testing.TB, url string, stmts ...string) {
+	t.Helper()
+	driver, dsn := "pgx", url
+	if path, ok := strings.CutPrefix(url, "sqlite:"); ok {
+		driver, dsn = "sqlite", path
+	}
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, s := range stmts {
+		if _, err := db.Exec(s); err != nil {
+			t.Fatalf("%s: %s", s, redact.URL(err.Error()))
+		}
+	}
+}
 
 // ForEachDriver runs f as one parallel subtest per driver, as River's
 // driver test suite runs on every driver.

@@ -47,9 +47,8 @@ var (
 //	func TestMain(m *testing.M) { pgtest.Main(m) }
 func Main(m *testing.M) { os.Exit(Run(m)) }
 
-// Run is Main for a TestMain that has more to do before it exits: it runs
-// the tests, stops the cluster this binary started, if any, and returns
-// the exit code.
+// Run is Main for a TestMain with more to do after the tests: it runs them,
+// stops the cluster this binary started, if any, and returns the exit code.
 func Run(m *testing.M) int {
 	mainCalled.Store(true)
 	code := m.Run()
