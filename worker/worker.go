@@ -345,7 +345,7 @@ func (w *Worker[TTx]) enqueue(ctx context.Context, tx dbTx, r Request) (*Enqueue
 	if err != nil {
 		return nil, err
 	}
-	inserted, err := storeRequest(ctx, tx, n, time.Now())
+	inserted, err := storeRequest(ctx, tx, w.ids, n, time.Now())
 	if err != nil {
 		return nil, err
 	}
