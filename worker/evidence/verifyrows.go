@@ -153,8 +153,11 @@ func (d *DB) eachString(ctx context.Context, q string, f func(string), args ...a
 	return rows.Err()
 }
 
-// lastSeals maps each key to the digest of its last seal of table, read
-// from q (rows of key, detail, in event order).
+// lastSeals maps each key to the digest of its last chained seal of table,
+// read from q (rows of key, detail, chain_seq, in event order). Whether an
+// event is chained is tested here, not in q: on the request chain ""
+// "project = '' AND chain_seq IS NOT NULL" leads SQLite to scan the whole
+// chain by its (project, chain_seq) index for every chunk.
 func (d *DB) lastSeals(ctx context.Context, table, q string, args ...any) (map[string]string, error) {
 	rows, err := d.db.QueryContext(ctx, d.q(q), args...)
 	if err != nil {
@@ -164,10 +167,11 @@ func (d *DB) lastSeals(ctx context.Context, table, q string, args ...any) (map[s
 	out := map[string]string{}
 	for rows.Next() {
 		var key, detail string
-		if err := rows.Scan(&key, &detail); err != nil {
+		var seq sql.NullInt64
+		if err := rows.Scan(&key, &detail, &seq); err != nil {
 			return nil, err
 		}
-		if t, dg := parseSeal(detail); t == table {
+		if t, dg := parseSeal(detail); t == table && seq.Valid {
 			out[key] = dg
 		}
 	}
@@ -219,8 +223,8 @@ func (d *DB) verifyRequests(ctx context.Context, st sealStart, h *IDHasher) (*Ta
 		for _, r := range recs {
 			args = append(args, r.Reference)
 		}
-		seals, err := d.lastSeals(ctx, TableRequest, `SELECT reference, detail FROM mpgdpr_event WHERE event = ? AND reference IN `+marks(len(recs))+`
-			AND project = '' AND item_id IS NULL AND chain_seq IS NOT NULL ORDER BY id`, args...)
+		seals, err := d.lastSeals(ctx, TableRequest, `SELECT reference, detail, chain_seq FROM mpgdpr_event WHERE event = ? AND reference IN `+marks(len(recs))+`
+			AND item_id IS NULL ORDER BY id`, args...)
 		if err != nil {
 			return nil, err
 		}
@@ -293,8 +297,8 @@ func (d *DB) verifyItems(ctx context.Context, st sealStart) (*TableResult, error
 		if err := rows.Err(); err != nil {
 			return nil, err
 		}
-		seals, err := d.lastSeals(ctx, TableItem, `SELECT `+d.text("item_id")+`, detail FROM mpgdpr_event WHERE event = ? AND reference IN `+marks(len(refs)-1)+`
-			AND item_id IN `+marks(len(ids))+` AND chain_seq IS NOT NULL ORDER BY id`, append(refs, ids...)...)
+		seals, err := d.lastSeals(ctx, TableItem, `SELECT `+d.text("item_id")+`, detail, chain_seq FROM mpgdpr_event WHERE event = ? AND reference IN `+marks(len(refs)-1)+`
+			AND item_id IN `+marks(len(ids))+` ORDER BY id`, append(refs, ids...)...)
 		if err != nil {
 			return nil, err
 		}
@@ -350,8 +354,8 @@ func (d *DB) verifyTasks(ctx context.Context, st sealStart) (*TableResult, error
 			}
 		}
 		args = append(append([]any{workerdb.EventSealed}, projects...), tasks...)
-		seals, err := d.lastSeals(ctx, TableTask, `SELECT project || ' ' || task_id, detail FROM mpgdpr_event WHERE event = ? AND project IN `+marks(len(projects))+`
-			AND task_id IN `+marks(len(tasks))+` AND item_id IS NULL AND chain_seq IS NOT NULL ORDER BY id`, args...)
+		seals, err := d.lastSeals(ctx, TableTask, `SELECT project || ' ' || task_id, detail, chain_seq FROM mpgdpr_event WHERE event = ? AND project IN `+marks(len(projects))+`
+			AND task_id IN `+marks(len(tasks))+` AND item_id IS NULL ORDER BY id`, args...)
 		if err != nil {
 			return nil, err
 		}
