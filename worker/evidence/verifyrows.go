@@ -156,7 +156,7 @@ func (d *DB) eachString(ctx context.Context, q string, f func(string), args ...a
 // lastSeals maps each key to the digest of its last chained seal of table,
 // read from q (rows of key, detail, chain_seq, in event order). Whether an
 // event is chained is tested here, not in q: on the request chain ""
-// "project = '' AND chain_seq IS NOT NULL" leads SQLite to scan the whole
+// "project = ” AND chain_seq IS NOT NULL" leads SQLite to scan the whole
 // chain by its (project, chain_seq) index for every chunk.
 func (d *DB) lastSeals(ctx context.Context, table, q string, args ...any) (map[string]string, error) {
 	rows, err := d.db.QueryContext(ctx, d.q(q), args...)
