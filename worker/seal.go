@@ -67,16 +67,6 @@ func sealItem(ctx context.Context, q querier, id int64) error {
 		Detail: evidence.SealDetail(evidence.TableItem, r.Digest())})
 }
 
-// sealItems seals each item.
-func sealItems(ctx context.Context, q querier, ids ...int64) error {
-	for _, id := range ids {
-		if err := sealItem(ctx, q, id); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // sealTask seals the task row (project, taskID).
 func sealTask(ctx context.Context, q querier, project, taskID string) error {
 	var t evidence.TaskRow
