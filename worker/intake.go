@@ -33,7 +33,7 @@ func (iw *intakeWorker[TTx]) Work(ctx context.Context, job *river.Job[RequestArg
 	now := time.Now()
 	groups := map[scanArgs]bool{}
 	err = inTx(ctx, w.db, func(tx dbTx) error {
-		if _, err := storeRequest(ctx, tx, n, now); err != nil {
+		if _, err := storeRequest(ctx, tx, w.ids, n, now); err != nil {
 			return err
 		}
 		for _, project := range n.Projects {
@@ -45,6 +45,9 @@ func (iw *intakeWorker[TTx]) Work(ctx context.Context, job *river.Job[RequestArg
 				continue // already there: an earlier run of this job
 			}
 			if err != nil {
+				return err
+			}
+			if err := sealItem(ctx, tx, project, id); err != nil {
 				return err
 			}
 			it := itemRef{ID: id, Reference: n.Reference, Project: project}

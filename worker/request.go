@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/privacykit/mpgdpr"
+	"github.com/privacykit/mpgdpr/worker/evidence"
 	"github.com/privacykit/mpgdpr/worker/workerdb"
 )
 
@@ -208,7 +209,7 @@ func (r Request) args() RequestArgs {
 // storeRequest records a checked request in tx, idempotently: inserted
 // reports a new row; an existing row with another digest is
 // ErrConflictingRequest.
-func storeRequest(ctx context.Context, tx dbTx, n *normalized, now time.Time) (inserted bool, err error) {
+func storeRequest(ctx context.Context, tx dbTx, h *evidence.IDHasher, n *normalized, now time.Time) (inserted bool, err error) {
 	ids, _ := json.Marshal(n.DistinctIDs)
 	projects, _ := json.Marshal(n.Projects)
 	rows, err := tx.exec(ctx, `INSERT INTO mpgdpr_request (reference, kind, compliance_type, disclosure_type, distinct_ids, projects, digest, received_at, enqueued_at)
@@ -218,7 +219,7 @@ func storeRequest(ctx context.Context, tx dbTx, n *normalized, now time.Time) (i
 		return false, err
 	}
 	if rows == 1 {
-		return true, nil
+		return true, sealRequest(ctx, tx, h, n.Reference)
 	}
 	var digest string
 	if err := tx.queryRow(ctx, `SELECT digest FROM mpgdpr_request WHERE reference = ?`, n.Reference).Scan(&digest); err != nil {

@@ -125,6 +125,8 @@ CREATE TABLE mpgdpr_poll (
 );
 CREATE INDEX mpgdpr_poll_at ON mpgdpr_poll (project, at);
 `,
+	// 4: seals of the rows a report reads, and purged IDs (seal.go).
+	sealMigration,
 }
 
 // appendOnly refuses UPDATE and DELETE on the event log, in the database

@@ -42,7 +42,7 @@ func (c *csvWriter) Write(r *Record) error {
 			return err
 		}
 	}
-	ids, _ := json.Marshal(c.h.shownIDs(r))
+	ids, _ := json.Marshal(c.h.shown(r))
 	if r.DistinctIDs == nil {
 		ids = nil
 	}
@@ -65,7 +65,7 @@ func (c *csvWriter) Write(r *Record) error {
 			s += " " + n.TaskID
 		}
 		if n.Detail != "" {
-			s += ": " + hashIDsIn(c.h, r.DistinctIDs, n.Detail)
+			s += ": " + hashIDsIn(c.h, r.plainIDs(), n.Detail)
 		}
 		notes = append(notes, s)
 	}

@@ -132,7 +132,7 @@ func NewHTMLWriter(w io.Writer, opt HTMLOptions) Writer {
 }
 
 func (h *htmlWriter) Write(r *Record) error {
-	ids := h.opt.Hasher.shownIDs(r)
+	ids := h.opt.Hasher.shown(r)
 	shown := strings.Join(ids, ", ")
 	if len(ids) > 3 {
 		shown = strings.Join(ids[:3], ", ") + fmt.Sprintf(" and %d more", len(ids)-3)
@@ -182,7 +182,7 @@ func (h *htmlWriter) Write(r *Record) error {
 // report does not hash them.
 func (h *htmlWriter) adviceFor(r *Record, row htmlRow) advice {
 	a := advice{Outcome: row.State, Ref: r.Reference, Project: r.Project, Kind: r.Kind, Reg: r.ComplianceType,
-		Due: row.Due, DState: strings.ReplaceAll(row.DState, "_", " "), Hashed: h.opt.Hasher != nil, Purged: r.IDsPurged}
+		Due: row.Due, DState: strings.ReplaceAll(row.DState, "_", " "), Hashed: h.opt.Hasher != nil, Purged: r.IDsKeyed}
 	if !a.Hashed && !a.Purged {
 		a.IDs = r.DistinctIDs
 	}

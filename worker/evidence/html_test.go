@@ -196,7 +196,7 @@ const purgedHash = "5d41402abc4b2a76b9719d911017c5925d41402abc4b2a76b9719d911017
 // worker purged (replaced by their keyed hashes).
 func purgedUnknown(received time.Time) *Record {
 	r := unknownRetrieval("M-purged", "web", purgedHash, received, received.Add(time.Minute))
-	r.IDsPurged = true
+	r.IDsKeyed = true
 	return r
 }
 
@@ -472,7 +472,7 @@ func checkAdvice(t *testing.T, dom string, recs []*Record, h *IDHasher) {
 			}
 		}
 		id := r.DistinctIDs[0]
-		if r.IDsPurged {
+		if r.IDsKeyed {
 			// Shown as it is in the table, hashed report or not, and never
 			// offered as an ID to give support.
 			if strings.Contains(text, id) || !strings.Contains(text, "were purged") || !strings.Contains(dom, id) || h != nil && strings.Contains(dom, h.Hash(id)) {
@@ -492,7 +492,7 @@ func checkAdvice(t *testing.T, dom string, recs []*Record, h *IDHasher) {
 	}
 	if h != nil {
 		for _, r := range recs {
-			if !r.IDsPurged && strings.Contains(dom, r.DistinctIDs[0]) {
+			if !r.IDsKeyed && strings.Contains(dom, r.DistinctIDs[0]) {
 				t.Errorf("hashed report names %s", r.Reference)
 			}
 		}

@@ -18,11 +18,10 @@ type Record struct {
 	// count only).
 	DistinctIDs []string
 	IDs         int
-	// IDsPurged says DistinctIDs are no longer the plain IDs but their
-	// keyed hashes (64 hex digits), the worker having purged them after its
-	// retention period: reports show them as they are, never hashed again,
-	// and never offer them as IDs to give Mixpanel.
-	IDsPurged bool
+	// IDsKeyed reports DistinctIDs that are already the keyed hashes of the
+	// IDs (HMAC-SHA-256 under the worker's ID key), written by a purge once
+	// the request ended: a report shows them as they are.
+	IDsKeyed bool
 	// ReceivedAt is when the request was received (the caller's time).
 	ReceivedAt time.Time
 	// Tasks are the Mixpanel tasks that covered the request, in the order
@@ -44,9 +43,10 @@ type Record struct {
 	Extension *Extension
 	// Deadline is set by Policy.Evaluate.
 	Deadline Deadline
-	// ChainHash is the hash of the last chained entry about this record,
-	// when the source has one: it lets an auditor tie a report line to the
-	// verified history.
+	// ChainHash is the hash of the last chained entry about this record's
+	// item, when the source has one: DB.Verify proves that entry is in its
+	// chain, and every other value of the record matches a sealed row or a
+	// chained event, so it ties a report line to the verified history.
 	ChainHash string
 }
 
@@ -105,6 +105,15 @@ func (r *Record) FirstFiledAt() time.Time {
 		}
 	}
 	return first
+}
+
+// plainIDs are the record's distinct IDs while they are plain (none once
+// purged), to find in free text.
+func (r *Record) plainIDs() []string {
+	if r.IDsKeyed {
+		return nil
+	}
+	return r.DistinctIDs
 }
 
 // Completed reports whether the request was completed.

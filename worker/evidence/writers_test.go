@@ -194,7 +194,7 @@ func TestPurgedIDsShownAsStored(t *testing.T) {
 	h, _ := NewIDHasher([]byte("a key of at least sixteen bytes"))
 	stored := h.Hash("gone@example.com")
 	r := oneRecord()
-	r.DistinctIDs, r.IDs, r.IDsPurged = []string{stored}, 1, true
+	r.DistinctIDs, r.IDs, r.IDsKeyed = []string{stored}, 1, true
 	for _, hasher := range []*IDHasher{nil, h} {
 		var c, j bytes.Buffer
 		now := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)

@@ -22,4 +22,5 @@ const (
 	EventDone        = "done"         // item done
 	EventFailed      = "failed"       // item failed
 	EventResubmitted = "resubmitted"  // item queued again by the FAILURE/NOT_FOUND policy
+	EventSealed      = "sealed"       // a row a report reads was created or changed: detail "<table> <digest>" (evidence.SealDetail)
 )
