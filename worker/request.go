@@ -48,18 +48,22 @@ type Request struct {
 	ReceivedAt time.Time
 }
 
-// RequestArgs are the River job args of an enqueued request: the JSON in
-// river_job.args for kind "mpgdpr_request" (see README.md for inserting one
-// from another language).
+// RequestArgs are the River job args of a request: the JSON in
+// river_job.args for kind "mpgdpr_request". A job the worker enqueues
+// carries the Reference alone (the request is stored in mpgdpr_request in
+// the same transaction); another system inserting a job gives every field
+// (see README.md), and the worker drops all but the Reference from the
+// job's args when it takes the request in, so that River's table keeps no
+// distinct ID.
 type RequestArgs struct {
 	Reference      string    `json:"reference" river:"unique"`
-	RequestKind    string    `json:"kind"`
-	ComplianceType string    `json:"compliance_type"`
+	RequestKind    string    `json:"kind,omitempty"`
+	ComplianceType string    `json:"compliance_type,omitempty"`
 	DisclosureType string    `json:"disclosure_type,omitempty"`
-	DistinctIDs    []string  `json:"distinct_ids"`
+	DistinctIDs    []string  `json:"distinct_ids,omitempty"`
 	Projects       []string  `json:"projects,omitempty"`
 	AllProjects    bool      `json:"all_projects,omitempty"`
-	ReceivedAt     time.Time `json:"received_at"`
+	ReceivedAt     time.Time `json:"received_at,omitzero"`
 }
 
 // Kind is the River job kind.
