@@ -79,6 +79,17 @@ type Config struct {
 	RiverCancelledRetention Duration `toml:"river_cancelled_retention"`
 	RiverDiscardedRetention Duration `toml:"river_discarded_retention"`
 
+	// The ID key (see Config.IDHasher): distinct IDs enter the evidence's
+	// hash chains, and purged rows, only as HMAC-SHA-256 under this key.
+	// IDKeyEnv names an environment variable holding it, IDKeyFile a file
+	// (relative to the configuration file's directory); at most one. When
+	// neither is given, the key is DefaultIDKeyFile beside the
+	// configuration file, created on the worker's first start.
+	IDKeyEnv  string `toml:"id_key_env"`
+	IDKeyFile string `toml:"id_key_file"`
+	// InlineIDKey exists only to refuse a key written in the file.
+	InlineIDKey string `toml:"id_key"`
+
 	dir string // the configuration file's directory
 }
 
@@ -230,6 +241,9 @@ func (c *Config) normalize() error {
 		return &ConfigError{Problem: "no [[project]]"}
 	}
 	c.normalizeRetention()
+	if err := c.checkIDKey(); err != nil {
+		return err
+	}
 	seen := map[string]bool{}
 	for i := range c.Projects {
 		p := &c.Projects[i]

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/privacykit/mpgdpr"
 	"github.com/privacykit/mpgdpr/worker/budget"
+	"github.com/privacykit/mpgdpr/worker/evidence"
 	"github.com/privacykit/mpgdpr/worker/workerdb"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver"
@@ -34,6 +35,7 @@ type Worker[TTx any] struct {
 	river   *river.Client[TTx]
 	clients map[string]*mpgdpr.Client
 	secrets map[string]Secrets
+	ids     *evidence.IDHasher // the ID key (Config.IDHasher)
 	budget  budget.Budget
 	sink    Sink
 	log     *slog.Logger
@@ -146,6 +148,11 @@ func newWorker[TTx any](ctx context.Context, db database, driver riverdriver.Dri
 		clients: map[string]*mpgdpr.Client{}, secrets: map[string]Secrets{},
 		budget: o.budget, sink: o.sink, log: o.logger,
 	}
+	ids, err := cfg.IDHasher(true)
+	if err != nil {
+		return nil, err
+	}
+	w.ids = ids
 	for i := range cfg.Projects {
 		p := &cfg.Projects[i]
 		s, err := cfg.Secrets(p)
