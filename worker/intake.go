@@ -47,7 +47,7 @@ func (iw *intakeWorker[TTx]) Work(ctx context.Context, job *river.Job[RequestArg
 	groups := map[scanArgs]bool{}
 	err = inTx(ctx, w.db, func(tx dbTx) error {
 		if foreign {
-			if _, err := storeRequest(ctx, tx, n, now); err != nil {
+			if _, err := storeRequest(ctx, tx, w.ids, n, now); err != nil {
 				return err
 			}
 			if err := scrubArgs(ctx, tx, w.db.dialect(), job.ID, n.Reference); err != nil {

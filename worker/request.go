@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/privacykit/mpgdpr"
+	"github.com/privacykit/mpgdpr/worker/evidence"
 	"github.com/privacykit/mpgdpr/worker/workerdb"
 )
 
@@ -187,12 +188,25 @@ func (c *Config) checkRequest(a RequestArgs) (*normalized, error) {
 		Projects:       projects,
 		ReceivedAt:     received.UTC(),
 	}}
-	sorted := slices.Clone(ids)
-	slices.Sort(sorted)
-	canon, _ := json.Marshal([]any{n.RequestKind, n.ComplianceType, n.DisclosureType, sorted, projects})
-	sum := sha256.Sum256(canon)
-	n.digest = hex.EncodeToString(sum[:])
+	n.digest = requestDigest(n.RequestArgs, nil)
 	return n, nil
+}
+
+// requestDigest is what makes two requests under one reference the same:
+// SHA-256 over their kind, types, sorted IDs and projects. With h, over the
+// IDs' keyed hashes: the digest of a purged row (purge.go), which holds no
+// plain ID, and names no one to whoever lacks the key.
+func requestDigest(a RequestArgs, h *evidence.IDHasher) string {
+	ids := slices.Clone(a.DistinctIDs)
+	if h != nil {
+		for i, id := range ids {
+			ids[i] = h.Hash(id)
+		}
+	}
+	slices.Sort(ids)
+	canon, _ := json.Marshal([]any{a.RequestKind, a.ComplianceType, a.DisclosureType, ids, a.Projects})
+	sum := sha256.Sum256(canon)
+	return hex.EncodeToString(sum[:])
 }
 
 // args converts a Request to its job args.
@@ -211,8 +225,10 @@ func (r Request) args() RequestArgs {
 
 // storeRequest records a checked request in tx, idempotently: inserted
 // reports a new row; an existing row with another digest is
-// ErrConflictingRequest.
-func storeRequest(ctx context.Context, tx dbTx, n *normalized, now time.Time) (inserted bool, err error) {
+// ErrConflictingRequest. A purged row's digest is over the IDs' keyed
+// hashes (h), so the same request enqueued again after its purge is still
+// recognised.
+func storeRequest(ctx context.Context, tx dbTx, h *evidence.IDHasher, n *normalized, now time.Time) (inserted bool, err error) {
 	ids, _ := json.Marshal(n.DistinctIDs)
 	projects, _ := json.Marshal(n.Projects)
 	rows, err := tx.exec(ctx, `INSERT INTO mpgdpr_request (reference, kind, compliance_type, disclosure_type, distinct_ids, projects, digest, received_at, enqueued_at)
@@ -225,10 +241,15 @@ func storeRequest(ctx context.Context, tx dbTx, n *normalized, now time.Time) (i
 		return true, nil
 	}
 	var digest string
-	if err := tx.queryRow(ctx, `SELECT digest FROM mpgdpr_request WHERE reference = ?`, n.Reference).Scan(&digest); err != nil {
+	var purged *string
+	if err := tx.queryRow(ctx, `SELECT digest, ids_purged_at FROM mpgdpr_request WHERE reference = ?`, n.Reference).Scan(&digest, &purged); err != nil {
 		return false, err
 	}
-	if digest != n.digest {
+	want := n.digest
+	if purged != nil && h != nil {
+		want = requestDigest(n.RequestArgs, h)
+	}
+	if digest != want {
 		return false, fmt.Errorf("%w: %q", ErrConflictingRequest, n.Reference)
 	}
 	return false, nil

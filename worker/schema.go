@@ -125,6 +125,9 @@ CREATE TABLE mpgdpr_poll (
 );
 CREATE INDEX mpgdpr_poll_at ON mpgdpr_poll (project, at);
 `,
+	// 4: a batch's events by batch, for purge (purge.go) to find the
+	// requests that share a batch's creates.
+	`CREATE INDEX mpgdpr_event_batch ON mpgdpr_event (batch_id);`,
 }
 
 // appendOnly refuses UPDATE and DELETE on the event log, in the database

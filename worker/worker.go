@@ -85,10 +85,13 @@ func WithClientOptions(opts ...mpgdpr.Option) Option {
 func WithRiverConfig(f func(*river.Config)) Option { return func(o *options) { o.river = f } }
 
 // OpenSQLiteFile opens a SQLite database file as the worker wants it:
-// WAL journal, a busy timeout, transactions that take the write lock when
-// they begin, and one connection (River's advice for SQLite).
+// WAL journal, a busy timeout, deleted content zeroed (secure_delete),
+// transactions that take the write lock when they begin, and one
+// connection (River's advice for SQLite).
 func OpenSQLiteFile(path string) (*sql.DB, error) {
-	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate"
+	// secure_delete: deleted and overwritten content is zeroed, so that a
+	// purged distinct ID leaves no trace in the file (purge.go).
+	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=secure_delete(ON)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("worker: open %s: %w", path, err)
@@ -206,6 +209,7 @@ func newWorker[TTx any](ctx context.Context, db database, driver riverdriver.Dri
 	river.AddWorker(workers, &fileWorker[TTx]{w: w})
 	river.AddWorker(workers, &pollWorker[TTx]{w: w})
 	river.AddWorker(workers, &sweepWorker[TTx]{w: w})
+	river.AddWorker(workers, &purgeWorker[TTx]{w: w})
 	timeout := time.Duration(cfg.JobTimeout)
 	sweepEvery := min(max(time.Duration(cfg.BatchWindow), time.Second), time.Minute)
 	rc := &river.Config{
@@ -225,7 +229,10 @@ func newWorker[TTx any](ctx context.Context, db database, driver riverdriver.Dri
 		DiscardedJobRetentionPeriod: time.Duration(cfg.RiverDiscardedRetention),
 		PeriodicJobs: []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(sweepEvery),
 			func() (river.JobArgs, *river.InsertOpts) { return sweepArgs{}, nil },
-			&river.PeriodicJobOpts{ID: "mpgdpr_sweep", RunOnStart: true})},
+			&river.PeriodicJobOpts{ID: "mpgdpr_sweep", RunOnStart: true}),
+			river.NewPeriodicJob(river.PeriodicInterval(purgeEvery),
+				func() (river.JobArgs, *river.InsertOpts) { return purgeArgs{}, nil },
+				&river.PeriodicJobOpts{ID: "mpgdpr_purge", RunOnStart: true})},
 	}
 	if o.river != nil {
 		o.river(rc)
@@ -349,7 +356,7 @@ func (w *Worker[TTx]) enqueue(ctx context.Context, tx dbTx, r Request) (*Enqueue
 	if err != nil {
 		return nil, err
 	}
-	inserted, err := storeRequest(ctx, tx, n, time.Now())
+	inserted, err := storeRequest(ctx, tx, w.ids, n, time.Now())
 	if err != nil {
 		return nil, err
 	}
