@@ -60,6 +60,9 @@ func setItemState(ctx context.Context, q querier, it itemRef, state, ev, taskID,
 	if _, err := q.exec(ctx, `UPDATE mpgdpr_item SET state = ?, updated_at = ?, detail = ? WHERE id = ?`, state, workerdb.FormatTime(now), detail, it.ID); err != nil {
 		return err
 	}
+	if err := sealItem(ctx, q, it.ID); err != nil {
+		return err
+	}
 	return addEvent(ctx, q, event{At: now, Reference: it.Reference, Project: it.Project, ItemID: it.ID, TaskID: taskID, Event: ev, Detail: detail})
 }
 

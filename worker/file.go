@@ -478,15 +478,21 @@ func batchCreates(ctx context.Context, q querier, batchID int64) ([]createRow, e
 }
 
 func insertTask(ctx context.Context, tx dbTx, project, taskID, kind, origin string, now time.Time) error {
-	_, err := tx.exec(ctx, `INSERT INTO mpgdpr_task (project, task_id, kind, origin, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (project, task_id) DO NOTHING`,
+	n, err := tx.exec(ctx, `INSERT INTO mpgdpr_task (project, task_id, kind, origin, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (project, task_id) DO NOTHING`,
 		project, taskID, kind, origin, workerdb.FormatTime(now))
-	return err
+	if err != nil || n == 0 {
+		return err
+	}
+	return sealTask(ctx, tx, project, taskID)
 }
 
 func linkItem(ctx context.Context, tx dbTx, it batchItem, taskID, origin string, now time.Time) error {
-	_, err := tx.exec(ctx, `INSERT INTO mpgdpr_item_task (item_id, round, project, task_id, origin, linked_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (item_id, round, task_id) DO NOTHING`,
+	n, err := tx.exec(ctx, `INSERT INTO mpgdpr_item_task (item_id, round, project, task_id, origin, linked_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (item_id, round, task_id) DO NOTHING`,
 		it.ID, it.Round, it.Project, taskID, origin, workerdb.FormatTime(now))
-	return err
+	if err != nil || n == 0 {
+		return err
+	}
+	return sealItem(ctx, tx, it.ID)
 }
 
 func linkedTasks(ctx context.Context, q querier, itemID int64, round int) ([]string, error) {

@@ -65,6 +65,9 @@ func (iw *intakeWorker[TTx]) Work(ctx context.Context, job *river.Job[RequestArg
 			if err != nil {
 				return err
 			}
+			if err := sealItem(ctx, tx, id); err != nil {
+				return err
+			}
 			it := itemRef{ID: id, Reference: n.Reference, Project: project}
 			if err := addEvent(ctx, tx, event{At: n.ReceivedAt, Reference: it.Reference, Project: project, ItemID: id, Event: workerdb.EventReceived,
 				Detail: fmt.Sprintf("%s %s, %d IDs; time as given by the caller", n.RequestKind, n.ComplianceType, len(n.DistinctIDs))}); err != nil {

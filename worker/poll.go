@@ -173,6 +173,9 @@ func (w *Worker[TTx]) taskEnded(ctx, workCtx context.Context, t *taskRow, task *
 				info.Path, info.Size, info.SHA256, t.Project, t.TaskID); err != nil {
 				return err
 			}
+			if err := sealTask(ctx, tx, t.Project, t.TaskID); err != nil {
+				return err
+			}
 			return addEvent(ctx, tx, event{Project: t.Project, TaskID: t.TaskID, Event: workerdb.EventExported,
 				Detail: fmt.Sprintf("%s, %d bytes, sha256 %s, %d entries decrypted", info.Path, info.Size, info.SHA256, info.Entries)})
 		}); err != nil {
@@ -190,6 +193,9 @@ func (w *Worker[TTx]) finishTask(ctx context.Context, t *taskRow, status mpgdpr.
 		now := time.Now()
 		rescans = map[scanArgs]bool{}
 		if _, err := tx.exec(ctx, `UPDATE mpgdpr_task SET done_at = ?, status = ? WHERE project = ? AND task_id = ?`, workerdb.FormatTime(now), string(status), t.Project, t.TaskID); err != nil {
+			return err
+		}
+		if err := sealTask(ctx, tx, t.Project, t.TaskID); err != nil {
 			return err
 		}
 		items, err := itemsOfTask(ctx, tx, t.Project, t.TaskID)
@@ -222,6 +228,9 @@ func (w *Worker[TTx]) finishTask(ctx context.Context, t *taskRow, status mpgdpr.
 			if failure == "" && policy == PolicyResubmit && p != nil && it.Resubmits < *p.Resubmits {
 				if _, err := tx.exec(ctx, `UPDATE mpgdpr_item SET state = ?, batch_id = NULL, resubmits = resubmits + 1, queued_at = ?, updated_at = ?, detail = ? WHERE id = ?`,
 					StateQueued, workerdb.FormatTime(now), workerdb.FormatTime(now), why, it.ID); err != nil {
+					return err
+				}
+				if err := sealItem(ctx, tx, it.ID); err != nil {
 					return err
 				}
 				if err := addEvent(ctx, tx, event{At: now, Reference: it.Reference, Project: it.Project, ItemID: it.ID, TaskID: t.TaskID, Event: workerdb.EventResubmitted,

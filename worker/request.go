@@ -238,7 +238,7 @@ func storeRequest(ctx context.Context, tx dbTx, h *evidence.IDHasher, n *normali
 		return false, err
 	}
 	if rows == 1 {
-		return true, nil
+		return true, sealRequest(ctx, tx, h, n.Reference)
 	}
 	var digest string
 	var purged *string

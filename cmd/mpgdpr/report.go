@@ -266,17 +266,27 @@ func (cl *cli) reportOutput(path string) (io.Writer, func(ok bool) error, error)
 
 const reportVerifyLong = `Check that the stored history was not edited: recompute the hash chain of
 the worker's event log (one chain per project) or of each journal, and name
-the first entry altered or removed. With --heads (a file 'mpgdpr report head'
-wrote earlier and kept elsewhere), also check that the history still passes
-through those heads, which catches a consistent rewrite of a whole chain;
-with --public-key, the heads file's Ed25519 signature is checked first.
+the first entry altered, removed or reordered. For the worker's database,
+also check every row a report reads (mpgdpr_request, mpgdpr_item with its
+task links, mpgdpr_task) against the digest the worker sealed into the
+chain when it wrote the row: a row changed, inserted or deleted is named
+(TAMPERED table row). Rows naming people are checked with the worker's ID
+key, read through --config (id_key_env, id_key_file, or the default
+mpgdpr-worker.idkey beside it) or given with --hash-ids.
+
+With --heads (a file 'mpgdpr report head' wrote earlier and kept
+elsewhere), also check that the history still passes through those heads,
+which catches a consistent rewrite of a whole chain; with --public-key, the
+heads file's Ed25519 signature is checked first.
 
 This detects edits by someone who does not hold a chain head kept apart; it
 is not a signature of the history. Entries without a hash (a journal of an
-older version) are reported unverifiable, not tampered.
+older version) are reported unverifiable, not tampered; so are rows a
+database written before schema version 4 holds, and rows naming people
+when no ID key is given (UNVERIFIABLE table: why).
 
-Exit 0 when nothing was found wrong, 4 when something was, 1 when the
-history could not be read.
+Exit 0 when every entry and row was proven, 4 when something was found
+wrong or could not be proven, 1 when the history could not be read.
 `
 
 func newReportVerifyCmd(cl *cli) *cobra.Command {
@@ -286,6 +296,7 @@ func newReportVerifyCmd(cl *cli) *cobra.Command {
 	addSourceFlags(c.Flags(), o)
 	c.Flags().StringVar(&heads, "heads", "", "a chain heads file to check against ('mpgdpr report head')")
 	c.Flags().StringVar(&pub, "public-key", "", "check the heads file's signature with this Ed25519 public key (PEM)")
+	c.Flags().StringVar(&o.hashIDs, "hash-ids", "", "the worker's ID key (its file, or env:NAME), when --config does not say")
 	c.RunE = cl.exits(func(ctx context.Context, _ *cobra.Command, _ []string) int {
 		return cl.cmdReportVerify(ctx, o, heads, pub)
 	})
@@ -338,7 +349,7 @@ func (cl *cli) cmdReportVerify(ctx context.Context, o *reportOpts, headsPath, pu
 		return cl.fail(cmd, codeOf(err), err)
 	}
 	fmt.Fprint(cl.stdout, v.String())
-	if !v.OK() {
+	if !v.OK() || !v.Complete() {
 		return exitIncomplete
 	}
 	return exitOK
@@ -361,12 +372,47 @@ func (cl *cli) verify(ctx context.Context, o *reportOpts, trusted []evidence.Hea
 		}
 		return v, nil
 	}
+	ids, err := verifyIDKey(o)
+	if err != nil {
+		return nil, err
+	}
 	_, db, closeSrc, err := cl.reportSource(ctx, o)
 	if err != nil {
 		return nil, err
 	}
 	defer closeSrc()
-	return db.Verify(ctx, trusted)
+	return db.Verify(ctx, trusted, evidence.WithIDKey(ids))
+}
+
+// verifyIDKey is the worker's ID key, for checking the rows that name
+// people: --hash-ids, or the one --config names (nil when --config names
+// none and its default file is absent: those rows are then reported
+// unverifiable).
+func verifyIDKey(o *reportOpts) (*evidence.IDHasher, error) {
+	switch {
+	case o.hashIDs != "":
+		h, err := evidence.LoadIDHasher(o.hashIDs)
+		if err != nil {
+			return nil, usagef("--hash-ids: %v", err)
+		}
+		return h, nil
+	case o.config == "":
+		return nil, nil
+	}
+	cfg, err := worker.LoadConfig(o.config)
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	if cfg.IDKeyEnv == "" && cfg.IDKeyFile == "" {
+		if _, err := os.Stat(cfg.IDKeyPath()); errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+	}
+	h, err := cfg.IDHasher(false)
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	return h, nil
 }
 
 // ---- report head

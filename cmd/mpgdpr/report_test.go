@@ -236,7 +236,7 @@ func TestReportFromWorkerDatabase(t *testing.T) {
 	}
 
 	// The HTML page shows the history's state.
-	if r := runCmd(t, nil, "", "report", "--config", cfgPath, "--format", "html"); !strings.Contains(r.stdout, `<ul id="verification" class="good"><li>ok (requests): 3 entries`) || !strings.Contains(r.stdout, `<li>ok web: `) {
+	if r := runCmd(t, nil, "", "report", "--config", cfgPath, "--format", "html"); !strings.Contains(r.stdout, `<ul id="verification" class="good"><li>ok (requests): 6 entries`) || !strings.Contains(r.stdout, `<li>ok web: `) {
 		t.Errorf("html: no verification block")
 	}
 
@@ -269,6 +269,42 @@ func TestReportFromWorkerDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer raw.Close()
+	// The rows a report reads are checked with the ID key from --config;
+	// without it (a bare --database) those naming people are unproven.
+	if r := runCmd(t, nil, "", "report", "verify", "--config", cfgPath); r.code != exitOK || !strings.Contains(r.stdout, "ok mpgdpr_request: 3 rows") {
+		t.Fatalf("verify with the config's ID key: %v", r)
+	}
+	if r := runCmd(t, nil, "", "report", "verify", "--database", "sqlite:"+dbPath); r.code != exitIncomplete || !strings.Contains(r.stdout, "UNVERIFIABLE mpgdpr_request: 3 rows: no ID key") {
+		t.Errorf("verify without an ID key: %v", r)
+	}
+	if r := runCmd(t, nil, "", "report", "verify", "--database", "sqlite:"+dbPath, "--hash-ids", filepath.Join(dir, worker.DefaultIDKeyFile)); r.code != exitOK {
+		t.Errorf("verify --hash-ids: %v", r)
+	}
+	// Issue 23: each of these edits changed the report while verify said ok.
+	taskID := ""
+	if err := raw.QueryRow(`SELECT MIN(task_id) FROM mpgdpr_task`).Scan(&taskID); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ table, column, where, value, want string }{
+		{"mpgdpr_request", "received_at", "reference = 'T-0'", "2026-01-01T00:00:00.000000Z", `TAMPERED mpgdpr_request reference "T-0"`},
+		{"mpgdpr_request", "distinct_ids", "reference = 'T-0'", `["someone-else"]`, `TAMPERED mpgdpr_request reference "T-0"`},
+		{"mpgdpr_task", "export_sha256", "task_id = '" + taskID + "'", strings.Repeat("ab", 32), fmt.Sprintf("TAMPERED mpgdpr_task project %q, task %q", "web", taskID)},
+	} {
+		var was string
+		if err := raw.QueryRow(`SELECT ` + c.column + ` FROM ` + c.table + ` WHERE ` + c.where).Scan(&was); err != nil {
+			t.Fatal(err)
+		}
+		set := `UPDATE ` + c.table + ` SET ` + c.column + ` = ? WHERE ` + c.where
+		if _, err := raw.Exec(set, c.value); err != nil {
+			t.Fatal(err)
+		}
+		if r := runCmd(t, nil, "", "report", "verify", "--config", cfgPath); r.code != exitIncomplete || !strings.Contains(r.stdout, c.want) {
+			t.Errorf("%s.%s edited: %v", c.table, c.column, r)
+		}
+		if _, err := raw.Exec(set, was); err != nil {
+			t.Fatal(err)
+		}
+	}
 	var id int64
 	if err := raw.QueryRow(`SELECT MIN(id) FROM mpgdpr_event WHERE event = 'done'`).Scan(&id); err != nil {
 		t.Fatal(err)

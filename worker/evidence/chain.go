@@ -1,11 +1,6 @@
 package evidence
 
-import (
-	"crypto/sha256"
-	"encoding/binary"
-	"encoding/hex"
-	"strconv"
-)
+import "strconv"
 
 // ChainEntry is what the hash of one worker event covers: its chain (the
 // event's project; "" for request-level events such as "enqueued"), its
@@ -30,21 +25,12 @@ const chainDomain = "mpgdpr-event-chain-v1"
 // e)), every part prefixed with its length, so that no two different
 // entries hash alike by moving bytes between fields.
 func EventHash(prev string, e ChainEntry) string {
-	h := sha256.New()
-	var n [binary.MaxVarintLen64]byte
-	put := func(s string) {
-		h.Write(n[:binary.PutUvarint(n[:], uint64(len(s)))])
-		h.Write([]byte(s))
-	}
 	id := func(v int64) string {
 		if v == 0 {
 			return ""
 		}
 		return strconv.FormatInt(v, 10)
 	}
-	for _, s := range []string{chainDomain, prev, e.Chain, strconv.FormatInt(e.Seq, 10), e.At, e.Reference,
-		id(e.ItemID), id(e.BatchID), e.TaskID, e.Event, e.Detail} {
-		put(s)
-	}
-	return hex.EncodeToString(h.Sum(nil))
+	return lengthHash(chainDomain, prev, e.Chain, strconv.FormatInt(e.Seq, 10), e.At, e.Reference,
+		id(e.ItemID), id(e.BatchID), e.TaskID, e.Event, e.Detail)
 }

@@ -108,8 +108,8 @@ func TestChainConcurrentWorkersPostgres(t *testing.T) {
 		t.Fatalf("after concurrent inserts: %s", v)
 	}
 	for _, c := range v.Chains {
-		if c.Chain == "" && c.Entries != goroutines*each {
-			t.Errorf("request chain: %d entries, want %d enqueued events", c.Entries, goroutines*each)
+		if c.Chain == "" && c.Entries != 2*goroutines*each {
+			t.Errorf("request chain: %d entries, want %d (an enqueued and a sealed event per request)", c.Entries, 2*goroutines*each)
 		}
 	}
 	n := 0

@@ -32,6 +32,8 @@ type flow struct {
 	db      *evidence.DB
 	raw     *sql.DB // for tampering
 	secrets []string
+	url     string             // the database: sqlite:PATH or postgres://
+	ids     *evidence.IDHasher // the worker's ID key
 }
 
 // requests of the flow: deletions in both projects, a retrieval in eu.
@@ -68,6 +70,7 @@ func runFlow(t *testing.T, postgres bool) *flow {
 		if err != nil {
 			t.Fatal(err)
 		}
+		fl.url = url
 		pool, err := pgxpool.New(ctx, url)
 		if err != nil {
 			t.Fatal(err)
@@ -75,6 +78,9 @@ func runFlow(t *testing.T, postgres bool) *flow {
 		t.Cleanup(pool.Close)
 		w, err := worker.NewPostgres(ctx, pool, cfg, worker.WithRiverConfig(workertest.RiverConfig))
 		if err != nil {
+			t.Fatal(err)
+		}
+		if fl.ids, err = cfg.IDHasher(false); err != nil {
 			t.Fatal(err)
 		}
 		enqueue = func(r worker.Request) error { _, err := w.Enqueue(ctx, r); return err }
@@ -87,6 +93,7 @@ func runFlow(t *testing.T, postgres bool) *flow {
 		fl.db = evidence.NewDB(fl.raw, true)
 	} else {
 		path := filepath.Join(dir, "worker.db")
+		fl.url = "sqlite:" + path
 		cfg, err := worker.LoadConfig(workertest.Config(t, dir, fakes, workertest.WithDatabase("sqlite:"+path)))
 		if err != nil {
 			t.Fatal(err)
@@ -98,6 +105,9 @@ func runFlow(t *testing.T, postgres bool) *flow {
 		t.Cleanup(func() { _ = db.Close() })
 		w, err := worker.NewSQLite(ctx, db, cfg, worker.WithRiverConfig(workertest.RiverConfig))
 		if err != nil {
+			t.Fatal(err)
+		}
+		if fl.ids, err = cfg.IDHasher(false); err != nil {
 			t.Fatal(err)
 		}
 		enqueue = func(r worker.Request) error { _, err := w.Enqueue(ctx, r); return err }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -18,6 +19,8 @@ const (
 	// HeadMismatch: the chain does not end where its recorded or trusted
 	// head says.
 	HeadMismatch = "head_mismatch"
+	// Reordered: the log's order (event ids) disagrees with the chain's.
+	Reordered = "reordered"
 )
 
 // Problem is the first thing wrong with a chain.
@@ -55,16 +58,40 @@ type ChainResult struct {
 // OK reports a chain with no problem.
 func (c ChainResult) OK() bool { return c.Problem == nil }
 
-// Verification is the result of verifying every chain of a store.
+// Verification is the result of verifying every chain of a store and, for
+// the worker's database, every row a report reads against its seal.
 type Verification struct {
 	Chains []ChainResult
+	// Tables are the cross-checks of the tables a report reads
+	// (mpgdpr_event's own rows first, then the sealed tables); empty for
+	// journals.
+	Tables []TableResult
 }
 
-// OK reports that no chain has a problem (entries without hashes are not a
-// problem; see Unverifiable).
+// OK reports that no chain has a problem and no row was found wrong
+// (entries without hashes and unsealed rows are not a problem; see
+// Unverifiable and Complete).
 func (v *Verification) OK() bool {
 	for _, c := range v.Chains {
 		if !c.OK() {
+			return false
+		}
+	}
+	for _, t := range v.Tables {
+		if !t.OK() {
+			return false
+		}
+	}
+	return true
+}
+
+// Complete reports that every row a report reads was proven by its seal:
+// none is unverifiable (written before sealing, or naming people while no
+// ID key was given). `mpgdpr report verify` fails unless the verification
+// is OK and complete.
+func (v *Verification) Complete() bool {
+	for _, t := range v.Tables {
+		if t.Unverifiable > 0 {
 			return false
 		}
 	}
@@ -96,9 +123,23 @@ func (v *Verification) Heads() []Head {
 // Verify recomputes every chain of the worker's event log and compares each
 // with its head in mpgdpr_chain, and with trusted (heads kept apart from the
 // database, e.g. from a signed heads file) when given: the entry at each
-// trusted head's position must still carry its hash. It reads the log in
-// one ordered pass (constant memory).
-func (d *DB) Verify(ctx context.Context, trusted []Head) (*Verification, error) {
+// trusted head's position must still carry its hash. Within a chain, event
+// ids must grow with the chain's sequence (the order a report reads events
+// in), and no event may lack a hash unless it predates the chains. Then it
+// cross-checks every row a report reads (mpgdpr_request, mpgdpr_item with
+// its mpgdpr_item_task links, mpgdpr_task) against the last seal of the row
+// in the chains, and every seal against a row still there (see Tables).
+// Rows naming people are checked only with WithIDKey. It reads the log in
+// one ordered pass and the tables in chunks (constant memory).
+func (d *DB) Verify(ctx context.Context, trusted []Head, opts ...VerifyOption) (*Verification, error) {
+	var o verifyOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	st, err := d.sealStart(ctx)
+	if err != nil {
+		return nil, err
+	}
 	want := map[string]Head{}
 	for _, h := range trusted {
 		want[h.Chain] = h
@@ -121,8 +162,8 @@ func (d *DB) Verify(ctx context.Context, trusted []Head) (*Verification, error) 
 		return nil, err
 	}
 	v := &Verification{}
-	var unchained int64
-	if err := d.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM mpgdpr_event WHERE chain_seq IS NULL`).Scan(&unchained); err != nil {
+	unchained, events, err := d.unchainedEvents(ctx, st)
+	if err != nil {
 		return nil, err
 	}
 	rows, err = d.db.QueryContext(ctx, `SELECT id, project, chain_seq, hash, at, reference, item_id, batch_id, task_id, event, detail
@@ -133,6 +174,7 @@ func (d *DB) Verify(ctx context.Context, trusted []Head) (*Verification, error) 
 	defer rows.Close()
 	var cur *ChainResult
 	var prev string
+	var lastID int64
 	finish := func() {
 		if cur == nil {
 			return
@@ -156,7 +198,7 @@ func (d *DB) Verify(ctx context.Context, trusted []Head) (*Verification, error) 
 		e.ItemID, e.BatchID = item.Int64, batch.Int64
 		if cur == nil || cur.Chain != e.Chain {
 			finish()
-			cur, prev = &ChainResult{Chain: e.Chain}, ""
+			cur, prev, lastID = &ChainResult{Chain: e.Chain}, "", 0
 		}
 		if cur.Problem != nil {
 			continue
@@ -168,8 +210,11 @@ func (d *DB) Verify(ctx context.Context, trusted []Head) (*Verification, error) 
 		case EventHash(prev, e) != hash:
 			cur.Problem = &Problem{Kind: Altered, Entry: id, Seq: e.Seq,
 				Detail: fmt.Sprintf("event id %d of chain %q does not match its hash (its content, or an entry before it, was changed)", id, e.Chain)}
+		case id <= lastID:
+			cur.Problem = &Problem{Kind: Reordered, Entry: id, Seq: e.Seq,
+				Detail: fmt.Sprintf("event id %d of chain %q comes after event id %d in the chain but before it in the log (events were reordered)", id, e.Chain, lastID)}
 		default:
-			cur.Entries, cur.Head, prev = e.Seq, hash, hash
+			cur.Entries, cur.Head, prev, lastID = e.Seq, hash, hash, id
 			if t, ok := want[e.Chain]; ok && t.Seq == e.Seq && t.Hash != hash {
 				cur.Problem = &Problem{Kind: HeadMismatch, Entry: id, Seq: e.Seq,
 					Detail: fmt.Sprintf("event id %d of chain %q is not the entry the trusted head names (hash %s, trusted %s): the chain was rewritten", id, e.Chain, short(hash), short(t.Hash))}
@@ -196,7 +241,39 @@ func (d *DB) Verify(ctx context.Context, trusted []Head) (*Verification, error) 
 	if unchained > 0 {
 		v.Chains = append(v.Chains, ChainResult{Chain: "(events without a hash)", Unverifiable: unchained})
 	}
+	tables, err := d.verifyRows(ctx, st, o)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range v.Chains {
+		events.Rows += c.Entries
+	}
+	v.Tables = append([]TableResult{events}, tables...)
 	return v, nil
+}
+
+// unchainedEvents counts the events without a hash that predate the chains
+// (unverifiable) and reports every other one as tampered: an event written
+// after sealing began, or more old ones than there were then.
+func (d *DB) unchainedEvents(ctx context.Context, st sealStart) (old int64, t TableResult, err error) {
+	t.Table = "mpgdpr_event"
+	if err := d.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM mpgdpr_event WHERE chain_seq IS NULL`).Scan(&old); err != nil {
+		return 0, t, err
+	}
+	if st.legacy {
+		return old, t, nil
+	}
+	err = d.eachString(ctx, `SELECT `+d.text("id")+` FROM mpgdpr_event WHERE chain_seq IS NULL AND id > ? ORDER BY id`, func(id string) {
+		old--
+		t.problem("id "+id, "carries no hash (inserted outside the chain)")
+	}, st.sinceEvent)
+	if err != nil {
+		return 0, t, err
+	}
+	if old > st.unchained {
+		t.problem("ids up to "+strconv.FormatInt(st.sinceEvent, 10), "%d events without a hash, where sealing began with %d (inserted outside the chain)", old, st.unchained)
+	}
+	return old, t, nil
 }
 
 // checkHead compares a verified chain with the head recorded beside it.
@@ -255,6 +332,20 @@ func (v *Verification) String() string {
 				fmt.Fprintf(&b, " (%d more without a hash: unverifiable)", c.Unverifiable)
 			}
 			b.WriteByte('\n')
+		}
+	}
+	for _, t := range v.Tables {
+		for _, p := range t.Problems {
+			fmt.Fprintf(&b, "TAMPERED %s %s: %s\n", t.Table, p.Row, p.Detail)
+		}
+		if more := t.Tampered - int64(len(t.Problems)); more > 0 {
+			fmt.Fprintf(&b, "TAMPERED %s: %d more rows\n", t.Table, more)
+		}
+		if t.Unverifiable > 0 {
+			fmt.Fprintf(&b, "UNVERIFIABLE %s: %d rows: %s\n", t.Table, t.Unverifiable, t.Why)
+		}
+		if t.OK() && t.Unverifiable == 0 {
+			fmt.Fprintf(&b, "ok %s: %d rows checked\n", t.Table, t.Rows)
 		}
 	}
 	return b.String()
