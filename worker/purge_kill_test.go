@@ -75,11 +75,11 @@ func checkPurgedWhole(t *testing.T, e *testEnv, reqs map[string][]string) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	v, err := d.Verify(ctx, nil)
+	v, err := d.Verify(ctx, nil, evidence.WithIDKey(h))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !v.OK() {
+	if !v.OK() || !v.Complete() {
 		t.Errorf("verify:\n%s", v)
 	}
 }

@@ -238,11 +238,11 @@ func testPurge(t *testing.T, newEnv envMaker) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	v, err := d.Verify(ctx, nil)
+	v, err := d.Verify(ctx, nil, evidence.WithIDKey(h))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !v.OK() {
+	if !v.OK() || !v.Complete() {
 		t.Errorf("verify after the purge:\n%s", v)
 	}
 	seen := 0
