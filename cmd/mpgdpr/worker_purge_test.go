@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/privacykit/mpgdpr/mpgdprtest"
+	"github.com/privacykit/mpgdpr/worker"
+	"github.com/privacykit/mpgdpr/worker/evidence"
 	"github.com/privacykit/mpgdpr/worker/workertest"
 )
 
@@ -27,7 +30,9 @@ func TestWorkerPurgeCommand(t *testing.T) {
 		}
 		ctx, stop := context.WithCancel(context.Background())
 		done := make(chan result, 1)
-		go func() { done <- runCtx(ctx, t, nil, "", "worker", "--config", config, "--grace", "5s", "--status-every", "0") }()
+		go func() {
+			done <- runCtx(ctx, t, nil, "", "worker", "--config", config, "--grace", "5s", "--status-every", "0")
+		}()
 		deadline := time.Now().Add(90 * time.Second)
 		for {
 			r := runCmd(t, nil, "", "worker", "status", "--config", config, "--json")
@@ -58,8 +63,18 @@ func TestWorkerPurgeCommand(t *testing.T) {
 		check(runCmd(t, nil, "", "worker", "purge", "--config", config, "--older-than", "0s", "--json"), exitOK, `"requests":0`)
 		check(runCmd(t, nil, "", "worker", "purge", "--config", config, "--older-than", "-1s"), exitUsage, "")
 		check(runCmd(t, nil, "", "report", "verify", "--config", config), exitOK, "ok")
-		if r := runCmd(t, nil, "", "report", "--config", config, "--format", "csv"); r.code != exitOK || strings.Contains(r.stdout, "person-") || !strings.Contains(r.stdout, "P-1") {
-			t.Errorf("report after the purge: %s", r)
+		// Purged IDs are keyed hashes already: every report shows them as
+		// they are, with --hash-ids too (not hashed twice).
+		key := filepath.Join(dir, worker.DefaultIDKeyFile)
+		h, err := evidence.LoadIDHasher(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, args := range [][]string{{"--format", "csv"}, {"--format", "json"}, {"--format", "json", "--hash-ids", key}, {"--format", "html", "--hash-ids", key}} {
+			r := runCmd(t, nil, "", append([]string{"report", "--config", config}, args...)...)
+			if r.code != exitOK || strings.Contains(r.stdout, "person-") || !strings.Contains(r.stdout, h.Hash("person-P-1")) {
+				t.Errorf("report %v after the purge does not show the keyed hash: %s", args, r)
+			}
 		}
 	})
 }

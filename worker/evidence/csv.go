@@ -42,7 +42,7 @@ func (c *csvWriter) Write(r *Record) error {
 			return err
 		}
 	}
-	ids, _ := json.Marshal(c.h.names(r.DistinctIDs))
+	ids, _ := json.Marshal(c.h.shown(r))
 	if r.DistinctIDs == nil {
 		ids = nil
 	}
@@ -84,7 +84,7 @@ func (c *csvWriter) Write(r *Record) error {
 		exp = strconv.FormatInt(bytes, 10)
 	}
 	row := []string{
-		r.Reference, r.Project, r.Kind, r.ComplianceType, strconv.Itoa(r.IDs), string(ids), strconv.FormatBool(c.h != nil),
+		r.Reference, r.Project, r.Kind, r.ComplianceType, strconv.Itoa(r.IDs), string(ids), strconv.FormatBool(c.h != nil || r.IDsPurged),
 		fmtTime(r.ReceivedAt), fmtTime(r.FirstFiledAt()), strings.Join(tasks, " "), strings.Join(conflicts, " "), last, fmtTime(lastAt),
 		fmtTime(r.CompletedAt), ttc, r.Deadline.Regulation, due, string(r.Deadline.State),
 		strconv.FormatBool(r.Deadline.Extended), extReason, extAt, r.Deadline.Note,

@@ -71,7 +71,8 @@ func (d *DB) where(f Filter, args *[]any) string {
 
 func (d *DB) itemChunk(ctx context.Context, f Filter, after int64) ([]*Record, []int64, error) {
 	args := []any{after}
-	q := `SELECT i.id, i.reference, i.project, i.kind, i.compliance_type, i.n_ids, i.state, i.resubmits, r.received_at, r.distinct_ids
+	q := `SELECT i.id, i.reference, i.project, i.kind, i.compliance_type, i.n_ids, i.state, i.resubmits, r.received_at, r.distinct_ids,
+		CASE WHEN r.ids_purged_at IS NULL THEN 0 ELSE 1 END
 		FROM mpgdpr_item i JOIN mpgdpr_request r ON r.reference = i.reference WHERE i.id > ?` + d.where(f, &args) + ` ORDER BY i.id LIMIT ` + strconv.Itoa(chunk)
 	rows, err := d.db.QueryContext(ctx, d.q(q), args...)
 	if err != nil {
@@ -84,9 +85,11 @@ func (d *DB) itemChunk(ctx context.Context, f Filter, after int64) ([]*Record, [
 		var r Record
 		var id int64
 		var received, dids string
-		if err := rows.Scan(&id, &r.Reference, &r.Project, &r.Kind, &r.ComplianceType, &r.IDs, &r.SourceState, &r.Resubmissions, &received, &dids); err != nil {
+		var purged int
+		if err := rows.Scan(&id, &r.Reference, &r.Project, &r.Kind, &r.ComplianceType, &r.IDs, &r.SourceState, &r.Resubmissions, &received, &dids, &purged); err != nil {
 			return nil, nil, err
 		}
+		r.IDsPurged = purged != 0
 		r.ReceivedAt = workerdb.ParseTime(received)
 		_ = json.Unmarshal([]byte(dids), &r.DistinctIDs)
 		recs = append(recs, &r)

@@ -80,3 +80,13 @@ func (h *IDHasher) names(ids []string) []string {
 	}
 	return out
 }
+
+// shown returns a record's IDs as a report shows them: hashed with h (or
+// as they are when h is nil), or, when the worker purged them, as they are:
+// they are keyed hashes already.
+func (h *IDHasher) shown(r *Record) []string {
+	if r.IDsPurged {
+		return r.DistinctIDs
+	}
+	return h.names(r.DistinctIDs)
+}

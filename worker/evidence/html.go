@@ -75,7 +75,7 @@ func NewHTMLWriter(w io.Writer, opt HTMLOptions) Writer {
 }
 
 func (h *htmlWriter) Write(r *Record) error {
-	ids := h.opt.Hasher.names(r.DistinctIDs)
+	ids := h.opt.Hasher.shown(r)
 	shown := strings.Join(ids, ", ")
 	if len(ids) > 3 {
 		shown = strings.Join(ids[:3], ", ") + fmt.Sprintf(" and %d more", len(ids)-3)

@@ -79,7 +79,7 @@ type JSONExtension struct {
 func ToJSON(r *Record, h *IDHasher) JSONRecord {
 	j := JSONRecord{
 		V: JSONVersion, Reference: r.Reference, Project: r.Project, Kind: r.Kind, ComplianceType: r.ComplianceType,
-		IDs: r.IDs, DistinctIDs: h.names(r.DistinctIDs), IDsHashed: h != nil, ReceivedAt: fmtTime(r.ReceivedAt),
+		IDs: r.IDs, DistinctIDs: h.shown(r), IDsHashed: h != nil || r.IDsPurged, ReceivedAt: fmtTime(r.ReceivedAt),
 		Tasks: []JSONTask{}, Notes: []JSONNote{}, Resubmissions: r.Resubmissions, SourceState: r.SourceState, ChainHash: r.ChainHash,
 	}
 	if j.DistinctIDs == nil {

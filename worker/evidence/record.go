@@ -18,6 +18,10 @@ type Record struct {
 	// count only).
 	DistinctIDs []string
 	IDs         int
+	// IDsPurged: DistinctIDs are already the IDs' keyed hashes (the worker
+	// purged the plain IDs after their retention); a report shows them as
+	// they are, with or without --hash-ids.
+	IDsPurged bool
 	// ReceivedAt is when the request was received (the caller's time).
 	ReceivedAt time.Time
 	// Tasks are the Mixpanel tasks that covered the request, in the order
