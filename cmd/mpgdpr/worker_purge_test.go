@@ -1,11 +1,9 @@
 package main
 
 import (
-	"context"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/privacykit/mpgdpr/mpgdprtest"
 	"github.com/privacykit/mpgdpr/worker"
@@ -28,25 +26,7 @@ func TestWorkerPurgeCommand(t *testing.T) {
 				t.Fatal(r)
 			}
 		}
-		ctx, stop := context.WithCancel(context.Background())
-		done := make(chan result, 1)
-		go func() {
-			done <- runCtx(ctx, t, nil, "", "worker", "--config", config, "--grace", "5s", "--status-every", "0")
-		}()
-		deadline := time.Now().Add(90 * time.Second)
-		for {
-			r := runCmd(t, nil, "", "worker", "status", "--config", config, "--json")
-			if r.code == exitOK && strings.Contains(r.stdout, `"done":2`) {
-				break
-			}
-			if time.Now().After(deadline) {
-				stop()
-				t.Fatalf("not done: %s", r)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		stop()
-		if w := <-done; w.code != exitOK {
+		if w := workerUntil(t, func(status string) bool { return strings.Contains(status, `"done":2`) }, "--config", config, "--status-every", "0"); w.code != exitOK {
 			t.Fatal(w)
 		}
 
