@@ -70,11 +70,19 @@ func checkPurgedWhole(t *testing.T, e *testEnv, reqs map[string][]string) {
 	if n := e.count(`SELECT COUNT(*) FROM mpgdpr_create WHERE distinct_ids LIKE '%kill-%' OR ids_purged_at IS NULL`); n != 0 {
 		t.Errorf("%d create rows still plain", n)
 	}
+	verified(t, e, h)
+}
+
+// verified opens the env's database as a report does and checks that the
+// record verifies, every row proven; the caller may read it further.
+func verified(t *testing.T, e *testEnv, h *evidence.IDHasher) *evidence.DB {
+	t.Helper()
+	ctx := context.Background()
 	d, err := evidence.OpenDB(ctx, e.url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d.Close()
+	t.Cleanup(func() { _ = d.Close() })
 	v, err := d.Verify(ctx, nil, evidence.WithIDKey(h))
 	if err != nil {
 		t.Fatal(err)
@@ -82,6 +90,7 @@ func checkPurgedWhole(t *testing.T, e *testEnv, reqs map[string][]string) {
 	if !v.OK() || !v.Complete() {
 		t.Errorf("verify:\n%s", v)
 	}
+	return d
 }
 
 // TestPurgeKilledResumes kills a purging process (testworker -purge) with

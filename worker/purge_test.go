@@ -233,18 +233,7 @@ func testPurge(t *testing.T, newEnv envMaker) {
 		t.Errorf("export_deleted %q does not name the export's digest %s", detail, sha)
 	}
 
-	d, err := evidence.OpenDB(ctx, e.url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	v, err := d.Verify(ctx, nil, evidence.WithIDKey(h))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !v.OK() || !v.Complete() {
-		t.Errorf("verify after the purge:\n%s", v)
-	}
+	d := verified(t, e, h)
 	seen := 0
 	if err := d.Records(ctx, evidence.Filter{}, func(rec *evidence.Record) error {
 		ids, ok := r.ended[rec.Reference]
