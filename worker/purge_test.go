@@ -286,3 +286,63 @@ func TestPurgeFinishesAnExportDeletion(t *testing.T) {
 		}
 	})
 }
+
+// An ID that an ended request shares with a request still open in the same
+// batch stays plain in the batch's create rows until that one ends too.
+func TestPurgeKeepsAnIDAnOpenRequestShares(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, newEnv envMaker) {
+		e := newEnv(t, twoFakes(t))
+		ctx := context.Background()
+		for ref, ids := range map[string][]string{"SH-A": {"shared-person", "a-only"}, "SH-B": {"shared-person"}} {
+			if _, err := e.svc.Enqueue(ctx, Request{Reference: ref, Kind: Deletion, ComplianceType: mpgdpr.GDPR, DistinctIDs: ids, Projects: []string{"us"}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e.start()
+		waitFor(t, "both done", func() bool { total, ok := e.itemsIn(StateDone); return total == 2 && ok })
+		if err := e.svc.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := e.count(`SELECT COUNT(DISTINCT batch_id) FROM mpgdpr_item`); n != 1 {
+			t.Fatalf("the two requests are in %d batches, want one", n)
+		}
+		h, err := e.cfg.IDHasher(false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		creates := func() string {
+			var all strings.Builder
+			if err := collect(ctx, e.q, `SELECT distinct_ids || COALESCE(ids_purged_at, ' plain') FROM mpgdpr_create ORDER BY id`, nil, func(s rowScanner) error {
+				var v string
+				err := s.Scan(&v)
+				all.WriteString(v)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			return all.String()
+		}
+		// SH-B as if still open (set by hand: its task is done in fact).
+		if _, err := e.q.exec(ctx, `UPDATE mpgdpr_item SET state = ? WHERE reference = 'SH-B'`, StateOpen); err != nil {
+			t.Fatal(err)
+		}
+		res, err := e.svc.Purge(ctx, PurgeOlderThan(0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := creates()
+		if res.Requests != 1 || !strings.Contains(c, `"shared-person"`) || strings.Contains(c, "a-only") || !strings.Contains(c, h.Hash("a-only")) || !strings.HasSuffix(c, " plain") {
+			t.Errorf("with SH-B open: %+v, creates %s", res, c)
+		}
+		if _, err := e.q.exec(ctx, `UPDATE mpgdpr_item SET state = ? WHERE reference = 'SH-B'`, StateDone); err != nil {
+			t.Fatal(err)
+		}
+		if res, err = e.svc.Purge(ctx, PurgeOlderThan(0)); err != nil {
+			t.Fatal(err)
+		}
+		c = creates()
+		if res.Requests != 1 || strings.Contains(c, "shared-person") || !strings.Contains(c, h.Hash("shared-person")) || strings.Contains(c, " plain") {
+			t.Errorf("with SH-B ended: %+v, creates %s", res, c)
+		}
+	})
+}
