@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -36,11 +38,18 @@ func TestWorkerPurgeCommand(t *testing.T) {
 				t.Errorf("want exit %d and %q: %s", code, want, r)
 			}
 		}
+		if d == workertest.SQLite && !rawHolds(t, db, "person-P-1") {
+			t.Fatal("the IDs are not in the SQLite file before the purge: the scan after it proves nothing")
+		}
 		check(runCmd(t, nil, "", "worker", "purge", "--config", config), exitOK, "purged 0 ended requests")
 		check(runCmd(t, nil, "", "worker", "purge", "--config", config, "--older-than", "0s", "--dry-run"), exitOK,
 			"dry run, nothing changed; would purge 2 ended requests (4 distinct IDs replaced")
 		check(runCmd(t, nil, "", "worker", "purge", "--config", config, "--older-than", "0s"), exitOK, "purged 2 ended requests (4 distinct IDs replaced")
 		check(runCmd(t, nil, "", "worker", "purge", "--config", config, "--older-than", "0s", "--json"), exitOK, `"requests":0`)
+		if d == workertest.SQLite && rawHolds(t, db, "person-P-", "other-P-") {
+			// The worker package's purge test scans a pg_dump too.
+			t.Error("the SQLite file or its WAL still holds a purged ID")
+		}
 		check(runCmd(t, nil, "", "worker", "purge", "--config", config, "--older-than", "-1s"), exitUsage, "")
 		check(runCmd(t, nil, "", "report", "verify", "--config", config), exitOK, "ok")
 		// Purged IDs are keyed hashes already: every report shows them as
@@ -57,4 +66,23 @@ func TestWorkerPurgeCommand(t *testing.T) {
 			}
 		}
 	})
+}
+
+// rawHolds reports whether the SQLite file of db, or its WAL, holds any of
+// the texts, byte for byte.
+func rawHolds(t *testing.T, db string, texts ...string) bool {
+	t.Helper()
+	path := strings.TrimPrefix(db, "sqlite:")
+	for _, f := range []string{path, path + "-wal"} {
+		b, err := os.ReadFile(f)
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		for _, s := range texts {
+			if bytes.Contains(b, []byte(s)) {
+				return true
+			}
+		}
+	}
+	return false
 }
