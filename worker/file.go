@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/privacykit/mpgdpr"
+	"github.com/privacykit/mpgdpr/internal/redact"
 	"github.com/privacykit/mpgdpr/worker/budget"
+	"github.com/privacykit/mpgdpr/worker/evidence"
 	"github.com/privacykit/mpgdpr/worker/workerdb"
 	"github.com/riverqueue/river"
 )
@@ -200,6 +202,8 @@ func (w *Worker[TTx]) journalSending(ctx context.Context, b *batchRow, items []b
 func (w *Worker[TTx]) recordCreate(ctx context.Context, b *batchRow, items []batchItem, createID int64, ids []string, taskID string, callErr error) (next []string, wait time.Duration, err error) {
 	set := toSet(ids)
 	out := mpgdpr.SplitCreate(ids, taskID, callErr)
+	// Mixpanel's answer may quote the IDs: none reaches the log in plain.
+	errText := func(err error) string { return w.createErrText(err, ids) }
 	err = inTx(ctx, w.db, func(tx dbTx) error {
 		now := time.Now()
 		switch {
@@ -296,11 +300,32 @@ func errText(err error) string {
 	if err == nil {
 		return ""
 	}
-	s := err.Error()
+	return truncateDetail(err.Error())
+}
+
+// truncateDetail bounds a detail written to the log.
+func truncateDetail(s string) string {
 	if len(s) > 500 {
 		s = s[:500]
 	}
 	return s
+}
+
+// createErrText is errText for a create's error: each of the create's
+// distinct IDs quoted in it is replaced, before truncation, by a mark
+// holding the start of its keyed hash (scrubIDs).
+func (w *Worker[TTx]) createErrText(err error, ids []string) string {
+	if err == nil {
+		return ""
+	}
+	return truncateDetail(scrubIDs(w.ids, err.Error(), ids))
+}
+
+// scrubIDs replaces each of ids quoted in text (redact.IDs: whole words,
+// escaped forms, longest first) by "[ID " and the first 16 characters of
+// its keyed hash "…]", which 'mpgdpr report hash-id' finds again.
+func scrubIDs(h *evidence.IDHasher, text string, ids []string) string {
+	return redact.IDs(text, ids, func(id string) string { return "[ID " + h.Hash(id)[:16] + "…]" })
 }
 
 func refuseCreate(ctx context.Context, tx dbTx, b *batchRow, items []batchItem, createID int64, set map[string]bool, why string, now time.Time) error {

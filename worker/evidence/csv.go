@@ -65,7 +65,7 @@ func (c *csvWriter) Write(r *Record) error {
 			s += " " + n.TaskID
 		}
 		if n.Detail != "" {
-			s += ": " + hashIDsIn(c.h, r.DistinctIDs, n.Detail)
+			s += ": " + hashIDsIn(c.h, r.plainIDs(), n.Detail)
 		}
 		notes = append(notes, s)
 	}
@@ -84,7 +84,7 @@ func (c *csvWriter) Write(r *Record) error {
 		exp = strconv.FormatInt(bytes, 10)
 	}
 	row := []string{
-		r.Reference, r.Project, r.Kind, r.ComplianceType, strconv.Itoa(r.IDs), string(ids), strconv.FormatBool(c.h != nil || r.IDsPurged),
+		r.Reference, r.Project, r.Kind, r.ComplianceType, strconv.Itoa(r.IDs), string(ids), strconv.FormatBool(c.h != nil),
 		fmtTime(r.ReceivedAt), fmtTime(r.FirstFiledAt()), strings.Join(tasks, " "), strings.Join(conflicts, " "), last, fmtTime(lastAt),
 		fmtTime(r.CompletedAt), ttc, r.Deadline.Regulation, due, string(r.Deadline.State),
 		strconv.FormatBool(r.Deadline.Extended), extReason, extAt, r.Deadline.Note,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"sync"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib" // registers "pgx" for database/sql
@@ -18,6 +19,9 @@ type DB struct {
 	db       *sql.DB
 	postgres bool
 	own      bool
+
+	schemaMu sync.Mutex
+	schema   int64 // the worker's schema version, once read (schemaVersion)
 }
 
 // OpenDB opens the worker's database by URL, as the worker's configuration

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -71,8 +72,11 @@ func (d *DB) where(f Filter, args *[]any) string {
 
 func (d *DB) itemChunk(ctx context.Context, f Filter, after int64) ([]*Record, []int64, error) {
 	args := []any{after}
-	q := `SELECT i.id, i.reference, i.project, i.kind, i.compliance_type, i.n_ids, i.state, i.resubmits, r.received_at, r.distinct_ids,
-		CASE WHEN r.ids_purged_at IS NULL THEN 0 ELSE 1 END
+	purged, err := d.purgedColumn(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	q := `SELECT i.id, i.reference, i.project, i.kind, i.compliance_type, i.n_ids, i.state, i.resubmits, r.received_at, r.distinct_ids, ` + purged + `
 		FROM mpgdpr_item i JOIN mpgdpr_request r ON r.reference = i.reference WHERE i.id > ?` + d.where(f, &args) + ` ORDER BY i.id LIMIT ` + strconv.Itoa(chunk)
 	rows, err := d.db.QueryContext(ctx, d.q(q), args...)
 	if err != nil {
@@ -85,11 +89,11 @@ func (d *DB) itemChunk(ctx context.Context, f Filter, after int64) ([]*Record, [
 		var r Record
 		var id int64
 		var received, dids string
-		var purged int
-		if err := rows.Scan(&id, &r.Reference, &r.Project, &r.Kind, &r.ComplianceType, &r.IDs, &r.SourceState, &r.Resubmissions, &received, &dids, &purged); err != nil {
+		var purgedAt sql.NullString
+		if err := rows.Scan(&id, &r.Reference, &r.Project, &r.Kind, &r.ComplianceType, &r.IDs, &r.SourceState, &r.Resubmissions, &received, &dids, &purgedAt); err != nil {
 			return nil, nil, err
 		}
-		r.IDsPurged = purged != 0
+		r.IDsKeyed = purgedAt.Valid
 		r.ReceivedAt = workerdb.ParseTime(received)
 		_ = json.Unmarshal([]byte(dids), &r.DistinctIDs)
 		recs = append(recs, &r)
@@ -253,11 +257,40 @@ func (d *DB) fill(ctx context.Context, recs []*Record, ids []int64) error {
 	return rows.Err()
 }
 
+// purgedColumn is mpgdpr_request's ids_purged_at as the report's queries
+// select it (as r), or NULL in a database older than the column.
+func (d *DB) purgedColumn(ctx context.Context) (string, error) {
+	v, err := d.schemaVersion(ctx)
+	if err != nil {
+		return "", err
+	}
+	if v < SealVersion {
+		return "NULL", nil
+	}
+	return "r.ids_purged_at", nil
+}
+
+// schemaVersion is the worker's schema version of the database (read once).
+func (d *DB) schemaVersion(ctx context.Context) (int64, error) {
+	d.schemaMu.Lock()
+	defer d.schemaMu.Unlock()
+	if d.schema == 0 {
+		if err := d.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM mpgdpr_schema`).Scan(&d.schema); err != nil {
+			return 0, fmt.Errorf("evidence: reading the schema version: %w", err)
+		}
+	}
+	return d.schema, nil
+}
+
 // pending yields the requests no worker has taken in yet (no item).
 func (d *DB) pending(ctx context.Context, f Filter, yield func(*Record) error) error {
 	var args []any
 	w := d.where(Filter{Since: f.Since, Until: f.Until}, &args)
-	rows, err := d.db.QueryContext(ctx, d.q(`SELECT r.reference, r.kind, r.compliance_type, r.distinct_ids, r.projects, r.received_at FROM mpgdpr_request r
+	purged, err := d.purgedColumn(ctx)
+	if err != nil {
+		return err
+	}
+	rows, err := d.db.QueryContext(ctx, d.q(`SELECT r.reference, r.kind, r.compliance_type, r.distinct_ids, r.projects, r.received_at, `+purged+` FROM mpgdpr_request r
 		WHERE NOT EXISTS (SELECT 1 FROM mpgdpr_item i WHERE i.reference = r.reference)`+w+` ORDER BY r.reference`), args...)
 	if err != nil {
 		return err
@@ -265,7 +298,8 @@ func (d *DB) pending(ctx context.Context, f Filter, yield func(*Record) error) e
 	defer rows.Close()
 	for rows.Next() {
 		var ref, kind, ct, dids, projects, received string
-		if err := rows.Scan(&ref, &kind, &ct, &dids, &projects, &received); err != nil {
+		var purgedAt sql.NullString
+		if err := rows.Scan(&ref, &kind, &ct, &dids, &projects, &received, &purgedAt); err != nil {
 			return err
 		}
 		var ids, names []string
@@ -275,7 +309,7 @@ func (d *DB) pending(ctx context.Context, f Filter, yield func(*Record) error) e
 			if f.Project != "" && p != f.Project {
 				continue
 			}
-			r := &Record{Reference: ref, Project: p, Kind: kind, ComplianceType: ct, DistinctIDs: ids, IDs: len(ids),
+			r := &Record{Reference: ref, Project: p, Kind: kind, ComplianceType: ct, DistinctIDs: ids, IDs: len(ids), IDsKeyed: purgedAt.Valid,
 				ReceivedAt: workerdb.ParseTime(received), SourceState: "received"}
 			if err := yield(r); err != nil {
 				return err

@@ -68,8 +68,17 @@ func (h *IDHasher) Hash(id string) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-// names returns the IDs as a report shows them: hashed with h, or as they
-// are when h is nil.
+// shown returns a record's IDs as a report shows them: hashed with h, or
+// as they are when h is nil or they are already keyed hashes (a purged
+// record, Record.IDsKeyed).
+func (h *IDHasher) shown(r *Record) []string {
+	if r.IDsKeyed {
+		return r.DistinctIDs
+	}
+	return h.names(r.DistinctIDs)
+}
+
+// names returns the IDs hashed with h, or as they are when h is nil.
 func (h *IDHasher) names(ids []string) []string {
 	if h == nil {
 		return ids
@@ -79,14 +88,4 @@ func (h *IDHasher) names(ids []string) []string {
 		out[i] = h.Hash(id)
 	}
 	return out
-}
-
-// shown returns a record's IDs as a report shows them: hashed with h (or
-// as they are when h is nil), or, when the worker purged them, as they are:
-// they are keyed hashes already.
-func (h *IDHasher) shown(r *Record) []string {
-	if r.IDsPurged {
-		return r.DistinctIDs
-	}
-	return h.names(r.DistinctIDs)
 }

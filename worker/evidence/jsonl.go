@@ -79,7 +79,7 @@ type JSONExtension struct {
 func ToJSON(r *Record, h *IDHasher) JSONRecord {
 	j := JSONRecord{
 		V: JSONVersion, Reference: r.Reference, Project: r.Project, Kind: r.Kind, ComplianceType: r.ComplianceType,
-		IDs: r.IDs, DistinctIDs: h.shown(r), IDsHashed: h != nil || r.IDsPurged, ReceivedAt: fmtTime(r.ReceivedAt),
+		IDs: r.IDs, DistinctIDs: h.shown(r), IDsHashed: h != nil || r.IDsKeyed, ReceivedAt: fmtTime(r.ReceivedAt),
 		Tasks: []JSONTask{}, Notes: []JSONNote{}, Resubmissions: r.Resubmissions, SourceState: r.SourceState, ChainHash: r.ChainHash,
 	}
 	if j.DistinctIDs == nil {
@@ -99,7 +99,7 @@ func ToJSON(r *Record, h *IDHasher) JSONRecord {
 		j.CompletedAt, j.DaysToComplete = &c, &d
 	}
 	for _, n := range r.Notes {
-		j.Notes = append(j.Notes, JSONNote{fmtTime(n.At), n.Event, n.TaskID, hashIDsIn(h, r.DistinctIDs, n.Detail)})
+		j.Notes = append(j.Notes, JSONNote{fmtTime(n.At), n.Event, n.TaskID, hashIDsIn(h, r.plainIDs(), n.Detail)})
 	}
 	dl := r.Deadline
 	j.Deadline = JSONDeadline{Regulation: dl.Regulation, State: string(dl.State), Extended: dl.Extended, Note: dl.Note}

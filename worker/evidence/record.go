@@ -18,10 +18,10 @@ type Record struct {
 	// count only).
 	DistinctIDs []string
 	IDs         int
-	// IDsPurged: DistinctIDs are already the IDs' keyed hashes (the worker
-	// purged the plain IDs after their retention); a report shows them as
-	// they are, with or without --hash-ids.
-	IDsPurged bool
+	// IDsKeyed reports DistinctIDs that are already the keyed hashes of the
+	// IDs (HMAC-SHA-256 under the worker's ID key), written by a purge once
+	// the request ended: a report shows them as they are.
+	IDsKeyed bool
 	// ReceivedAt is when the request was received (the caller's time).
 	ReceivedAt time.Time
 	// Tasks are the Mixpanel tasks that covered the request, in the order
@@ -104,6 +104,15 @@ func (r *Record) FirstFiledAt() time.Time {
 		}
 	}
 	return first
+}
+
+// plainIDs are the record's distinct IDs while they are plain (none once
+// purged), to find in free text.
+func (r *Record) plainIDs() []string {
+	if r.IDsKeyed {
+		return nil
+	}
+	return r.DistinctIDs
 }
 
 // Completed reports whether the request was completed.

@@ -96,6 +96,12 @@ func (d *tamperDB) verify(opts ...evidence.VerifyOption) *evidence.Verification 
 // could), verifies, rolls back, and returns the verification.
 func (d *tamperDB) try(stmts ...string) *evidence.Verification {
 	d.t.Helper()
+	return d.tryThen(nil, stmts...)
+}
+
+// tryThen is try, calling then (if given) before the rollback.
+func (d *tamperDB) tryThen(then func(), stmts ...string) *evidence.Verification {
+	d.t.Helper()
 	d.exec("BEGIN")
 	defer d.exec("ROLLBACK")
 	if d.postgres {
@@ -111,6 +117,9 @@ func (d *tamperDB) try(stmts ...string) *evidence.Verification {
 	}
 	for _, s := range stmts {
 		d.exec(s)
+	}
+	if then != nil {
+		then()
 	}
 	return d.verify()
 }
@@ -234,6 +243,7 @@ func TestTamperEveryReportedColumn(t *testing.T) {
 				}
 			}
 		}
+		testPurged(t, d)
 		// Every edit was rolled back: the record verifies again.
 		if v := d.verify(); !v.OK() || !v.Complete() {
 			t.Fatalf("after the edits:\n%s", v)
@@ -246,4 +256,49 @@ func castText(postgres bool, col string) string {
 		return col + "::text"
 	}
 	return "CAST(" + col + " AS TEXT)"
+}
+
+// testPurged simulates a purge as the worker's does it: the plain IDs of an
+// ended request replaced, in every table, by their keyed hashes, and
+// ids_purged_at set. The record still verifies and reports show the keyed
+// hashes as they are; a purged row altered afterwards does not verify.
+func testPurged(t *testing.T, d *tamperDB) {
+	keyed := `'["` + d.ids.Hash("dave") + `"]'`
+	at := `'2026-03-01T00:00:00.000000Z'`
+	purge := []string{
+		`UPDATE mpgdpr_request SET distinct_ids = ` + keyed + `, ids_purged_at = ` + at + ` WHERE reference = 'DSR-4'`,
+		`UPDATE mpgdpr_create SET distinct_ids = ` + keyed + `, ids_purged_at = ` + at + ` WHERE distinct_ids = '["dave"]'`,
+	}
+	v := d.tryThen(func() {
+		if n := d.one(`SELECT ` + castText(d.postgres, "COUNT(*)") + ` FROM mpgdpr_create WHERE ids_purged_at IS NOT NULL`); n != "1" {
+			t.Errorf("purge: %s creates purged, want 1", n)
+		}
+		recs := collect(t, d.ev, evidence.Filter{Project: "eu"})
+		var buf strings.Builder
+		w := evidence.NewCSVWriter(&buf, d.ids)
+		for _, r := range recs {
+			if r.Reference == "DSR-4" && (!r.IDsKeyed || len(r.DistinctIDs) != 1 || r.DistinctIDs[0] != d.ids.Hash("dave")) {
+				t.Errorf("purged record: keyed %v, IDs %v", r.IDsKeyed, r.DistinctIDs)
+			}
+			if err := w.Write(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_ = w.Close()
+		if out := buf.String(); !strings.Contains(out, d.ids.Hash("dave")) || strings.Contains(out, d.ids.Hash(d.ids.Hash("dave"))) || strings.Contains(out, "dave") {
+			t.Errorf("the report of a purged request shows its ID hashed once, as the purge left it:\n%s", out)
+		}
+	}, purge...)
+	if !v.OK() || !v.Complete() {
+		t.Errorf("after a purge:\n%s", v)
+	}
+	for name, edit := range map[string]string{
+		"purged IDs replaced": `UPDATE mpgdpr_request SET distinct_ids = '["` + d.ids.Hash("mallory") + `"]' WHERE reference = 'DSR-4'`,
+		"purge mark removed":  `UPDATE mpgdpr_request SET ids_purged_at = NULL WHERE reference = 'DSR-4'`,
+	} {
+		v := d.try(append(purge, edit)...)
+		if v.OK() || !strings.Contains(v.String(), `TAMPERED mpgdpr_request reference "DSR-4"`) {
+			t.Errorf("purged, then %s:\n%s", name, v)
+		}
+	}
 }

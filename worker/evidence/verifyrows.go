@@ -69,15 +69,15 @@ type sealStart struct {
 
 func (d *DB) sealStart(ctx context.Context) (sealStart, error) {
 	var s sealStart
-	var version int64
-	if err := d.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM mpgdpr_schema`).Scan(&version); err != nil {
-		return s, fmt.Errorf("evidence: reading the schema version: %w", err)
+	version, err := d.schemaVersion(ctx)
+	if err != nil {
+		return s, err
 	}
 	if version < SealVersion {
 		s.legacy = true
 		return s, nil
 	}
-	err := d.db.QueryRowContext(ctx, `SELECT since_event, since_item, unchained FROM mpgdpr_seal_start`).Scan(&s.sinceEvent, &s.sinceItem, &s.unchained)
+	err = d.db.QueryRowContext(ctx, `SELECT since_event, since_item, unchained FROM mpgdpr_seal_start`).Scan(&s.sinceEvent, &s.sinceItem, &s.unchained)
 	if errors.Is(err, sql.ErrNoRows) {
 		return s, nil // none: every row must be sealed
 	}
