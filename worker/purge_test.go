@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/privacykit/mpgdpr"
 	"github.com/privacykit/mpgdpr/mpgdprtest"
@@ -293,6 +294,11 @@ func TestPurgeKeepsAnIDAnOpenRequestShares(t *testing.T) {
 	forEachDriver(t, func(t *testing.T, newEnv envMaker) {
 		e := newEnv(t, twoFakes(t))
 		ctx := context.Background()
+		// A window long enough for both intakes to land in one batch, even
+		// on a loaded machine.
+		for i := range e.cfg.Projects {
+			e.cfg.Projects[i].BatchWindow = Duration(3 * time.Second)
+		}
 		for ref, ids := range map[string][]string{"SH-A": {"shared-person", "a-only"}, "SH-B": {"shared-person"}} {
 			if _, err := e.svc.Enqueue(ctx, Request{Reference: ref, Kind: Deletion, ComplianceType: mpgdpr.GDPR, DistinctIDs: ids, Projects: []string{"us"}}); err != nil {
 				t.Fatal(err)
