@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -18,13 +19,14 @@ import (
 // and a chained ids_purged event says so. The chains hold IDs only as keyed
 // hashes, so the evidence verifies the same before and after.
 //
-// Each request is purged in one transaction: its mpgdpr_request row (IDs,
-// digest, ids_purged_at), the mpgdpr_create rows of every batch its items
-// were in (the IDs that no request still kept plain shares), and its
-// event. A purge killed at any point leaves each request whole, plain or
-// purged, and the next run goes on from there; concurrent purges lock the
-// request row and then the create rows in id order (Postgres), or run one
-// at a time (SQLite), so no change is lost.
+// Requests are purged up to purgeGroup per transaction, each whole: its
+// mpgdpr_request row (IDs, digest, ids_purged_at), the mpgdpr_create rows
+// of every batch its items were in (the IDs that no request still kept
+// plain shares), and its event. A purge killed at any point leaves each
+// request plain or purged, and the next run goes on from there; concurrent
+// purges lock the request rows in reference order and then the create rows
+// in id order (Postgres), or run one at a time (SQLite), so no change is
+// lost.
 
 // PurgeOption adjusts a purge (Worker.Purge).
 type PurgeOption func(*purgeOptions)
@@ -101,14 +103,8 @@ func (w *Worker[TTx]) Purge(ctx context.Context, opts ...PurgeOption) (*PurgeRes
 	if err != nil {
 		return res, fmt.Errorf("worker: purge: %w", err)
 	}
-	for _, ref := range refs {
-		if err := ctx.Err(); err != nil {
-			return res, err
-		}
-		if err := p.request(ctx, ref, o.now); err != nil {
-			// The reference is the caller's ticket id, not personal data.
-			return res, fmt.Errorf("worker: purge: request %q: %w", ref, err)
-		}
+	if err := p.requests(ctx, refs, o.now); err != nil {
+		return res, fmt.Errorf("worker: purge: %w", err)
 	}
 	if err := w.purgeExports(ctx, o.now.Add(-exportsAge), o.dryRun, res); err != nil {
 		return res, fmt.Errorf("worker: purge: exports: %w", err)
@@ -184,8 +180,36 @@ func (p *purger) inTx(ctx context.Context, f func(tx dbTx) error) error {
 	return err
 }
 
-// request purges one ended request in one transaction.
-func (p *purger) request(ctx context.Context, ref string, now time.Time) error {
+// purgeGroup is how many requests one transaction purges: each batch's
+// create rows are rewritten once per group, not once per request.
+const purgeGroup = 100
+
+// requests purges ended requests (refs, sorted) a group per transaction.
+func (p *purger) requests(ctx context.Context, refs []string, now time.Time) error {
+	for len(refs) > 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n := min(len(refs), purgeGroup)
+		if err := p.group(ctx, refs[:n], now); err != nil {
+			return err
+		}
+		refs = refs[n:]
+	}
+	return nil
+}
+
+// plainRequest is a request about to be purged.
+type plainRequest struct {
+	ref string
+	a   RequestArgs
+}
+
+// group purges requests in one transaction: each is purged whole or not at
+// all. Request rows are locked in reference order, then create rows in
+// batch and id order (Postgres), so concurrent purges wait for each other
+// and never deadlock.
+func (p *purger) group(ctx context.Context, refs []string, now time.Time) error {
 	var res PurgeResult
 	err := p.inTx(ctx, func(tx dbTx) error {
 		res = PurgeResult{}
@@ -193,50 +217,74 @@ func (p *purger) request(ctx context.Context, ref string, now time.Time) error {
 		if p.db.dialect() == dialectPostgres {
 			lock = " FOR UPDATE"
 		}
-		var a RequestArgs
-		var ids, projects string
-		err := tx.queryRow(ctx, `SELECT kind, compliance_type, disclosure_type, distinct_ids, projects FROM mpgdpr_request WHERE reference = ? AND ids_purged_at IS NULL`+lock, ref).
-			Scan(&a.RequestKind, &a.ComplianceType, &a.DisclosureType, &ids, &projects)
-		if isNoRows(err) {
-			return nil // purged by another worker meanwhile
+		var todo []plainRequest
+		inGroup := map[string]bool{}
+		byBatch := map[int64][]int{} // batch → indexes in todo
+		var batches []int64
+		for _, ref := range refs {
+			r := plainRequest{ref: ref}
+			var ids, projects string
+			err := tx.queryRow(ctx, `SELECT kind, compliance_type, disclosure_type, distinct_ids, projects FROM mpgdpr_request WHERE reference = ? AND ids_purged_at IS NULL`+lock, ref).
+				Scan(&r.a.RequestKind, &r.a.ComplianceType, &r.a.DisclosureType, &ids, &projects)
+			if isNoRows(err) {
+				continue // purged by another worker meanwhile
+			}
+			if err != nil {
+				return err
+			}
+			if err := json.Unmarshal([]byte(ids), &r.a.DistinctIDs); err != nil {
+				return fmt.Errorf("request %q: distinct_ids: %w", ref, err)
+			}
+			if err := json.Unmarshal([]byte(projects), &r.a.Projects); err != nil {
+				return fmt.Errorf("request %q: projects: %w", ref, err)
+			}
+			bs, planned, err := requestBatches(ctx, tx, ref)
+			if err != nil {
+				return err
+			}
+			if planned {
+				res.Waiting++ // a batch still being filed reads these IDs
+				continue
+			}
+			for _, b := range bs {
+				if byBatch[b] == nil {
+					batches = append(batches, b)
+				}
+				byBatch[b] = append(byBatch[b], len(todo))
+			}
+			inGroup[ref] = true
+			todo = append(todo, r)
 		}
-		if err != nil {
-			return err
-		}
-		if err := json.Unmarshal([]byte(ids), &a.DistinctIDs); err != nil {
-			return fmt.Errorf("distinct_ids: %w", err)
-		}
-		if err := json.Unmarshal([]byte(projects), &a.Projects); err != nil {
-			return fmt.Errorf("projects: %w", err)
-		}
-		batches, planned, err := requestBatches(ctx, tx, ref)
-		if err != nil {
-			return err
-		}
-		if planned {
-			res.Waiting = 1 // a batch still being filed reads these IDs
-			return nil
-		}
-		mine := toSet(a.DistinctIDs)
+		slices.Sort(batches)
 		for _, b := range batches {
-			n, err := p.createRows(ctx, tx, b, ref, mine, now, lock)
+			mine := map[string]bool{}
+			for _, i := range byBatch[b] {
+				markAll(mine, todo[i].a.DistinctIDs)
+			}
+			n, err := p.createRows(ctx, tx, b, inGroup, mine, now, lock)
 			if err != nil {
 				return err
 			}
 			res.CreateRows += n
 		}
-		hashed := make([]string, len(a.DistinctIDs))
-		for i, id := range a.DistinctIDs {
-			hashed[i] = p.h.Hash(id)
+		for _, r := range todo {
+			hashed := make([]string, len(r.a.DistinctIDs))
+			for i, id := range r.a.DistinctIDs {
+				hashed[i] = p.h.Hash(id)
+			}
+			enc, _ := json.Marshal(hashed)
+			if _, err := tx.exec(ctx, `UPDATE mpgdpr_request SET distinct_ids = ?, digest = ?, ids_purged_at = ? WHERE reference = ?`,
+				string(enc), requestDigest(r.a, p.h), workerdb.FormatTime(now), r.ref); err != nil {
+				return err
+			}
+			res.Requests++
+			res.IDs += len(r.a.DistinctIDs)
+			if err := addEvent(ctx, tx, event{At: now, Reference: r.ref, Event: workerdb.EventIDsPurged,
+				Detail: fmt.Sprintf("%d distinct IDs replaced by their keyed hash in the request and the create rows of its batches, after the request ended", len(r.a.DistinctIDs))}); err != nil {
+				return err
+			}
 		}
-		enc, _ := json.Marshal(hashed)
-		if _, err := tx.exec(ctx, `UPDATE mpgdpr_request SET distinct_ids = ?, digest = ?, ids_purged_at = ? WHERE reference = ?`,
-			string(enc), requestDigest(a, p.h), workerdb.FormatTime(now), ref); err != nil {
-			return err
-		}
-		res.Requests, res.IDs = 1, len(a.DistinctIDs)
-		return addEvent(ctx, tx, event{At: now, Reference: ref, Event: workerdb.EventIDsPurged,
-			Detail: fmt.Sprintf("%d distinct IDs replaced by their keyed hash in the request and %d create rows, after the request ended", len(a.DistinctIDs), res.CreateRows)})
+		return nil
 	})
 	if err != nil {
 		return err
@@ -266,11 +314,12 @@ func requestBatches(ctx context.Context, q querier, ref string) (batches []int64
 	return batches, planned, err
 }
 
-// createRows replaces, in batch b's create rows, each of the request's IDs
-// that no other request still plain (one of the batch's) holds, by its
-// keyed hash; a row whose every request is then purged gets ids_purged_at.
-// It returns how many rows changed.
-func (p *purger) createRows(ctx context.Context, tx dbTx, b int64, ref string, mine map[string]bool, now time.Time, lock string) (int, error) {
+// createRows replaces, in batch b's create rows, each of mine (the IDs of
+// the group's requests in the batch) that no request outside the group,
+// still plain and of the batch, holds, by its keyed hash; a row whose every
+// request is then purged gets ids_purged_at. It returns how many rows
+// changed.
+func (p *purger) createRows(ctx context.Context, tx dbTx, b int64, inGroup, mine map[string]bool, now time.Time, lock string) (int, error) {
 	type row struct {
 		id        int64
 		ids, cids []string
@@ -301,11 +350,14 @@ func (p *purger) createRows(ctx context.Context, tx dbTx, b int64, ref string, m
 	// IDs the batch's other requests still hold plain stay plain.
 	keep := map[string]bool{}
 	others := 0
-	if err := collect(ctx, tx, `SELECT r.distinct_ids FROM mpgdpr_request r WHERE r.ids_purged_at IS NULL AND r.reference <> ? AND r.reference IN
-		(SELECT e.reference FROM mpgdpr_event e WHERE e.batch_id = ?)`, []any{ref, b}, func(r rowScanner) error {
-		var enc string
-		if err := r.Scan(&enc); err != nil {
+	if err := collect(ctx, tx, `SELECT r.reference, r.distinct_ids FROM mpgdpr_request r WHERE r.ids_purged_at IS NULL AND r.reference IN
+		(SELECT e.reference FROM mpgdpr_event e WHERE e.batch_id = ?)`, []any{b}, func(r rowScanner) error {
+		var ref, enc string
+		if err := r.Scan(&ref, &enc); err != nil {
 			return err
+		}
+		if inGroup[ref] {
+			return nil
 		}
 		var ids []string
 		if err := json.Unmarshal([]byte(enc), &ids); err != nil {
