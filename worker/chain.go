@@ -25,13 +25,13 @@ CREATE TABLE mpgdpr_chain (
 `
 
 // chainLink takes the next link of e's chain and moves the chain's head to
-// it, in q, which must be a transaction (addEvent makes one when it is
+// it, calling fill (if given) to complete e once the head is locked, in q, which must be a transaction (addEvent makes one when it is
 // given the database): the head row stays locked (SELECT ... FOR UPDATE on
 // Postgres; SQLite's transactions take the write lock when they begin)
 // until the event's insert commits, so concurrent workers extend a chain
 // one at a time and a rolled-back insert leaves the head where it was. The
 // unique (project, chain_seq) index turns any fork into an error.
-func chainLink(ctx context.Context, q querier, e event) (seq int64, hash string, err error) {
+func chainLink(ctx context.Context, q querier, e *event, fill func(*event) error) (seq int64, hash string, err error) {
 	if _, err := q.exec(ctx, `INSERT INTO mpgdpr_chain (chain, seq, head) VALUES (?, 0, '') ON CONFLICT (chain) DO NOTHING`, e.Project); err != nil {
 		return 0, "", err
 	}
@@ -42,6 +42,11 @@ func chainLink(ctx context.Context, q querier, e event) (seq int64, hash string,
 	var prev string
 	if err := q.queryRow(ctx, `SELECT seq, head FROM mpgdpr_chain WHERE chain = ?`+lock, e.Project).Scan(&seq, &prev); err != nil {
 		return 0, "", err
+	}
+	if fill != nil {
+		if err := fill(e); err != nil {
+			return 0, "", err
+		}
 	}
 	seq++
 	hash = evidence.EventHash(prev, evidence.ChainEntry{

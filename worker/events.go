@@ -31,14 +31,18 @@ type event struct {
 }
 
 // addEvent appends to the event log (which the database keeps append-only).
-func addEvent(ctx context.Context, q querier, e event) error {
+func addEvent(ctx context.Context, q querier, e event) error { return appendEvent(ctx, q, e, nil) }
+
+// appendEvent is addEvent; fill, if given, completes e once the chain's
+// head is locked (a seal reads its row then: see seal.go).
+func appendEvent(ctx context.Context, q querier, e event, fill func(*event) error) error {
 	if db, ok := q.(database); ok { // the hash chain needs a transaction (chain.go)
-		return inTx(ctx, db, func(tx dbTx) error { return addEvent(ctx, tx, e) })
+		return inTx(ctx, db, func(tx dbTx) error { return appendEvent(ctx, tx, e, fill) })
 	}
 	if e.At.IsZero() {
 		e.At = time.Now()
 	}
-	seq, hash, err := chainLink(ctx, q, e)
+	seq, hash, err := chainLink(ctx, q, &e, fill)
 	if err != nil {
 		return err
 	}
@@ -60,7 +64,7 @@ func setItemState(ctx context.Context, q querier, it itemRef, state, ev, taskID,
 	if _, err := q.exec(ctx, `UPDATE mpgdpr_item SET state = ?, updated_at = ?, detail = ? WHERE id = ?`, state, workerdb.FormatTime(now), detail, it.ID); err != nil {
 		return err
 	}
-	if err := sealItem(ctx, q, it.ID); err != nil {
+	if err := sealItem(ctx, q, it.Project, it.ID); err != nil {
 		return err
 	}
 	return addEvent(ctx, q, event{At: now, Reference: it.Reference, Project: it.Project, ItemID: it.ID, TaskID: taskID, Event: ev, Detail: detail})

@@ -517,7 +517,7 @@ func linkItem(ctx context.Context, tx dbTx, it batchItem, taskID, origin string,
 	if err != nil || n == 0 {
 		return err
 	}
-	return sealItem(ctx, tx, it.ID)
+	return sealItem(ctx, tx, it.Project, it.ID)
 }
 
 func linkedTasks(ctx context.Context, q querier, itemID int64, round int) ([]string, error) {

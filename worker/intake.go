@@ -65,7 +65,7 @@ func (iw *intakeWorker[TTx]) Work(ctx context.Context, job *river.Job[RequestArg
 			if err != nil {
 				return err
 			}
-			if err := sealItem(ctx, tx, id); err != nil {
+			if err := sealItem(ctx, tx, project, id); err != nil {
 				return err
 			}
 			it := itemRef{ID: id, Reference: n.Reference, Project: project}

@@ -230,7 +230,7 @@ func (w *Worker[TTx]) finishTask(ctx context.Context, t *taskRow, status mpgdpr.
 					StateQueued, workerdb.FormatTime(now), workerdb.FormatTime(now), why, it.ID); err != nil {
 					return err
 				}
-				if err := sealItem(ctx, tx, it.ID); err != nil {
+				if err := sealItem(ctx, tx, it.Project, it.ID); err != nil {
 					return err
 				}
 				if err := addEvent(ctx, tx, event{At: now, Reference: it.Reference, Project: it.Project, ItemID: it.ID, TaskID: t.TaskID, Event: workerdb.EventResubmitted,

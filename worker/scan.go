@@ -127,7 +127,7 @@ func (w *Worker[TTx]) formBatch(ctx context.Context, g scanArgs, items []queuedI
 			return errRaced
 		}
 		for _, it := range items {
-			if err := sealItem(ctx, tx, it.ID); err != nil {
+			if err := sealItem(ctx, tx, it.Project, it.ID); err != nil {
 				return err
 			}
 			if err := addEvent(ctx, tx, event{At: now, Reference: it.Reference, Project: it.Project, ItemID: it.ID, BatchID: batchID, Event: workerdb.EventBatched,

@@ -28,60 +28,63 @@ INSERT INTO mpgdpr_seal_start (since_event, since_item, unchained) SELECT (SELEC
 	(SELECT COALESCE(MAX(id), 0) FROM mpgdpr_item), (SELECT COUNT(*) FROM mpgdpr_event WHERE chain_seq IS NULL);
 `
 
+// A seal reads its row once the chain's head is locked (appendEvent's
+// fill): on Postgres, a transaction that changed the row seals it after
+// every earlier sealing transaction of the chain committed, so the last
+// seal of a row always sees its last state, even when two transactions
+// change the same item at once (one linking a task, one moving its state).
+
 // sealRequest seals the request row ref.
 func sealRequest(ctx context.Context, q querier, h *evidence.IDHasher, ref string) error {
-	var r evidence.RequestRow
-	if err := r.Scan(q.queryRow(ctx, `SELECT `+evidence.RequestColumns+` FROM mpgdpr_request WHERE reference = ?`, ref)); err != nil {
-		return fmt.Errorf("worker: seal request: %w", err)
-	}
-	d, err := r.Digest(h)
-	if err != nil {
-		return err
-	}
-	return addEvent(ctx, q, event{Reference: ref, Event: workerdb.EventSealed, Detail: evidence.SealDetail(evidence.TableRequest, d)})
-}
-
-// sealItem seals the item row id with its task links.
-func sealItem(ctx context.Context, q querier, id int64) error {
-	var r evidence.ItemRow
-	if err := r.Scan(q.queryRow(ctx, `SELECT `+evidence.ItemColumns+` FROM mpgdpr_item WHERE id = ?`, id)); err != nil {
-		return fmt.Errorf("worker: seal item: %w", err)
-	}
-	rows, err := q.query(ctx, `SELECT `+evidence.LinkColumns+` FROM mpgdpr_item_task WHERE item_id = ? ORDER BY `+evidence.LinkOrder, id)
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var l evidence.LinkRow
-		if err := l.Scan(rows); err != nil {
-			rows.Close()
+	return appendEvent(ctx, q, event{Reference: ref, Event: workerdb.EventSealed}, func(e *event) error {
+		var r evidence.RequestRow
+		if err := r.Scan(q.queryRow(ctx, `SELECT `+evidence.RequestColumns+` FROM mpgdpr_request WHERE reference = ?`, ref)); err != nil {
+			return fmt.Errorf("worker: seal request: %w", err)
+		}
+		d, err := r.Digest(h)
+		if err != nil {
 			return err
 		}
-		r.Links = append(r.Links, l)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	return addEvent(ctx, q, event{Reference: r.Reference, Project: r.Project, ItemID: id, Event: workerdb.EventSealed,
-		Detail: evidence.SealDetail(evidence.TableItem, r.Digest())})
+		e.Detail = evidence.SealDetail(evidence.TableRequest, d)
+		return nil
+	})
 }
 
-// sealItems seals each item.
-func sealItems(ctx context.Context, q querier, ids ...int64) error {
-	for _, id := range ids {
-		if err := sealItem(ctx, q, id); err != nil {
+// sealItem seals the item row id, of project, with its task links.
+func sealItem(ctx context.Context, q querier, project string, id int64) error {
+	return appendEvent(ctx, q, event{Project: project, ItemID: id, Event: workerdb.EventSealed}, func(e *event) error {
+		var r evidence.ItemRow
+		if err := r.Scan(q.queryRow(ctx, `SELECT `+evidence.ItemColumns+` FROM mpgdpr_item WHERE id = ?`, id)); err != nil {
+			return fmt.Errorf("worker: seal item: %w", err)
+		}
+		rows, err := q.query(ctx, `SELECT `+evidence.LinkColumns+` FROM mpgdpr_item_task WHERE item_id = ? ORDER BY `+evidence.LinkOrder, id)
+		if err != nil {
 			return err
 		}
-	}
-	return nil
+		defer rows.Close()
+		for rows.Next() {
+			var l evidence.LinkRow
+			if err := l.Scan(rows); err != nil {
+				return err
+			}
+			r.Links = append(r.Links, l)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		e.Reference, e.Detail = r.Reference, evidence.SealDetail(evidence.TableItem, r.Digest())
+		return nil
+	})
 }
 
 // sealTask seals the task row (project, taskID).
 func sealTask(ctx context.Context, q querier, project, taskID string) error {
-	var t evidence.TaskRow
-	if err := t.Scan(q.queryRow(ctx, `SELECT `+evidence.TaskColumns+` FROM mpgdpr_task WHERE project = ? AND task_id = ?`, project, taskID)); err != nil {
-		return fmt.Errorf("worker: seal task: %w", err)
-	}
-	return addEvent(ctx, q, event{Project: project, TaskID: taskID, Event: workerdb.EventSealed, Detail: evidence.SealDetail(evidence.TableTask, t.Digest())})
+	return appendEvent(ctx, q, event{Project: project, TaskID: taskID, Event: workerdb.EventSealed}, func(e *event) error {
+		var t evidence.TaskRow
+		if err := t.Scan(q.queryRow(ctx, `SELECT `+evidence.TaskColumns+` FROM mpgdpr_task WHERE project = ? AND task_id = ?`, project, taskID)); err != nil {
+			return fmt.Errorf("worker: seal task: %w", err)
+		}
+		e.Detail = evidence.SealDetail(evidence.TableTask, t.Digest())
+		return nil
+	})
 }

@@ -146,8 +146,8 @@ func (w *Worker[TTx]) RequestStatus(ctx context.Context, reference string) (*Req
 			return nil, err
 		}
 		if err := collect(ctx, w.db, `SELECT e.at, e.event, e.task_id, COALESCE(e.batch_id, 0), e.detail FROM mpgdpr_event e
-			WHERE e.item_id = ? OR (e.item_id IS NULL AND e.project = ? AND e.task_id IN (SELECT task_id FROM mpgdpr_item_task WHERE item_id = ?))
-			ORDER BY e.id`, []any{id, name, id}, func(r rowScanner) error {
+			WHERE (e.item_id = ? OR (e.item_id IS NULL AND e.project = ? AND e.task_id IN (SELECT task_id FROM mpgdpr_item_task WHERE item_id = ?)))
+			AND e.event <> ? ORDER BY e.id`, []any{id, name, id, workerdb.EventSealed}, func(r rowScanner) error {
 			var e Event
 			var at string
 			if err := r.Scan(&at, &e.Event, &e.TaskID, &e.BatchID, &e.Detail); err != nil {

@@ -43,9 +43,10 @@ type Record struct {
 	Extension *Extension
 	// Deadline is set by Policy.Evaluate.
 	Deadline Deadline
-	// ChainHash is the hash of the last chained entry about this record,
-	// when the source has one: it lets an auditor tie a report line to the
-	// verified history.
+	// ChainHash is the hash of the last chained entry about this record's
+	// item, when the source has one: DB.Verify proves that entry is in its
+	// chain, and every other value of the record matches a sealed row or a
+	// chained event, so it ties a report line to the verified history.
 	ChainHash string
 }
 

@@ -244,6 +244,7 @@ func TestTamperEveryReportedColumn(t *testing.T) {
 			}
 		}
 		testPurged(t, d)
+		testBeforeSealing(t, d)
 		// Every edit was rolled back: the record verifies again.
 		if v := d.verify(); !v.OK() || !v.Complete() {
 			t.Fatalf("after the edits:\n%s", v)
@@ -300,5 +301,33 @@ func testPurged(t *testing.T, d *tamperDB) {
 		if v.OK() || !strings.Contains(v.String(), `TAMPERED mpgdpr_request reference "DSR-4"`) {
 			t.Errorf("purged, then %s:\n%s", name, v)
 		}
+	}
+}
+
+// testBeforeSealing: a database written before schema version 4 has rows
+// no seal covers. Verify says so (UNVERIFIABLE, written before version 4)
+// and does not call the record complete, rather than passing it; rows of
+// an upgraded database that no seal covers are reported the same way, and
+// still fail `report verify`.
+func testBeforeSealing(t *testing.T, d *tamperDB) {
+	for name, c := range map[string]struct {
+		stmts []string
+		want  string
+	}{
+		"schema 3": {[]string{`DELETE FROM mpgdpr_schema WHERE version >= 4`}, "UNVERIFIABLE mpgdpr_item: 6 rows: written before schema version 4"},
+		"upgraded": {[]string{`UPDATE mpgdpr_seal_start SET since_event = 100000, since_item = 100000`,
+			`INSERT INTO mpgdpr_item (reference, project, kind, compliance_type, disclosure_type, n_ids, state, queued_at, updated_at)
+				VALUES ('DSR-4', 'us', 'retrieval', 'GDPR', '', 1, 'done', '2026-01-31T09:00:00.000000Z', '2026-01-31T09:00:00.000000Z')`},
+			"UNVERIFIABLE mpgdpr_item: 1 rows: written before schema version 4"},
+	} {
+		d.tryThen(func() {
+			v, err := evidence.NewDB(d.conn, d.postgres).Verify(context.Background(), nil, evidence.WithIDKey(d.ids))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !v.OK() || v.Complete() || !strings.Contains(v.String(), c.want) {
+				t.Errorf("%s: want %q, not complete:\n%s", name, c.want, v)
+			}
+		}, c.stmts...)
 	}
 }

@@ -153,8 +153,11 @@ func (d *DB) eachString(ctx context.Context, q string, f func(string), args ...a
 	return rows.Err()
 }
 
-// lastSeals maps each key to the digest of its last seal of table, read
-// from q (rows of key, detail, in event order).
+// lastSeals maps each key to the digest of its last chained seal of table,
+// read from q (rows of key, detail, chain_seq, in event order). Whether an
+// event is chained is tested here, not in q: on the request chain ""
+// "project = ” AND chain_seq IS NOT NULL" leads SQLite to scan the whole
+// chain by its (project, chain_seq) index for every chunk.
 func (d *DB) lastSeals(ctx context.Context, table, q string, args ...any) (map[string]string, error) {
 	rows, err := d.db.QueryContext(ctx, d.q(q), args...)
 	if err != nil {
@@ -164,12 +167,31 @@ func (d *DB) lastSeals(ctx context.Context, table, q string, args ...any) (map[s
 	out := map[string]string{}
 	for rows.Next() {
 		var key, detail string
-		if err := rows.Scan(&key, &detail); err != nil {
+		var seq sql.NullInt64
+		if err := rows.Scan(&key, &detail, &seq); err != nil {
 			return nil, err
 		}
-		if t, dg := parseSeal(detail); t == table {
+		if t, dg := parseSeal(detail); t == table && seq.Valid {
 			out[key] = dg
 		}
+	}
+	return out, rows.Err()
+}
+
+// queryRows reads every row of q with scan.
+func queryRows[T any](ctx context.Context, d *DB, q string, args []any, scan func(*T, rowScanner) error) ([]T, error) {
+	rows, err := d.db.QueryContext(ctx, d.q(q), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		var v T
+		if err := scan(&v, rows); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
 	}
 	return out, rows.Err()
 }
@@ -195,21 +217,9 @@ func (d *DB) verifyRequests(ctx context.Context, st sealStart, h *IDHasher) (*Ta
 	t := &TableResult{Table: TableRequest}
 	after := ""
 	for {
-		rows, err := d.db.QueryContext(ctx, d.q(`SELECT `+RequestColumns+` FROM mpgdpr_request WHERE reference > ? ORDER BY reference LIMIT `+strconv.Itoa(chunk)), after)
+		recs, err := queryRows(ctx, d, `SELECT `+RequestColumns+` FROM mpgdpr_request WHERE reference > ? ORDER BY reference LIMIT `+strconv.Itoa(chunk),
+			[]any{after}, (*RequestRow).Scan)
 		if err != nil {
-			return nil, err
-		}
-		var recs []RequestRow
-		for rows.Next() {
-			var r RequestRow
-			if err := r.Scan(rows); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			recs = append(recs, r)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
 			return nil, err
 		}
 		if len(recs) == 0 {
@@ -219,8 +229,8 @@ func (d *DB) verifyRequests(ctx context.Context, st sealStart, h *IDHasher) (*Ta
 		for _, r := range recs {
 			args = append(args, r.Reference)
 		}
-		seals, err := d.lastSeals(ctx, TableRequest, `SELECT reference, detail FROM mpgdpr_event WHERE event = ? AND reference IN `+marks(len(recs))+`
-			AND project = '' AND item_id IS NULL AND chain_seq IS NOT NULL ORDER BY id`, args...)
+		seals, err := d.lastSeals(ctx, TableRequest, `SELECT reference, detail, chain_seq FROM mpgdpr_event WHERE event = ? AND reference IN `+marks(len(recs))+`
+			AND item_id IS NULL ORDER BY id`, args...)
 		if err != nil {
 			return nil, err
 		}
@@ -243,27 +253,18 @@ func (d *DB) verifyItems(ctx context.Context, st sealStart) (*TableResult, error
 	t := &TableResult{Table: TableItem}
 	var after int64
 	for {
-		rows, err := d.db.QueryContext(ctx, d.q(`SELECT `+ItemColumns+` FROM mpgdpr_item WHERE id > ? ORDER BY id LIMIT `+strconv.Itoa(chunk)), after)
+		items, err := queryRows(ctx, d, `SELECT `+ItemColumns+` FROM mpgdpr_item WHERE id > ? ORDER BY id LIMIT `+strconv.Itoa(chunk), []any{after}, (*ItemRow).Scan)
 		if err != nil {
 			return nil, err
 		}
-		var recs []*ItemRow
-		byID := map[int64]*ItemRow{}
-		for rows.Next() {
-			r := &ItemRow{}
-			if err := r.Scan(rows); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			recs = append(recs, r)
-			byID[r.ID] = r
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
-		if len(recs) == 0 {
+		if len(items) == 0 {
 			return t, nil
+		}
+		recs := make([]*ItemRow, len(items))
+		byID := make(map[int64]*ItemRow, len(items))
+		for i := range items {
+			recs[i] = &items[i]
+			byID[items[i].ID] = &items[i]
 		}
 		ids := make([]any, len(recs))
 		refs := []any{workerdb.EventSealed}
@@ -275,26 +276,17 @@ func (d *DB) verifyItems(ctx context.Context, st sealStart) (*TableResult, error
 				refs = append(refs, r.Reference)
 			}
 		}
-		rows, err = d.db.QueryContext(ctx, d.q(`SELECT `+LinkColumns+` FROM mpgdpr_item_task WHERE item_id IN `+marks(len(ids))+` ORDER BY `+LinkOrder), ids...)
+		links, err := queryRows(ctx, d, `SELECT `+LinkColumns+` FROM mpgdpr_item_task WHERE item_id IN `+marks(len(ids))+` ORDER BY `+LinkOrder, ids, (*LinkRow).Scan)
 		if err != nil {
 			return nil, err
 		}
-		for rows.Next() {
-			var l LinkRow
-			if err := l.Scan(rows); err != nil {
-				rows.Close()
-				return nil, err
-			}
+		for _, l := range links {
 			if r := byID[l.ItemID]; r != nil {
 				r.Links = append(r.Links, l)
 			}
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
-		seals, err := d.lastSeals(ctx, TableItem, `SELECT `+d.text("item_id")+`, detail FROM mpgdpr_event WHERE event = ? AND reference IN `+marks(len(refs)-1)+`
-			AND item_id IN `+marks(len(ids))+` AND chain_seq IS NOT NULL ORDER BY id`, append(refs, ids...)...)
+		seals, err := d.lastSeals(ctx, TableItem, `SELECT `+d.text("item_id")+`, detail, chain_seq FROM mpgdpr_event WHERE event = ? AND reference IN `+marks(len(refs)-1)+`
+			AND item_id IN `+marks(len(ids))+` ORDER BY id`, append(refs, ids...)...)
 		if err != nil {
 			return nil, err
 		}
@@ -317,21 +309,8 @@ func (d *DB) verifyTasks(ctx context.Context, st sealStart) (*TableResult, error
 			q += ` WHERE project > ? OR (project = ? AND task_id > ?)`
 			args = []any{afterProject, afterProject, afterTask}
 		}
-		rows, err := d.db.QueryContext(ctx, d.q(q+` ORDER BY project, task_id LIMIT `+strconv.Itoa(chunk)), args...)
+		recs, err := queryRows(ctx, d, q+` ORDER BY project, task_id LIMIT `+strconv.Itoa(chunk), args, (*TaskRow).Scan)
 		if err != nil {
-			return nil, err
-		}
-		var recs []TaskRow
-		for rows.Next() {
-			var r TaskRow
-			if err := r.Scan(rows); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			recs = append(recs, r)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
 			return nil, err
 		}
 		if len(recs) == 0 {
@@ -350,8 +329,8 @@ func (d *DB) verifyTasks(ctx context.Context, st sealStart) (*TableResult, error
 			}
 		}
 		args = append(append([]any{workerdb.EventSealed}, projects...), tasks...)
-		seals, err := d.lastSeals(ctx, TableTask, `SELECT project || ' ' || task_id, detail FROM mpgdpr_event WHERE event = ? AND project IN `+marks(len(projects))+`
-			AND task_id IN `+marks(len(tasks))+` AND item_id IS NULL AND chain_seq IS NOT NULL ORDER BY id`, args...)
+		seals, err := d.lastSeals(ctx, TableTask, `SELECT project || ' ' || task_id, detail, chain_seq FROM mpgdpr_event WHERE event = ? AND project IN `+marks(len(projects))+`
+			AND task_id IN `+marks(len(tasks))+` AND item_id IS NULL ORDER BY id`, args...)
 		if err != nil {
 			return nil, err
 		}
