@@ -63,6 +63,22 @@ type Config struct {
 	// Projects, at least one; names are unique.
 	Projects []Project `toml:"project"`
 
+	// Retention of personal data (retention.go; README.md's table).
+	// IDRetention is how long after a request ends (every item done,
+	// failed or unknown) its plain distinct IDs are kept before the worker
+	// replaces them, in every table, by their keyed hash (default 720h).
+	IDRetention Duration `toml:"id_retention"`
+	// ExportRetention is how long a downloaded export stays in the export
+	// directory before the worker deletes it, recording its digest
+	// (default 720h).
+	ExportRetention Duration `toml:"export_retention"`
+	// RiverCompletedRetention, RiverCancelledRetention and
+	// RiverDiscardedRetention are how long River keeps finished jobs
+	// (defaults 1h, 24h, 168h). Job args hold references, never an ID.
+	RiverCompletedRetention Duration `toml:"river_completed_retention"`
+	RiverCancelledRetention Duration `toml:"river_cancelled_retention"`
+	RiverDiscardedRetention Duration `toml:"river_discarded_retention"`
+
 	// The ID key (see Config.IDHasher): distinct IDs enter the evidence's
 	// hash chains, and purged rows, only as HMAC-SHA-256 under this key.
 	// IDKeyEnv names an environment variable holding it, IDKeyFile a file
@@ -224,6 +240,7 @@ func (c *Config) normalize() error {
 	if len(c.Projects) == 0 {
 		return &ConfigError{Problem: "no [[project]]"}
 	}
+	c.normalizeRetention()
 	if err := c.checkIDKey(); err != nil {
 		return err
 	}

@@ -62,6 +62,20 @@ func testForeignInsert(t *testing.T, newEnv envMaker) {
 	if r := rejections(t, e); !slices.Contains(r, "EXT-1") || !slices.Contains(r, "EXT-2") {
 		t.Errorf("rejected %v", r)
 	}
+	// Taken in, accepted or rejected, a job's args keep its reference only.
+	for _, id := range []string{"ext-user", "someone-else", `"x"`} {
+		if n := e.count(`SELECT COUNT(*) FROM river_job WHERE kind = 'mpgdpr_request' AND `+argsText(e)+` LIKE ?`, "%"+id+"%"); n != 0 {
+			t.Errorf("river_job args still hold %s in %d jobs", id, n)
+		}
+	}
+}
+
+// argsText is river_job.args as text, whichever the driver.
+func argsText(e *testEnv) string {
+	if e.pool != nil {
+		return "args::text"
+	}
+	return "json(args)"
 }
 
 func rejections(t *testing.T, e *testEnv) []string {

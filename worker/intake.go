@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -21,20 +22,37 @@ type intakeWorker[TTx any] struct {
 
 func (iw *intakeWorker[TTx]) Work(ctx context.Context, job *river.Job[RequestArgs]) error {
 	w := iw.w
-	n, err := w.cfg.checkRequest(job.Args)
+	// A job the worker enqueued carries the reference alone: the request
+	// is already stored. One inserted by another system carries the whole
+	// request, which is checked and stored here; its IDs then leave the
+	// job's args in the same transaction (scrubArgs), so River's table
+	// holds no distinct ID once the request is taken in.
+	foreign := len(job.Args.DistinctIDs) > 0
+	var n *normalized
+	var err error
+	if foreign {
+		n, err = w.cfg.checkRequest(job.Args)
+	} else {
+		n, err = loadStoredRequest(ctx, w.db, job.Args.Reference)
+	}
 	if err != nil {
+		if !errors.Is(err, ErrInvalidRequest) {
+			return err
+		}
 		// Only a job inserted by another system gets here invalid: record
 		// why (never the IDs) and stop; retrying would not help.
-		if e := addEvent(ctx, w.db, event{Reference: job.Args.Reference, Event: workerdb.EventRejected, Detail: err.Error()}); e != nil {
-			return e
-		}
-		return river.JobCancel(err)
+		return w.rejectJob(ctx, job, job.Args.Reference, err)
 	}
 	now := time.Now()
 	groups := map[scanArgs]bool{}
 	err = inTx(ctx, w.db, func(tx dbTx) error {
-		if _, err := storeRequest(ctx, tx, w.ids, n, now); err != nil {
-			return err
+		if foreign {
+			if _, err := storeRequest(ctx, tx, w.ids, n, now); err != nil {
+				return err
+			}
+			if err := scrubArgs(ctx, tx, w.db.dialect(), job.ID, n.Reference); err != nil {
+				return err
+			}
 		}
 		for _, project := range n.Projects {
 			var id int64
@@ -66,12 +84,69 @@ func (iw *intakeWorker[TTx]) Work(ctx context.Context, job *river.Job[RequestArg
 		return w.insertScans(ctx, tx, groups)
 	})
 	if errors.Is(err, ErrConflictingRequest) {
-		if e := addEvent(ctx, w.db, event{Reference: n.Reference, Event: workerdb.EventRejected, Detail: err.Error()}); e != nil {
-			return e
-		}
-		return river.JobCancel(err)
+		return w.rejectJob(ctx, job, n.Reference, err)
 	}
 	return err
+}
+
+// rejectJob records why a request job is not filed (never its IDs), drops
+// the IDs from its args, and cancels it.
+func (w *Worker[TTx]) rejectJob(ctx context.Context, job *river.Job[RequestArgs], ref string, why error) error {
+	err := inTx(ctx, w.db, func(tx dbTx) error {
+		if err := scrubArgs(ctx, tx, w.db.dialect(), job.ID, ref); err != nil {
+			return err
+		}
+		return addEvent(ctx, tx, event{Reference: ref, Event: workerdb.EventRejected, Detail: why.Error()})
+	})
+	if err != nil {
+		return err
+	}
+	return river.JobCancel(why)
+}
+
+// scrubArgs rewrites a request job's args to its reference alone, dropping
+// the distinct IDs (and the rest) a system that inserted it gave.
+func scrubArgs(ctx context.Context, tx dbTx, d dialect, jobID int64, ref string) error {
+	_, err := tx.exec(ctx, `UPDATE river_job SET args = `+jsonbParam(d)+` WHERE id = ?`, string(referenceArgs(ref)), jobID)
+	return err
+}
+
+// referenceArgs is the JSON of a request job that carries only its
+// reference, as Enqueue writes it and scrubArgs leaves it.
+func referenceArgs(ref string) []byte {
+	b, _ := json.Marshal(RequestArgs{Reference: ref})
+	return b
+}
+
+// jsonbParam is a '?' placeholder for a JSON value in River's args column.
+func jsonbParam(d dialect) string {
+	if d == dialectPostgres {
+		return "?::jsonb"
+	}
+	return "jsonb(?)"
+}
+
+// loadStoredRequest reads back a request Enqueue stored, as checked then.
+// A reference with no stored request is an invalid job (no IDs).
+func loadStoredRequest(ctx context.Context, q querier, ref string) (*normalized, error) {
+	n := &normalized{RequestArgs: RequestArgs{Reference: ref}}
+	var ids, projects, received string
+	err := q.queryRow(ctx, `SELECT kind, compliance_type, disclosure_type, distinct_ids, projects, received_at, digest FROM mpgdpr_request WHERE reference = ?`, ref).
+		Scan(&n.RequestKind, &n.ComplianceType, &n.DisclosureType, &ids, &projects, &received, &n.digest)
+	if isNoRows(err) {
+		return nil, &RequestError{"distinct ids", "none given"}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(ids), &n.DistinctIDs); err != nil {
+		return nil, fmt.Errorf("worker: request %q: distinct_ids: %w", ref, err)
+	}
+	if err := json.Unmarshal([]byte(projects), &n.Projects); err != nil {
+		return nil, fmt.Errorf("worker: request %q: projects: %w", ref, err)
+	}
+	n.ReceivedAt = workerdb.ParseTime(received)
+	return n, nil
 }
 
 // insertScans gives each group a scan (a scan already waiting for the group

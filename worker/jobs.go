@@ -1,6 +1,8 @@
 package worker
 
 import (
+	"time"
+
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 )
@@ -67,6 +69,18 @@ func (sweepArgs) Kind() string { return "mpgdpr_sweep" }
 func (sweepArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: queueIntake, MaxAttempts: 3, UniqueOpts: river.UniqueOpts{ByState: liveStates}}
 }
+
+// purgeArgs is the periodic purge (purge.go): IDs of requests ended longer
+// than id_retention ago, exports older than export_retention.
+type purgeArgs struct{}
+
+func (purgeArgs) Kind() string { return "mpgdpr_purge" }
+func (purgeArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: queueIntake, MaxAttempts: 3, UniqueOpts: river.UniqueOpts{ByState: liveStates}}
+}
+
+// purgeEvery is how often the worker purges.
+const purgeEvery = time.Hour
 
 // InsertOpts of an enqueued request: unique by reference while River keeps
 // the job; the mpgdpr_request table keeps it for good.

@@ -23,6 +23,7 @@ type Service interface {
 	Enqueue(ctx context.Context, r Request) (*EnqueueResult, error)
 	Status(ctx context.Context) (*Status, error)
 	RequestStatus(ctx context.Context, reference string) (*RequestStatus, error)
+	Purge(ctx context.Context, opts ...PurgeOption) (*PurgeResult, error)
 	Config() *Config
 }
 

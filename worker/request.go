@@ -49,18 +49,22 @@ type Request struct {
 	ReceivedAt time.Time
 }
 
-// RequestArgs are the River job args of an enqueued request: the JSON in
-// river_job.args for kind "mpgdpr_request" (see README.md for inserting one
-// from another language).
+// RequestArgs are the River job args of a request: the JSON in
+// river_job.args for kind "mpgdpr_request". A job the worker enqueues
+// carries the Reference alone (the request is stored in mpgdpr_request in
+// the same transaction); another system inserting a job gives every field
+// (see README.md), and the worker drops all but the Reference from the
+// job's args when it takes the request in, so that River's table keeps no
+// distinct ID.
 type RequestArgs struct {
 	Reference      string    `json:"reference" river:"unique"`
-	RequestKind    string    `json:"kind"`
-	ComplianceType string    `json:"compliance_type"`
+	RequestKind    string    `json:"kind,omitempty"`
+	ComplianceType string    `json:"compliance_type,omitempty"`
 	DisclosureType string    `json:"disclosure_type,omitempty"`
-	DistinctIDs    []string  `json:"distinct_ids"`
+	DistinctIDs    []string  `json:"distinct_ids,omitempty"`
 	Projects       []string  `json:"projects,omitempty"`
 	AllProjects    bool      `json:"all_projects,omitempty"`
-	ReceivedAt     time.Time `json:"received_at"`
+	ReceivedAt     time.Time `json:"received_at,omitzero"`
 }
 
 // Kind is the River job kind.
@@ -184,12 +188,25 @@ func (c *Config) checkRequest(a RequestArgs) (*normalized, error) {
 		Projects:       projects,
 		ReceivedAt:     received.UTC(),
 	}}
-	sorted := slices.Clone(ids)
-	slices.Sort(sorted)
-	canon, _ := json.Marshal([]any{n.RequestKind, n.ComplianceType, n.DisclosureType, sorted, projects})
-	sum := sha256.Sum256(canon)
-	n.digest = hex.EncodeToString(sum[:])
+	n.digest = requestDigest(n.RequestArgs, nil)
 	return n, nil
+}
+
+// requestDigest is what makes two requests under one reference the same:
+// SHA-256 over their kind, types, sorted IDs and projects. With h, over the
+// IDs' keyed hashes: the digest of a purged row (purge.go), which holds no
+// plain ID, and names no one to whoever lacks the key.
+func requestDigest(a RequestArgs, h *evidence.IDHasher) string {
+	ids := slices.Clone(a.DistinctIDs)
+	if h != nil {
+		for i, id := range ids {
+			ids[i] = h.Hash(id)
+		}
+	}
+	slices.Sort(ids)
+	canon, _ := json.Marshal([]any{a.RequestKind, a.ComplianceType, a.DisclosureType, ids, a.Projects})
+	sum := sha256.Sum256(canon)
+	return hex.EncodeToString(sum[:])
 }
 
 // args converts a Request to its job args.
@@ -208,7 +225,9 @@ func (r Request) args() RequestArgs {
 
 // storeRequest records a checked request in tx, idempotently: inserted
 // reports a new row; an existing row with another digest is
-// ErrConflictingRequest.
+// ErrConflictingRequest. A purged row's digest is over the IDs' keyed
+// hashes (h), so the same request enqueued again after its purge is still
+// recognised.
 func storeRequest(ctx context.Context, tx dbTx, h *evidence.IDHasher, n *normalized, now time.Time) (inserted bool, err error) {
 	ids, _ := json.Marshal(n.DistinctIDs)
 	projects, _ := json.Marshal(n.Projects)
@@ -222,10 +241,15 @@ func storeRequest(ctx context.Context, tx dbTx, h *evidence.IDHasher, n *normali
 		return true, sealRequest(ctx, tx, h, n.Reference)
 	}
 	var digest string
-	if err := tx.queryRow(ctx, `SELECT digest FROM mpgdpr_request WHERE reference = ?`, n.Reference).Scan(&digest); err != nil {
+	var purged *string
+	if err := tx.queryRow(ctx, `SELECT digest, ids_purged_at FROM mpgdpr_request WHERE reference = ?`, n.Reference).Scan(&digest, &purged); err != nil {
 		return false, err
 	}
-	if digest != n.digest {
+	want := n.digest
+	if purged != nil && h != nil {
+		want = requestDigest(n.RequestArgs, h)
+	}
+	if digest != want {
 		return false, fmt.Errorf("%w: %q", ErrConflictingRequest, n.Reference)
 	}
 	return false, nil

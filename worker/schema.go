@@ -127,6 +127,9 @@ CREATE INDEX mpgdpr_poll_at ON mpgdpr_poll (project, at);
 `,
 	// 4: seals of the rows a report reads, and purged IDs (seal.go).
 	sealMigration,
+	// 5: a batch's events by batch, for purge (purge.go) to find the
+	// requests that share a batch's creates.
+	`CREATE INDEX mpgdpr_event_batch ON mpgdpr_event (batch_id);`,
 }
 
 // appendOnly refuses UPDATE and DELETE on the event log, in the database

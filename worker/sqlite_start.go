@@ -32,15 +32,18 @@ const (
 const sqliteBusyTimeout = 10 * time.Second
 
 // OpenSQLiteFile opens a SQLite database file as the worker wants it:
-// WAL journal, a busy timeout, transactions that take the write lock when
-// they begin, and one connection (River's advice for SQLite). A missing
+// WAL journal, a busy timeout, deleted content zeroed (secure_delete),
+// transactions that take the write lock when they begin, and one
+// connection (River's advice for SQLite). A missing
 // file is created 0600, and a missing directory 0700, whatever the umask
 // (SQLite gives the -wal and -shm files the database's mode); an existing
 // file keeps its mode. Any number of processes may open and migrate one
 // new database at once: each holds a lock file beside it (path +
 // ".setup-lock") while it creates it, turns on WAL and migrates.
 func OpenSQLiteFile(path string) (*sql.DB, error) {
-	dsn := workerdb.SQLiteDSN(path, "_pragma=busy_timeout(10000)", "_pragma=journal_mode(WAL)", "_pragma=synchronous(FULL)", "_txlock=immediate")
+	// secure_delete: deleted and overwritten content is zeroed, so that a
+	// purged distinct ID leaves no trace in the file (purge.go).
+	dsn := workerdb.SQLiteDSN(path, "_pragma=busy_timeout(10000)", "_pragma=journal_mode(WAL)", "_pragma=synchronous(FULL)", "_pragma=secure_delete(ON)", "_txlock=immediate")
 	if path == ":memory:" {
 		return openSQLite(path, dsn) // no file, one process
 	}

@@ -194,6 +194,7 @@ func newWorker[TTx any](ctx context.Context, db database, driver riverdriver.Dri
 	river.AddWorker(workers, &fileWorker[TTx]{w: w})
 	river.AddWorker(workers, &pollWorker[TTx]{w: w})
 	river.AddWorker(workers, &sweepWorker[TTx]{w: w})
+	river.AddWorker(workers, &purgeWorker[TTx]{w: w})
 	timeout := time.Duration(cfg.JobTimeout)
 	sweepEvery := min(max(time.Duration(cfg.BatchWindow), time.Second), time.Minute)
 	rc := &river.Config{
@@ -207,9 +208,16 @@ func newWorker[TTx any](ctx context.Context, db database, driver riverdriver.Dri
 		RescueStuckJobsAfter: timeout + max(timeout/2, time.Second),
 		MaxAttempts:          maxAttempts,
 		Logger:               o.logger,
+		// Finished jobs hold references only; kept briefly all the same.
+		CompletedJobRetentionPeriod: time.Duration(cfg.RiverCompletedRetention),
+		CancelledJobRetentionPeriod: time.Duration(cfg.RiverCancelledRetention),
+		DiscardedJobRetentionPeriod: time.Duration(cfg.RiverDiscardedRetention),
 		PeriodicJobs: []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(sweepEvery),
 			func() (river.JobArgs, *river.InsertOpts) { return sweepArgs{}, nil },
-			&river.PeriodicJobOpts{ID: "mpgdpr_sweep", RunOnStart: true})},
+			&river.PeriodicJobOpts{ID: "mpgdpr_sweep", RunOnStart: true}),
+			river.NewPeriodicJob(river.PeriodicInterval(purgeEvery),
+				func() (river.JobArgs, *river.InsertOpts) { return purgeArgs{}, nil },
+				&river.PeriodicJobOpts{ID: "mpgdpr_purge", RunOnStart: true})},
 	}
 	if o.river != nil {
 		o.river(rc)
@@ -356,7 +364,9 @@ func (w *Worker[TTx]) enqueue(ctx context.Context, tx dbTx, r Request) (*Enqueue
 	if err := addEvent(ctx, tx, event{Reference: n.Reference, Event: workerdb.EventEnqueued, Detail: fmt.Sprintf("%s %s for %d IDs in %d projects", n.RequestKind, n.ComplianceType, len(n.DistinctIDs), len(n.Projects))}); err != nil {
 		return nil, err
 	}
-	if _, err := w.river.InsertTx(ctx, tx.raw().(TTx), n.RequestArgs, nil); err != nil {
+	// The job carries the reference alone: the request, IDs included, is
+	// in mpgdpr_request, which purge covers; River's table never holds an ID.
+	if _, err := w.river.InsertTx(ctx, tx.raw().(TTx), RequestArgs{Reference: n.Reference}, nil); err != nil {
 		return nil, fmt.Errorf("worker: enqueue: %w", err)
 	}
 	return res, nil

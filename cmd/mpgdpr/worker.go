@@ -97,7 +97,7 @@ func newWorkerCmd(cl *cli) *cobra.Command {
 		}
 		return cl.fail("worker", exitLocal, err)
 	})
-	c.AddCommand(newWorkerStatusCmd(cl), newWorkerMigrateCmd(cl))
+	c.AddCommand(newWorkerStatusCmd(cl), newWorkerMigrateCmd(cl), newWorkerPurgeCmd(cl))
 	return c
 }
 

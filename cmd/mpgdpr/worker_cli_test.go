@@ -48,26 +48,10 @@ func TestWorkerAndRequestCommands(t *testing.T) {
 		t.Fatal(r)
 	}
 
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan result, 1)
-	go func() {
-		done <- runCtx(ctx, t, nil, "", "worker", "--config", config, "--database", db, "--grace", "5s", "--status-every", "20ms")
-	}()
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		r = runCmd(t, nil, "", "worker", "status", "--config", config, "--database", db, "--json")
-		if r.code == exitOK && strings.Count(r.stdout, `"done":1`)+strings.Count(r.stdout, `"done":2`) == 2 &&
-			strings.Contains(r.stdout, `"name":"eu","items":{"batched":0,"done":2`) {
-			break
-		}
-		if time.Now().After(deadline) {
-			stop()
-			t.Fatalf("not done: %s", r)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	stop()
-	w := <-done
+	w := workerUntil(t, func(status string) bool {
+		return strings.Count(status, `"done":1`)+strings.Count(status, `"done":2`) == 2 &&
+			strings.Contains(status, `"name":"eu","items":{"batched":0,"done":2`)
+	}, "--config", config, "--database", db, "--status-every", "20ms")
 	if w.code != exitOK || !strings.Contains(w.stderr, "mpgdpr worker: stopped cleanly") {
 		t.Errorf("worker: %s", w)
 	}
@@ -79,6 +63,39 @@ func TestWorkerAndRequestCommands(t *testing.T) {
 	if r.code != exitOK || !strings.Contains(r.stdout, "done") || !strings.Contains(r.stdout, "exported") {
 		t.Fatal(r)
 	}
+}
+
+// workerUntil runs `mpgdpr worker ARGS --grace 5s` until `worker status
+// --json` (with the same --config and --database) says done(status), then
+// stops it as SIGTERM would and returns what it printed.
+func workerUntil(t *testing.T, done func(status string) bool, args ...string) result {
+	t.Helper()
+	var statusArgs []string
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] == "--config" || args[i] == "--database" {
+			statusArgs = append(statusArgs, args[i], args[i+1])
+		}
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	ended := make(chan result, 1)
+	go func() {
+		ended <- runCtx(ctx, t, nil, "", append(append([]string{"worker"}, args...), "--grace", "5s")...)
+	}()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		r := runCmd(t, nil, "", append([]string{"worker", "status", "--json"}, statusArgs...)...)
+		if r.code == exitOK && done(r.stdout) {
+			break
+		}
+		if time.Now().After(deadline) {
+			stop()
+			<-ended
+			t.Fatalf("not done: %s", r)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	stop()
+	return <-ended
 }
 
 // The built worker on SIGTERM: a clean stop exits 0 and says so (systemd

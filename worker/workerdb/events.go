@@ -23,4 +23,7 @@ const (
 	EventFailed      = "failed"       // item failed
 	EventResubmitted = "resubmitted"  // item queued again by the FAILURE/NOT_FOUND policy
 	EventSealed      = "sealed"       // a row a report reads was created or changed: detail "<table> <digest>" (evidence.SealDetail)
+	// Retention (worker/purge.go, worker/exports.go): counts and digests, never an ID.
+	EventIDsPurged     = "ids_purged"     // request: its plain distinct IDs replaced by their keyed hash in every row
+	EventExportDeleted = "export_deleted" // task: its export file deleted after export_retention; detail has its SHA-256
 )

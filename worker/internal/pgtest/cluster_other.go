@@ -5,6 +5,7 @@ package pgtest
 import (
 	"context"
 	"errors"
+	"testing"
 )
 
 // Cluster is a throwaway PostgreSQL server; on this system Start is not
@@ -27,3 +28,9 @@ func (c *Cluster) Up(context.Context) error { return errUnsupported }
 
 // Stop does nothing on this system.
 func (c *Cluster) Stop() error { return nil }
+
+// Dump is not supported on this system: it skips the test.
+func Dump(t testing.TB, _ string) []byte {
+	t.Skip("pgtest: pg_dump is found only on Unix systems")
+	return nil
+}

@@ -1,7 +1,8 @@
 // Command testworker runs a worker until SIGTERM or SIGINT, for the
-// worker's crash tests (which kill it with SIGKILL at random moments).
+// worker's crash tests (which kill it with SIGKILL at random moments);
+// with -purge it purges every ended request instead, once, and exits.
 //
-//	testworker -config FILE -db sqlite:PATH|postgres://...
+//	testworker -config FILE -db sqlite:PATH|postgres://... [-purge]
 package main
 
 import (
@@ -23,7 +24,12 @@ import (
 func main() {
 	config := flag.String("config", "", "configuration file")
 	database := flag.String("db", "", "sqlite:PATH or a postgres:// URL")
+	purge := flag.Bool("purge", false, "purge every ended request (worker.PurgeOlderThan(0)) and exit")
 	flag.Parse()
+	run := run
+	if *purge {
+		run = runPurge
+	}
 	if err := run(*config, *database); err != nil {
 		fmt.Fprintln(os.Stderr, "testworker:", err)
 		os.Exit(1)
@@ -67,4 +73,25 @@ func run(config, database string) error {
 	}
 	fmt.Println("ready")
 	return w.Run(ctx, 10*time.Second)
+}
+
+// runPurge purges every ended request and its exports, then exits.
+func runPurge(config, database string) error {
+	ctx := context.Background()
+	cfg, err := worker.LoadConfig(config)
+	if err != nil {
+		return err
+	}
+	svc, closeDB, err := worker.Open(ctx, cfg, database)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	fmt.Println("ready")
+	res, err := svc.Purge(ctx, worker.PurgeOlderThan(0), worker.PurgeExportsOlderThan(0))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("purged %d\n", res.Requests)
+	return nil
 }
