@@ -245,7 +245,13 @@ func (cl *cli) cmdReport(ctx context.Context, o *reportOpts) int {
 	case "html":
 		opt := evidence.HTMLOptions{Hasher: hasher, Now: now}
 		if db != nil {
-			if v, err := db.Verify(ctx, nil); err == nil {
+			// With the ID key, as report verify checks: without it the
+			// rows naming people would show as unproven.
+			ids, err := verifyIDKey(o)
+			if err != nil {
+				return cl.fail(cmd, codeOf(err), err)
+			}
+			if v, err := db.Verify(ctx, nil, evidence.WithIDKey(ids)); err == nil {
 				opt.Verification = v
 			}
 		} else if v, err := verifyJournals(o.journals); err == nil {

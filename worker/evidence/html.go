@@ -333,7 +333,7 @@ func (h *htmlWriter) Close() error {
 		view.PastDeadline = view.Summary[n-1].PastDeadline // all projects: the last line
 	}
 	if v := h.opt.Verification; v != nil {
-		view.VerifyOK = v.OK()
+		view.VerifyOK = v.OK() && v.Complete() // unproven rows need attention too
 		view.Verification = strings.Split(strings.TrimSpace(v.String()), "\n")
 	}
 	bw := bufio.NewWriter(h.w)
