@@ -3,11 +3,7 @@
 // that fail loudly where the system has none.
 package safefile
 
-import (
-	"crypto/sha256"
-	"encoding/binary"
-	"encoding/hex"
-)
+import "github.com/privacykit/mpgdpr/internal/digest"
 
 // MaxName is the longest id Name keeps as it is, in bytes: with a suffix
 // such as ".zip.part-XXXX" it stays within every file system's 255.
@@ -24,11 +20,7 @@ func Name(id string) string {
 	if safe(id) {
 		return id
 	}
-	h := sha256.New()
-	var n [binary.MaxVarintLen64]byte
-	h.Write(n[:binary.PutUvarint(n[:], uint64(len(id)))])
-	h.Write([]byte(id))
-	return "task-" + hex.EncodeToString(h.Sum(nil))[:16]
+	return "task-" + digest.Parts(id)[:16]
 }
 
 func safe(id string) bool {

@@ -1,13 +1,12 @@
 package evidence
 
 import (
-	"crypto/sha256"
-	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"strconv"
 	"strings"
+
+	"github.com/privacykit/mpgdpr/internal/digest"
 )
 
 // The worker seals every row a report reads: each time it creates or
@@ -187,15 +186,7 @@ func rowDigest(table string, parts ...string) string {
 	return lengthHash(append([]string{rowDomain, table}, parts...)...)
 }
 
-// lengthHash is hex(SHA-256) of the parts, each prefixed with its length
-// (a uvarint), so that no two different lists hash alike by moving bytes
-// between parts.
-func lengthHash(parts ...string) string {
-	h := sha256.New()
-	var n [binary.MaxVarintLen64]byte
-	for _, s := range parts {
-		h.Write(n[:binary.PutUvarint(n[:], uint64(len(s)))])
-		h.Write([]byte(s))
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
+// lengthHash is the repository's one length-prefixed SHA-256
+// (internal/digest), so that no two different lists hash alike by moving
+// bytes between parts.
+func lengthHash(parts ...string) string { return digest.Parts(parts...) }

@@ -32,7 +32,6 @@ package journal
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -46,6 +45,7 @@ import (
 	"time"
 
 	"github.com/privacykit/mpgdpr/cmd/mpgdpr/internal/words"
+	"github.com/privacykit/mpgdpr/internal/digest"
 	"github.com/privacykit/mpgdpr/internal/safefile"
 )
 
@@ -114,13 +114,7 @@ func DigestIDs(ids []string) string {
 	s := slices.Clone(ids)
 	slices.Sort(s)
 	s = slices.Compact(s)
-	h := sha256.New()
-	var n [binary.MaxVarintLen64]byte
-	for _, id := range s {
-		h.Write(n[:binary.PutUvarint(n[:], uint64(len(id)))])
-		h.Write([]byte(id))
-	}
-	return hex.EncodeToString(h.Sum(nil))
+	return digest.Parts(s...)
 }
 
 // Record is one event of the job.
