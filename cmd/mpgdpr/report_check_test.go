@@ -40,8 +40,13 @@ func TestReportWrongOrEmptyDatabase(t *testing.T) {
 		}
 		// workerDB opens dbURL as the worker does (its schema made) and
 		// stores the requests refs.
-		workerDB := func(dbURL string, refs ...string) {
-			enqueueIn(t, workertest.Config(t, t.TempDir(), map[string]*mpgdprtest.Server{"web": srv}), dbURL, refs...)
+		// workerDB enqueues refs into dbURL through a worker configured in
+		// a new directory, and returns that directory (where the worker
+		// keeps its ID key, mpgdpr-worker.idkey).
+		workerDB := func(dbURL string, refs ...string) string {
+			dir := t.TempDir()
+			enqueueIn(t, workertest.Config(t, dir, map[string]*mpgdprtest.Server{"web": srv}), dbURL, refs...)
+			return dir
 		}
 		// refused runs report and verify on dbURL and wants both to fail
 		// with a message holding want, naming the database.
@@ -109,12 +114,13 @@ func TestReportWrongOrEmptyDatabase(t *testing.T) {
 		}
 
 		// With a request: the report has it, and says where it read it.
-		workerDB(fresh, "R-1")
+		keyDir := workerDB(fresh, "R-1")
 		r = runCmd(t, nil, "", "report", "--database", fresh, "--format", "csv")
 		if r.code != exitOK || strings.Count(r.stdout, "\n") != 2 || strings.Contains(r.stdout, "reading") || !strings.Contains(r.stderr, shown) {
 			t.Errorf("report of one request: %v", r)
 		}
-		if r := runCmd(t, nil, "", "report", "verify", "--database", fresh); r.code != exitOK || !strings.Contains(r.stderr, shown) {
+		// Verify proves the request's row with the worker's ID key.
+		if r := runCmd(t, nil, "", "report", "verify", "--database", fresh, "--hash-ids", filepath.Join(keyDir, "mpgdpr-worker.idkey")); r.code != exitOK || !strings.Contains(r.stderr, shown) {
 			t.Errorf("verify of one request: %v", r)
 		}
 	})
