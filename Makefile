@@ -75,10 +75,13 @@ test: deps
 ##   pass costs about 25 s of CPU, vetting the dependencies for facts.
 ##   make test first runs scripts/test-modules_test.sh (under a second), which
 ##   checks this runner itself with a stand-in for go.
+##   PARALLEL is go test -parallel (default 4, go test's own is GOMAXPROCS):
+##   the worker's and the CLI's tests mostly wait on fakes and child processes.
 TEST_LANES ?= . "worker cmd/mpgdpr"
 VET ?= off
+PARALLEL ?= 4
 test-modules:
-	@$(RACE_ENV) GO="$(GO)" RACE="$(RACE)" VET="$(VET)" scripts/test-modules $(TEST_LANES)
+	@$(RACE_ENV) GO="$(GO)" RACE="$(RACE)" VET="$(VET)" PARALLEL="$(PARALLEL)" scripts/test-modules $(TEST_LANES)
 
 ## lint: gofmt, go vet and staticcheck.
 lint:

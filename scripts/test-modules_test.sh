@@ -29,10 +29,10 @@ run() {
 
 run "" "" a "b c"
 [ $rc = 0 ] || fail "default: exit $rc: $out"
-want="a: test -race -vet=off -count=1 ./...
+want="a: test -race -vet=off -count=1 -parallel=4 ./...
 b: test -race -vet=off -count=1 -exec true ./...
-b: test -race -vet=off -count=1 ./...
-c: test -race -vet=off -count=1 ./..."
+b: test -race -vet=off -count=1 -parallel=4 ./...
+c: test -race -vet=off -count=1 -parallel=4 ./..."
 [ "$log" = "$want" ] || fail "default: go was called as
 $log
 want
@@ -40,10 +40,19 @@ $want"
 
 run on "" a
 [ $rc = 0 ] || fail "VET=on: exit $rc: $out"
-[ "$log" = "a: test -race -count=1 ./..." ] || fail "VET=on: go was called as: $log"
+[ "$log" = "a: test -race -count=1 -parallel=4 ./..." ] || fail "VET=on: go was called as: $log"
 
 run off "" a
-[ "$log" = "a: test -race -vet=off -count=1 ./..." ] || fail "VET=off: go was called as: $log"
+[ "$log" = "a: test -race -vet=off -count=1 -parallel=4 ./..." ] || fail "VET=off: go was called as: $log"
+
+# PARALLEL sets go test -parallel; anything but a whole number above 0 is refused.
+: >"$tmp/log"
+out=$(cd "$tmp" && env LOG="$tmp/log" GO="$tmp/go" RACE=-race PARALLEL=8 "$here/test-modules" a 2>&1)
+[ "$(cat "$tmp/log")" = "a: test -race -vet=off -count=1 -parallel=8 ./..." ] || fail "PARALLEL=8: go was called as: $(cat "$tmp/log")"
+: >"$tmp/log"
+out=$(cd "$tmp" && env LOG="$tmp/log" GO="$tmp/go" RACE=-race PARALLEL=x "$here/test-modules" a 2>&1)
+rc=$?
+[ $rc = 2 ] && [ ! -s "$tmp/log" ] || fail "PARALLEL=x: exit $rc, go called: $(cat "$tmp/log")"
 
 run bad "" a
 [ $rc = 2 ] || fail "VET=bad: exit $rc, want 2"
