@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/privacykit/mpgdpr/cmd/mpgdpr/internal/words"
 	"github.com/privacykit/mpgdpr/worker"
 )
 
@@ -77,6 +78,11 @@ func purgeSummary(r *worker.PurgeResult) string {
 	if r.DryRun {
 		verb = "dry run, nothing changed; would purge"
 	}
-	return fmt.Sprintf("%s %d ended requests (%d distinct IDs replaced by their keyed hash, %d create rows rewritten), %d River jobs' args cleaned, %d exports deleted; %d ended requests wait for a batch still being filed",
-		verb, r.Requests, r.IDs, r.CreateRows, r.RiverJobs, r.Exports, r.Waiting)
+	wait := "wait"
+	if r.Waiting == 1 {
+		wait = "waits"
+	}
+	return fmt.Sprintf("%s %s (%s replaced by their keyed hash, %s rewritten), the args of %s cleaned, %s deleted; %s %s for a batch still being filed",
+		verb, words.Count(r.Requests, "ended request"), words.Count(r.IDs, "distinct ID"), words.Count(r.CreateRows, "create row"),
+		words.Count(r.RiverJobs, "River job"), words.Count(r.Exports, "export"), words.Count(r.Waiting, "ended request"), wait)
 }

@@ -86,3 +86,15 @@ func rawHolds(t *testing.T, db string, texts ...string) bool {
 	}
 	return false
 }
+
+// The purge's summary counts in the singular for one (words.Count).
+func TestPurgeSummaryPlurals(t *testing.T) {
+	one := purgeSummary(&worker.PurgeResult{Requests: 1, IDs: 1, CreateRows: 1, RiverJobs: 1, Exports: 1, Waiting: 1})
+	if want := "purged 1 ended request (1 distinct ID replaced by their keyed hash, 1 create row rewritten), the args of 1 River job cleaned, 1 export deleted; 1 ended request waits for a batch still being filed"; one != want {
+		t.Errorf("one of each:\n got %s\nwant %s", one, want)
+	}
+	two := purgeSummary(&worker.PurgeResult{Requests: 2, IDs: 4, CreateRows: 2, RiverJobs: 2, Exports: 2, Waiting: 2, DryRun: true})
+	if want := "dry run, nothing changed; would purge 2 ended requests (4 distinct IDs replaced by their keyed hash, 2 create rows rewritten), the args of 2 River jobs cleaned, 2 exports deleted; 2 ended requests wait for a batch still being filed"; two != want {
+		t.Errorf("two of each:\n got %s\nwant %s", two, want)
+	}
+}
