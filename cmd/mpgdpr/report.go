@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/privacykit/mpgdpr/cmd/mpgdpr/internal/journal"
+	"github.com/privacykit/mpgdpr/cmd/mpgdpr/internal/words"
 	"github.com/privacykit/mpgdpr/internal/redact"
 	"github.com/privacykit/mpgdpr/worker"
 	"github.com/privacykit/mpgdpr/worker/evidence"
@@ -267,7 +268,7 @@ func (cl *cli) cmdReport(ctx context.Context, o *reportOpts) int {
 		return cl.fail(cmd, exitLocal, err)
 	}
 	if o.out != "" {
-		fmt.Fprintf(cl.stderr, "mpgdpr report: %d requests written to %s\n", n, o.out)
+		fmt.Fprintf(cl.stderr, "mpgdpr report: %s written to %s\n", words.Count(n, "request"), o.out)
 	}
 	return exitOK
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/privacykit/mpgdpr/cmd/mpgdpr/internal/words"
 	"github.com/privacykit/mpgdpr/worker"
 )
 
@@ -79,7 +80,7 @@ func newWorkerCmd(cl *cli) *cobra.Command {
 			return cl.fail("worker", exitFor(err), err)
 		}
 		defer closeDB()
-		fmt.Fprintf(cl.stderr, "mpgdpr worker: running for %d projects; SIGTERM or Ctrl-C stops it\n", len(svc.Config().Projects))
+		fmt.Fprintf(cl.stderr, "mpgdpr worker: running for %s; SIGTERM or Ctrl-C stops it\n", words.Count(len(svc.Config().Projects), "project"))
 		stopStatus := cl.workerStatusLines(ctx, svc, every)
 		err = svc.Run(ctx, grace)
 		stopStatus()
@@ -205,10 +206,10 @@ func (cl *cli) workerStatusLines(ctx context.Context, svc worker.Service, every 
 				continue
 			}
 			for _, p := range st.Projects {
-				fmt.Fprintf(cl.stderr, "mpgdpr worker: %s: %d queued, %d batched, %d filed, %d open, %d done, %d failed, %d unknown; %d open tasks; last minute %d creates + %d polls of %.0f\n",
+				fmt.Fprintf(cl.stderr, "mpgdpr worker: %s: %d queued, %d batched, %d filed, %d open, %d done, %d failed, %d unknown; %s; last minute %s + %s of %.0f\n",
 					p.Name, p.Items[worker.StateQueued], p.Items[worker.StateBatched], p.Items[worker.StateFiled], p.Items[worker.StateOpen],
-					p.Items[worker.StateDone], p.Items[worker.StateFailed], p.Items[worker.StateUnknown], p.OpenTasks,
-					p.CreatesLastMinute, p.PollsLastMinute, p.Rate*60)
+					p.Items[worker.StateDone], p.Items[worker.StateFailed], p.Items[worker.StateUnknown], words.Count(p.OpenTasks, "open task"),
+					words.Count(p.CreatesLastMinute, "create"), words.Count(p.PollsLastMinute, "poll"), p.Rate*60)
 			}
 		}
 	}()

@@ -56,7 +56,7 @@ func TestWorkerAndRequestCommands(t *testing.T) {
 		t.Errorf("worker: %s", w)
 	}
 	// A running worker is never silent for long: its status lines.
-	if !strings.Contains(w.stderr, "mpgdpr worker: eu: ") || !strings.Contains(w.stderr, " done, ") || !strings.Contains(w.stderr, "creates + ") {
+	if !strings.Contains(w.stderr, "mpgdpr worker: eu: ") || !strings.Contains(w.stderr, " done, ") || !strings.Contains(w.stderr, "; last minute ") {
 		t.Errorf("worker printed no status line: %s", w.stderr)
 	}
 	r = runCmd(t, nil, "", "request", "status", "--config", config, "--database", db, "--events", "DSR-2")
