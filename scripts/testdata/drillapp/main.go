@@ -54,10 +54,17 @@ func run() error {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	// Every path in the temporary directory: a config parsed from text
+	// takes relative paths (the default ID key file too) from the current
+	// directory. The ID key is the drill's own.
+	if err := os.WriteFile(filepath.Join(dir, "id.key"), []byte("drillapp-id-key-0123456789abcdef\n"), 0o600); err != nil {
+		return err
+	}
 	cfg, err := worker.ParseConfig(fmt.Sprintf(`batch_window = "200ms"
 poll_min = "10ms"
 poll_max = "40ms"
 export_dir = %q
+id_key_file = %q
 
 [[project]]
 name = "drill"
@@ -65,7 +72,7 @@ base_url = %q
 rate = 50
 oauth_token_env = "DRILL_OAUTH"
 project_token_env = "DRILL_PROJECT"
-`, filepath.Join(dir, "exports"), api))
+`, filepath.Join(dir, "exports"), filepath.Join(dir, "id.key"), api))
 	if err != nil {
 		return err
 	}
