@@ -179,10 +179,12 @@ func (cl *cli) openRecord(ctx context.Context, loc workerdb.Location, allowEmpty
 		switch {
 		case errors.Is(err, evidence.ErrEmptyRecord):
 			return nil, fmt.Errorf("the worker's database %s holds no request and no event: nothing to report or verify (is it the right database? --allow-empty accepts an empty record)", shown)
-		case errors.Is(err, evidence.ErrNoWorkerSchema):
-			return nil, fmt.Errorf("the database %s is %s (is it the right database?)", shown, strings.TrimPrefix(err.Error(), "evidence: "))
 		}
-		return nil, fmt.Errorf("the database %s: %s", shown, strings.TrimPrefix(err.Error(), "evidence: "))
+		var se *evidence.SchemaError
+		if errors.As(err, &se) {
+			return nil, fmt.Errorf("the database %s is %s: no table %s (is it the right database?)", shown, evidence.ErrNoWorkerSchema, strings.Join(se.Missing, ", "))
+		}
+		return nil, fmt.Errorf("the database %s: %w", shown, err)
 	}
 	return db, nil
 }

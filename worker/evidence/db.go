@@ -91,6 +91,20 @@ var (
 	ErrEmptyRecord = errors.New("the record is empty: no request and no event")
 )
 
+// SchemaError is a database that lacks tables the reports read: another
+// application's, or not the worker's at all. It matches ErrNoWorkerSchema.
+type SchemaError struct {
+	Missing []string // the tables not found
+}
+
+// Error names the missing tables.
+func (e *SchemaError) Error() string {
+	return "evidence: " + ErrNoWorkerSchema.Error() + ": no table " + strings.Join(e.Missing, ", ")
+}
+
+// Unwrap gives ErrNoWorkerSchema.
+func (e *SchemaError) Unwrap() error { return ErrNoWorkerSchema }
+
 // RecordTables are the worker's tables the reports and Verify read.
 var RecordTables = []string{"mpgdpr_request", "mpgdpr_item", "mpgdpr_item_task", "mpgdpr_task", "mpgdpr_event", "mpgdpr_chain"}
 
@@ -117,7 +131,7 @@ func (d *DB) Check(ctx context.Context, allowEmpty bool) error {
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("evidence: %w: no table %s", ErrNoWorkerSchema, strings.Join(missing, ", "))
+		return &SchemaError{Missing: missing}
 	}
 	if allowEmpty {
 		return nil
