@@ -22,26 +22,61 @@ func (s *Set) Body(b []byte) ([]byte, bool) {
 	if s.Empty() || !bytes.ContainsAny(b, "\\%") {
 		return b, cleaned
 	}
+	if !s.hidden(b) {
+		return b, cleaned // nothing hidden by the escapes
+	}
+	if json.Valid(b) {
+		if out, ok := s.jsonBody(b); ok && !s.hidden(out) {
+			return out, true
+		}
+	}
+	// Not JSON (or still hiding one): the decoded, cleaned text, decoded
+	// again while a pass still finds a secret, and the mask alone if four
+	// passes do not get rid of it.
+	out := b
+	for range 4 {
+		out = []byte(s.String(s.fullyDecoded(out)))
+		if !s.hidden(out) {
+			return out, true
+		}
+	}
+	return []byte(Mask), true
+}
+
+// escapePasses bounds the JSON-unescape passes: an escape of an escape
+// (\\u0053) decodes in a later pass.
+const escapePasses = 3
+
+// hidden reports whether a secret shows in b once its JSON escapes, then
+// its percent escapes, are decoded, after any of up to escapePasses passes.
+// Every pass is looked at, not only the last: a later pass can consume the
+// start of a secret an earlier one revealed ("\u3" + "\u0066" decodes to
+// "\u3f", which decodes again to one rune).
+func (s *Set) hidden(b []byte) bool {
 	dec := b
-	for range 3 { // an escape of an escape (\\u0053) decodes in a later pass
+	for range escapePasses {
+		if bytes.IndexByte(dec, '\\') < 0 {
+			break
+		}
+		dec = unescapeJSONLenient(dec)
+		if s.containsLiteral(string(dec)) || s.containsLiteral(percentDecodeLenient(string(dec))) {
+			return true
+		}
+	}
+	return s.containsLiteral(percentDecodeLenient(string(dec)))
+}
+
+// fullyDecoded is b after escapePasses JSON-unescape passes and one
+// percent-decoding pass.
+func (s *Set) fullyDecoded(b []byte) string {
+	dec := b
+	for range escapePasses {
 		if bytes.IndexByte(dec, '\\') < 0 {
 			break
 		}
 		dec = unescapeJSONLenient(dec)
 	}
-	view := string(dec)
-	if strings.IndexByte(view, '%') >= 0 {
-		view = percentDecodeLenient(view)
-	}
-	if !s.containsLiteral(view) {
-		return b, cleaned // nothing hidden by the escapes
-	}
-	if json.Valid(b) {
-		if out, ok := s.jsonBody(b); ok && !s.containsLiteral(decodedView(out)) {
-			return out, true
-		}
-	}
-	return []byte(s.String(view)), true
+	return percentDecodeLenient(string(dec))
 }
 
 // decodedView is b with JSON escapes, then percent escapes, decoded.
