@@ -17,6 +17,9 @@ const (
 	StateDone    = "done"    // every covering task succeeded (exports checked)
 	StateFailed  = "failed"  // a covering task failed and the policy gave up, or Mixpanel refused it
 	StateUnknown = "unknown" // a retrieval whose create's outcome is unknown: check, never re-filed silently
+	// StateCancelled: a deletion cancelled (before filing, or by Mixpanel's
+	// cancel while its task had not started).
+	StateCancelled = "cancelled"
 )
 
 type event struct {
@@ -58,8 +61,10 @@ func nullID(id int64) any {
 	return id
 }
 
-// setItemState moves an item and logs the change.
-func setItemState(ctx context.Context, q querier, it itemRef, state, ev, taskID, detail string) error {
+// setItemState moves an item and logs the change, then settles its
+// request's state (request_state.go) in the same transaction.
+func (w *Worker[TTx]) setItemState(ctx context.Context, tx dbTx, it itemRef, state, ev, taskID, detail string) error {
+	q := tx
 	now := time.Now()
 	if _, err := q.exec(ctx, `UPDATE mpgdpr_item SET state = ?, updated_at = ?, detail = ? WHERE id = ?`, state, workerdb.FormatTime(now), detail, it.ID); err != nil {
 		return err
@@ -67,7 +72,10 @@ func setItemState(ctx context.Context, q querier, it itemRef, state, ev, taskID,
 	if err := sealItem(ctx, q, it.Project, it.ID); err != nil {
 		return err
 	}
-	return addEvent(ctx, q, event{At: now, Reference: it.Reference, Project: it.Project, ItemID: it.ID, TaskID: taskID, Event: ev, Detail: detail})
+	if err := addEvent(ctx, q, event{At: now, Reference: it.Reference, Project: it.Project, ItemID: it.ID, TaskID: taskID, Event: ev, Detail: detail}); err != nil {
+		return err
+	}
+	return w.settleRequest(ctx, tx, it.Reference, it.Project, now)
 }
 
 type itemRef struct {

@@ -283,7 +283,7 @@ func (w *Worker[TTx]) recordCreate(ctx context.Context, b *batchRow, items []bat
 		switch {
 		case permanent:
 			wait = -1
-			return failBatch(ctx, tx, b, items, set, "Mixpanel refused the create: "+errText(out.Err), now)
+			return w.failBatch(ctx, tx, b, items, set, "Mixpanel refused the create: "+errText(out.Err), now)
 		case errors.Is(out.Err, mpgdpr.ErrUnauthorized) || errors.Is(out.Err, mpgdpr.ErrForbidden):
 			wait = 5 * time.Minute // credentials: an operator must act; keep the items
 		case mpErr != nil && mpErr.RetryAfter > 0:
@@ -358,7 +358,7 @@ func (w *Worker[TTx]) markUnknown(ctx context.Context, tx dbTx, b *batchRow, ite
 	detail := workerdb.UnknownCreateDetail(workerdb.ParseTime(sent), unknownDetail)
 	for i, it := range items {
 		if it.State == StateBatched && intersects(it.IDs, set) {
-			if err := setItemState(ctx, tx, it.itemRef, StateUnknown, workerdb.EventUnknown, "", detail); err != nil {
+			if err := w.setItemState(ctx, tx, it.itemRef, StateUnknown, workerdb.EventUnknown, "", detail); err != nil {
 				return err
 			}
 			items[i].State = StateUnknown
@@ -367,10 +367,10 @@ func (w *Worker[TTx]) markUnknown(ctx context.Context, tx dbTx, b *batchRow, ite
 	return nil
 }
 
-func failBatch(ctx context.Context, tx dbTx, b *batchRow, items []batchItem, set map[string]bool, why string, now time.Time) error {
+func (w *Worker[TTx]) failBatch(ctx context.Context, tx dbTx, b *batchRow, items []batchItem, set map[string]bool, why string, now time.Time) error {
 	for i, it := range items {
 		if it.State == StateBatched {
-			if err := setItemState(ctx, tx, it.itemRef, StateFailed, workerdb.EventFailed, "", why); err != nil {
+			if err := w.setItemState(ctx, tx, it.itemRef, StateFailed, workerdb.EventFailed, "", why); err != nil {
 				return err
 			}
 			items[i].State = StateFailed
@@ -414,7 +414,7 @@ func (w *Worker[TTx]) finishBatch(ctx context.Context, b *batchRow) error {
 			if err != nil {
 				return err
 			}
-			if err := setItemState(ctx, tx, it.itemRef, StateFiled, workerdb.EventFiled, "", "covered by tasks "+strings.Join(tasks, ", ")); err != nil {
+			if err := w.setItemState(ctx, tx, it.itemRef, StateFiled, workerdb.EventFiled, "", "covered by tasks "+strings.Join(tasks, ", ")); err != nil {
 				return err
 			}
 			ids = append(ids, it.ID)

@@ -81,6 +81,9 @@ func (iw *intakeWorker[TTx]) Work(ctx context.Context, job *river.Job[RequestArg
 		for _, project := range n.Projects {
 			groups[scanArgs{Project: project, RequestKind: n.RequestKind, ComplianceType: n.ComplianceType, DisclosureType: n.DisclosureType}] = true
 		}
+		if err := w.settleRequest(ctx, tx, n.Reference, "", now); err != nil {
+			return err
+		}
 		return w.insertScans(ctx, tx, groups)
 	})
 	if errors.Is(err, ErrConflictingRequest) {
@@ -130,9 +133,9 @@ func jsonbParam(d dialect) string {
 // A reference with no stored request is an invalid job (no IDs).
 func loadStoredRequest(ctx context.Context, q querier, ref string) (*normalized, error) {
 	n := &normalized{RequestArgs: RequestArgs{Reference: ref}}
-	var ids, projects, received string
-	err := q.queryRow(ctx, `SELECT kind, compliance_type, disclosure_type, distinct_ids, projects, received_at, digest FROM mpgdpr_request WHERE reference = ?`, ref).
-		Scan(&n.RequestKind, &n.ComplianceType, &n.DisclosureType, &ids, &projects, &received, &n.digest)
+	var ids, projects, received, extReason, extAt string
+	err := q.queryRow(ctx, `SELECT kind, compliance_type, disclosure_type, distinct_ids, projects, received_at, digest, callback_url, extension_reason, extension_notice_at FROM mpgdpr_request WHERE reference = ?`, ref).
+		Scan(&n.RequestKind, &n.ComplianceType, &n.DisclosureType, &ids, &projects, &received, &n.digest, &n.CallbackURL, &extReason, &extAt)
 	if isNoRows(err) {
 		return nil, &RequestError{"distinct ids", "none given"}
 	}
@@ -146,6 +149,9 @@ func loadStoredRequest(ctx context.Context, q querier, ref string) (*normalized,
 		return nil, fmt.Errorf("worker: request %q: projects: %w", ref, err)
 	}
 	n.ReceivedAt = workerdb.ParseTime(received)
+	if extReason != "" {
+		n.Extension = &Extension{Reason: extReason, NoticeAt: workerdb.ParseTime(extAt)}
+	}
 	return n, nil
 }
 

@@ -24,6 +24,10 @@ type Service interface {
 	Status(ctx context.Context) (*Status, error)
 	RequestStatus(ctx context.Context, reference string) (*RequestStatus, error)
 	Purge(ctx context.Context, opts ...PurgeOption) (*PurgeResult, error)
+	ListRequests(ctx context.Context, opts ListOptions) (*RequestPage, error)
+	Cancel(ctx context.Context, reference string) (*CancelResult, error)
+	OpenExport(ctx context.Context, reference, project, taskID string) (*ExportFile, error)
+	Ready(ctx context.Context) error
 	Config() *Config
 }
 

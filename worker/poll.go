@@ -114,7 +114,7 @@ func (w *Worker[TTx]) recordPoll(ctx context.Context, t *taskRow, status mpgdpr.
 			if it.State == StateFiled {
 				// The detail does not repeat the status: the task's row
 				// holds it (and moves on), the status event logs it.
-				if err := setItemState(ctx, tx, it.itemRef, StateOpen, workerdb.EventOpen, t.TaskID, "task "+t.TaskID+" in progress"); err != nil {
+				if err := w.setItemState(ctx, tx, it.itemRef, StateOpen, workerdb.EventOpen, t.TaskID, "task "+t.TaskID+" in progress"); err != nil {
 					return err
 				}
 			}
@@ -240,7 +240,7 @@ func (w *Worker[TTx]) finishTask(ctx context.Context, t *taskRow, status mpgdpr.
 				rescans[scanArgs{Project: it.Project, RequestKind: it.Kind, ComplianceType: it.Compliance, DisclosureType: it.Disclosure}] = true
 				continue
 			}
-			if err := setItemState(ctx, tx, it.itemRef, StateFailed, workerdb.EventFailed, t.TaskID, why); err != nil {
+			if err := w.setItemState(ctx, tx, it.itemRef, StateFailed, workerdb.EventFailed, t.TaskID, why); err != nil {
 				return err
 			}
 		}
@@ -252,8 +252,9 @@ func (w *Worker[TTx]) finishTask(ctx context.Context, t *taskRow, status mpgdpr.
 	return err
 }
 
+// isFinal reports whether an item (or a request) in state has ended.
 func isFinal(state string) bool {
-	return state == StateDone || state == StateFailed || state == StateUnknown
+	return state == StateDone || state == StateFailed || state == StateUnknown || state == StateCancelled
 }
 
 // evaluateItems marks done each item whose current tasks have all succeeded
@@ -279,7 +280,7 @@ func (w *Worker[TTx]) evaluateItems(ctx context.Context, tx dbTx, ids []int64) e
 		if err != nil {
 			return err
 		}
-		if err := setItemState(ctx, tx, itemRef{ID: id, Reference: ref, Project: project}, StateDone, workerdb.EventDone, "", "tasks "+strings.Join(tasks, ", ")+" succeeded"); err != nil {
+		if err := w.setItemState(ctx, tx, itemRef{ID: id, Reference: ref, Project: project}, StateDone, workerdb.EventDone, "", "tasks "+strings.Join(tasks, ", ")+" succeeded"); err != nil {
 			return err
 		}
 	}

@@ -138,7 +138,7 @@ func (pw *purgeWorker[TTx]) Work(ctx context.Context, _ *river.Job[purgeArgs]) e
 }
 
 // finalStatesSQL lists the states in which an item has ended.
-const finalStatesSQL = `('` + StateDone + `', '` + StateFailed + `', '` + StateUnknown + `')`
+const finalStatesSQL = `('` + StateDone + `', '` + StateFailed + `', '` + StateUnknown + `', '` + StateCancelled + `')`
 
 // endedRequests lists the requests still plain whose items have all ended,
 // the last at or before cutoff.

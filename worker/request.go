@@ -47,6 +47,18 @@ type Request struct {
 	AllProjects bool
 	// ReceivedAt is when the request reached the caller; zero means now.
 	ReceivedAt time.Time
+	// CallbackURL, if set, is POSTed a signed notice when the request ends
+	// (callback.go); its host must be allowed by the configuration.
+	CallbackURL string
+	// Extension, if set, extends the statutory deadline (GDPR Art. 12(3),
+	// CCPA § 1798.130): why, and when the person was told.
+	Extension *Extension
+}
+
+// Extension is a deadline extension recorded with a request.
+type Extension struct {
+	Reason   string    `json:"reason"`
+	NoticeAt time.Time `json:"notice_at"`
 }
 
 // RequestArgs are the River job args of a request: the JSON in
@@ -64,7 +76,9 @@ type RequestArgs struct {
 	DistinctIDs    []string  `json:"distinct_ids,omitempty"`
 	Projects       []string  `json:"projects,omitempty"`
 	AllProjects    bool      `json:"all_projects,omitempty"`
-	ReceivedAt     time.Time `json:"received_at,omitzero"`
+	ReceivedAt     time.Time  `json:"received_at,omitzero"`
+	CallbackURL    string     `json:"callback_url,omitempty"`
+	Extension      *Extension `json:"extension,omitempty"`
 }
 
 // Kind is the River job kind.
@@ -179,6 +193,23 @@ func (c *Config) checkRequest(a RequestArgs) (*normalized, error) {
 	if received.IsZero() {
 		received = time.Now()
 	}
+	if a.CallbackURL != "" {
+		if err := c.checkCallbackURL(a.CallbackURL); err != nil {
+			return nil, err
+		}
+	}
+	var ext *Extension
+	if e := a.Extension; e != nil {
+		switch {
+		case strings.TrimSpace(e.Reason) == "" || len(e.Reason) > 500 || !utf8.ValidString(e.Reason) || strings.IndexFunc(e.Reason, unicode.IsControl) >= 0:
+			return nil, &RequestError{"extension reason", "missing, longer than 500 bytes, not UTF-8, or has control characters"}
+		case e.NoticeAt.IsZero():
+			return nil, &RequestError{"extension notice_at", "missing: when was the person told of the extension?"}
+		case e.NoticeAt.Before(received):
+			return nil, &RequestError{"extension notice_at", "before the request was received"}
+		}
+		ext = &Extension{Reason: e.Reason, NoticeAt: e.NoticeAt.UTC()}
+	}
 	n := &normalized{RequestArgs: RequestArgs{
 		Reference:      ref,
 		RequestKind:    string(kind),
@@ -187,6 +218,8 @@ func (c *Config) checkRequest(a RequestArgs) (*normalized, error) {
 		DistinctIDs:    ids,
 		Projects:       projects,
 		ReceivedAt:     received.UTC(),
+		CallbackURL:    a.CallbackURL,
+		Extension:      ext,
 	}}
 	n.digest = requestDigest(n.RequestArgs, nil)
 	return n, nil
@@ -204,7 +237,12 @@ func requestDigest(a RequestArgs, h *evidence.IDHasher) string {
 		}
 	}
 	slices.Sort(ids)
-	canon, _ := json.Marshal([]any{a.RequestKind, a.ComplianceType, a.DisclosureType, ids, a.Projects})
+	fields := []any{a.RequestKind, a.ComplianceType, a.DisclosureType, ids, a.Projects}
+	// Added later, and only when set, so that older requests keep their digest.
+	if a.CallbackURL != "" || a.Extension != nil {
+		fields = append(fields, a.CallbackURL, a.Extension)
+	}
+	canon, _ := json.Marshal(fields)
 	sum := sha256.Sum256(canon)
 	return hex.EncodeToString(sum[:])
 }
@@ -220,6 +258,8 @@ func (r Request) args() RequestArgs {
 		Projects:       r.Projects,
 		AllProjects:    r.AllProjects,
 		ReceivedAt:     r.ReceivedAt,
+		CallbackURL:    r.CallbackURL,
+		Extension:      r.Extension,
 	}
 }
 
@@ -231,9 +271,14 @@ func (r Request) args() RequestArgs {
 func storeRequest(ctx context.Context, tx dbTx, h *evidence.IDHasher, n *normalized, now time.Time) (inserted bool, err error) {
 	ids, _ := json.Marshal(n.DistinctIDs)
 	projects, _ := json.Marshal(n.Projects)
-	rows, err := tx.exec(ctx, `INSERT INTO mpgdpr_request (reference, kind, compliance_type, disclosure_type, distinct_ids, projects, digest, received_at, enqueued_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (reference) DO NOTHING`,
-		n.Reference, n.RequestKind, n.ComplianceType, n.DisclosureType, string(ids), string(projects), n.digest, workerdb.FormatTime(n.ReceivedAt), workerdb.FormatTime(now))
+	extReason, extAt := "", ""
+	if e := n.Extension; e != nil {
+		extReason, extAt = e.Reason, workerdb.FormatTime(e.NoticeAt)
+	}
+	rows, err := tx.exec(ctx, `INSERT INTO mpgdpr_request (reference, kind, compliance_type, disclosure_type, distinct_ids, projects, digest, received_at, enqueued_at, callback_url, extension_reason, extension_notice_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (reference) DO NOTHING`,
+		n.Reference, n.RequestKind, n.ComplianceType, n.DisclosureType, string(ids), string(projects), n.digest, workerdb.FormatTime(n.ReceivedAt), workerdb.FormatTime(now),
+		n.CallbackURL, extReason, extAt)
 	if err != nil {
 		return false, err
 	}

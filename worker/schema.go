@@ -130,6 +130,25 @@ CREATE INDEX mpgdpr_poll_at ON mpgdpr_poll (project, at);
 	// 5: a batch's events by batch, for purge (purge.go) to find the
 	// requests that share a batch's creates.
 	`CREATE INDEX mpgdpr_event_batch ON mpgdpr_event (batch_id);`,
+	// 6: a request's own state (request_state.go) and completion time, for
+	// listing by state with keyset paging; its callback URL and deadline
+	// extension (HTTP intake). Requests stored before get theirs here.
+	`
+ALTER TABLE mpgdpr_request ADD COLUMN state TEXT NOT NULL DEFAULT 'received';
+ALTER TABLE mpgdpr_request ADD COLUMN completed_at TEXT NOT NULL DEFAULT '';
+ALTER TABLE mpgdpr_request ADD COLUMN callback_url TEXT NOT NULL DEFAULT '';
+ALTER TABLE mpgdpr_request ADD COLUMN extension_reason TEXT NOT NULL DEFAULT '';
+ALTER TABLE mpgdpr_request ADD COLUMN extension_notice_at TEXT NOT NULL DEFAULT '';
+UPDATE mpgdpr_request SET state = CASE
+	WHEN NOT EXISTS (SELECT 1 FROM mpgdpr_item i WHERE i.reference = mpgdpr_request.reference) THEN 'received'
+	WHEN EXISTS (SELECT 1 FROM mpgdpr_item i WHERE i.reference = mpgdpr_request.reference AND i.state NOT IN ('done', 'failed', 'unknown')) THEN 'active'
+	WHEN EXISTS (SELECT 1 FROM mpgdpr_item i WHERE i.reference = mpgdpr_request.reference AND i.state = 'unknown') THEN 'unknown'
+	WHEN EXISTS (SELECT 1 FROM mpgdpr_item i WHERE i.reference = mpgdpr_request.reference AND i.state = 'failed') THEN 'failed'
+	ELSE 'done' END;
+UPDATE mpgdpr_request SET completed_at = (SELECT MAX(i.updated_at) FROM mpgdpr_item i WHERE i.reference = mpgdpr_request.reference)
+	WHERE state IN ('done', 'failed', 'unknown');
+CREATE INDEX mpgdpr_request_state ON mpgdpr_request (state, enqueued_at, reference);
+`,
 }
 
 // appendOnly refuses UPDATE and DELETE on the event log, in the database
