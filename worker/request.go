@@ -69,13 +69,13 @@ type Extension struct {
 // job's args when it takes the request in, so that River's table keeps no
 // distinct ID.
 type RequestArgs struct {
-	Reference      string    `json:"reference" river:"unique"`
-	RequestKind    string    `json:"kind,omitempty"`
-	ComplianceType string    `json:"compliance_type,omitempty"`
-	DisclosureType string    `json:"disclosure_type,omitempty"`
-	DistinctIDs    []string  `json:"distinct_ids,omitempty"`
-	Projects       []string  `json:"projects,omitempty"`
-	AllProjects    bool      `json:"all_projects,omitempty"`
+	Reference      string     `json:"reference" river:"unique"`
+	RequestKind    string     `json:"kind,omitempty"`
+	ComplianceType string     `json:"compliance_type,omitempty"`
+	DisclosureType string     `json:"disclosure_type,omitempty"`
+	DistinctIDs    []string   `json:"distinct_ids,omitempty"`
+	Projects       []string   `json:"projects,omitempty"`
+	AllProjects    bool       `json:"all_projects,omitempty"`
 	ReceivedAt     time.Time  `json:"received_at,omitzero"`
 	CallbackURL    string     `json:"callback_url,omitempty"`
 	Extension      *Extension `json:"extension,omitempty"`
