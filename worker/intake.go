@@ -134,8 +134,8 @@ func jsonbParam(d dialect) string {
 func loadStoredRequest(ctx context.Context, q querier, ref string) (*normalized, error) {
 	n := &normalized{RequestArgs: RequestArgs{Reference: ref}}
 	var ids, projects, received, extReason, extAt string
-	err := q.queryRow(ctx, `SELECT kind, compliance_type, disclosure_type, distinct_ids, projects, received_at, digest, callback_url, extension_reason, extension_notice_at FROM mpgdpr_request WHERE reference = ?`, ref).
-		Scan(&n.RequestKind, &n.ComplianceType, &n.DisclosureType, &ids, &projects, &received, &n.digest, &n.CallbackURL, &extReason, &extAt)
+	err := q.queryRow(ctx, `SELECT kind, compliance_type, disclosure_type, distinct_ids, projects, received_at, digest, callback_url, callback_format, extension_reason, extension_notice_at FROM mpgdpr_request WHERE reference = ?`, ref).
+		Scan(&n.RequestKind, &n.ComplianceType, &n.DisclosureType, &ids, &projects, &received, &n.digest, &n.CallbackURL, &n.CallbackFormat, &extReason, &extAt)
 	if isNoRows(err) {
 		return nil, &RequestError{"distinct ids", "none given"}
 	}

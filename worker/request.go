@@ -50,10 +50,22 @@ type Request struct {
 	// CallbackURL, if set, is POSTed a signed notice when the request ends
 	// (callback.go); its host must be allowed by the configuration.
 	CallbackURL string
+	// CallbackFormat is the notice's form and signature: CallbackMpgdpr
+	// (the default, "") or CallbackOpenDSR.
+	CallbackFormat string
 	// Extension, if set, extends the statutory deadline (GDPR Art. 12(3),
 	// CCPA § 1798.130): why, and when the person was told.
 	Extension *Extension
 }
+
+// The forms of callback notice.
+const (
+	// CallbackMpgdpr: this worker's JSON notice, signed with HMAC-SHA-256
+	// (Mpgdpr-Signature: t=…,v1=…).
+	CallbackMpgdpr = "mpgdpr"
+	// CallbackOpenDSR: OpenDSR 1.0's status callback, signed as OpenDSR says.
+	CallbackOpenDSR = "opendsr"
+)
 
 // Extension is a deadline extension recorded with a request.
 type Extension struct {
@@ -78,6 +90,7 @@ type RequestArgs struct {
 	AllProjects    bool       `json:"all_projects,omitempty"`
 	ReceivedAt     time.Time  `json:"received_at,omitzero"`
 	CallbackURL    string     `json:"callback_url,omitempty"`
+	CallbackFormat string     `json:"callback_format,omitempty"`
 	Extension      *Extension `json:"extension,omitempty"`
 }
 
@@ -193,6 +206,15 @@ func (c *Config) checkRequest(a RequestArgs) (*normalized, error) {
 	if received.IsZero() {
 		received = time.Now()
 	}
+	format := a.CallbackFormat
+	switch {
+	case format != "" && format != CallbackMpgdpr && format != CallbackOpenDSR:
+		return nil, &RequestError{"callback format", "choose mpgdpr or opendsr"}
+	case format != "" && a.CallbackURL == "":
+		return nil, &RequestError{"callback format", "given without a callback URL"}
+	case format == "" && a.CallbackURL != "":
+		format = CallbackMpgdpr
+	}
 	if a.CallbackURL != "" {
 		if err := c.checkCallbackURL(a.CallbackURL); err != nil {
 			return nil, err
@@ -219,6 +241,7 @@ func (c *Config) checkRequest(a RequestArgs) (*normalized, error) {
 		Projects:       projects,
 		ReceivedAt:     received.UTC(),
 		CallbackURL:    a.CallbackURL,
+		CallbackFormat: format,
 		Extension:      ext,
 	}}
 	n.digest = requestDigest(n.RequestArgs, nil)
@@ -240,7 +263,7 @@ func requestDigest(a RequestArgs, h *evidence.IDHasher) string {
 	fields := []any{a.RequestKind, a.ComplianceType, a.DisclosureType, ids, a.Projects}
 	// Added later, and only when set, so that older requests keep their digest.
 	if a.CallbackURL != "" || a.Extension != nil {
-		fields = append(fields, a.CallbackURL, a.Extension)
+		fields = append(fields, a.CallbackURL, a.CallbackFormat, a.Extension)
 	}
 	canon, _ := json.Marshal(fields)
 	sum := sha256.Sum256(canon)
@@ -259,6 +282,7 @@ func (r Request) args() RequestArgs {
 		AllProjects:    r.AllProjects,
 		ReceivedAt:     r.ReceivedAt,
 		CallbackURL:    r.CallbackURL,
+		CallbackFormat: r.CallbackFormat,
 		Extension:      r.Extension,
 	}
 }
@@ -275,10 +299,10 @@ func storeRequest(ctx context.Context, tx dbTx, h *evidence.IDHasher, n *normali
 	if e := n.Extension; e != nil {
 		extReason, extAt = e.Reason, workerdb.FormatTime(e.NoticeAt)
 	}
-	rows, err := tx.exec(ctx, `INSERT INTO mpgdpr_request (reference, kind, compliance_type, disclosure_type, distinct_ids, projects, digest, received_at, enqueued_at, callback_url, extension_reason, extension_notice_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (reference) DO NOTHING`,
+	rows, err := tx.exec(ctx, `INSERT INTO mpgdpr_request (reference, kind, compliance_type, disclosure_type, distinct_ids, projects, digest, received_at, enqueued_at, callback_url, callback_format, extension_reason, extension_notice_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (reference) DO NOTHING`,
 		n.Reference, n.RequestKind, n.ComplianceType, n.DisclosureType, string(ids), string(projects), n.digest, workerdb.FormatTime(n.ReceivedAt), workerdb.FormatTime(now),
-		n.CallbackURL, extReason, extAt)
+		n.CallbackURL, n.CallbackFormat, extReason, extAt)
 	if err != nil {
 		return false, err
 	}

@@ -137,6 +137,7 @@ CREATE INDEX mpgdpr_poll_at ON mpgdpr_poll (project, at);
 ALTER TABLE mpgdpr_request ADD COLUMN state TEXT NOT NULL DEFAULT 'received';
 ALTER TABLE mpgdpr_request ADD COLUMN completed_at TEXT NOT NULL DEFAULT '';
 ALTER TABLE mpgdpr_request ADD COLUMN callback_url TEXT NOT NULL DEFAULT '';
+ALTER TABLE mpgdpr_request ADD COLUMN callback_format TEXT NOT NULL DEFAULT '';
 ALTER TABLE mpgdpr_request ADD COLUMN extension_reason TEXT NOT NULL DEFAULT '';
 ALTER TABLE mpgdpr_request ADD COLUMN extension_notice_at TEXT NOT NULL DEFAULT '';
 UPDATE mpgdpr_request SET state = CASE

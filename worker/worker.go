@@ -60,6 +60,7 @@ type options struct {
 	httpClient *http.Client
 	river      func(*river.Config)
 	clientOpts []mpgdpr.Option
+	intakeOnly bool
 }
 
 // WithLogger logs through l (default: slog.Default()). Nothing logged holds
@@ -83,6 +84,13 @@ func WithHTTPClient(hc *http.Client) Option { return func(o *options) { o.httpCl
 func WithClientOptions(opts ...mpgdpr.Option) Option {
 	return func(o *options) { o.clientOpts = append(o.clientOpts, opts...) }
 }
+
+// WithIntakeOnly makes a worker that files nothing: it reads no Mixpanel
+// secret and makes no Mixpanel client; it stores requests, answers about
+// them and records cancellations for a full worker to carry out, and its
+// Start and Run return ErrIntakeOnly. It is what `mpgdpr serve` and the
+// intake commands run, so that they hold no Mixpanel credential.
+func WithIntakeOnly() Option { return func(o *options) { o.intakeOnly = true } }
 
 // WithRiverConfig lets f adjust River's configuration before the client is
 // made (fetch intervals, extra queues, hooks). Changing the worker's queues
