@@ -98,14 +98,14 @@ func (s sqlDatabase) begin(ctx context.Context) (dbTx, error) {
 	if err != nil {
 		return nil, err
 	}
-	return sqlTx{tx}, nil
+	return sqlTx{tx, map[string]chainHead{}}, nil
 }
 func (s sqlDatabase) wrap(tx any) (dbTx, error) {
 	t, ok := tx.(*sql.Tx)
 	if !ok || t == nil {
 		return nil, errors.New("worker: EnqueueTx on SQLite needs a *sql.Tx of the worker's database")
 	}
-	return sqlTx{t}, nil
+	return sqlTx{t, map[string]chainHead{}}, nil
 }
 
 type sqlExecer interface {
@@ -120,7 +120,12 @@ func sqlExec(ctx context.Context, e sqlExecer, q string, args ...any) (int64, er
 	return res.RowsAffected()
 }
 
-type sqlTx struct{ tx *sql.Tx }
+// sqlTx is a transaction on SQLite; heads are the chain heads it holds
+// (chain.go).
+type sqlTx struct {
+	tx    *sql.Tx
+	heads map[string]chainHead
+}
 
 func (t sqlTx) exec(ctx context.Context, q string, args ...any) (int64, error) {
 	return sqlExec(ctx, t.tx, q, args...)
@@ -171,14 +176,14 @@ func (p pgxDatabase) begin(ctx context.Context) (dbTx, error) {
 	if err != nil {
 		return nil, err
 	}
-	return pgxTx{tx}, nil
+	return pgxTx{tx, map[string]chainHead{}}, nil
 }
 func (p pgxDatabase) wrap(tx any) (dbTx, error) {
 	t, ok := tx.(pgx.Tx)
 	if !ok || t == nil {
 		return nil, errors.New("worker: EnqueueTx on Postgres needs a pgx.Tx of the worker's database")
 	}
-	return pgxTx{t}, nil
+	return pgxTx{t, map[string]chainHead{}}, nil
 }
 
 func (p pgxDatabase) withSessionLock(ctx context.Context, key int64, f func() error) error {
@@ -194,7 +199,12 @@ func (p pgxDatabase) withSessionLock(ctx context.Context, key int64, f func() er
 	return f()
 }
 
-type pgxTx struct{ tx pgx.Tx }
+// pgxTx is a transaction on Postgres; heads are the chain heads it holds
+// (chain.go).
+type pgxTx struct {
+	tx    pgx.Tx
+	heads map[string]chainHead
+}
 
 func (t pgxTx) exec(ctx context.Context, q string, args ...any) (int64, error) {
 	tag, err := t.tx.Exec(ctx, workerdb.Rebind(q), args...)
