@@ -94,7 +94,7 @@ func newRequestEnqueueCmd(cl *cli, kind worker.Kind) *cobra.Command {
 		if err != nil {
 			return cl.fail(cmd, exitUsage, err)
 		}
-		svc, closeDB, err := cl.openWorker(ctx, &o.wf)
+		svc, closeDB, err := cl.openIntake(ctx, &o.wf)
 		if err != nil {
 			return cl.fail(cmd, exitFor(err), err)
 		}
@@ -135,12 +135,16 @@ func newRequestStatusCmd(cl *cli) *cobra.Command {
 	c.Flags().BoolVar(&events, "events", false, "list every recorded change with its time")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
 	c.RunE = cl.exits(func(ctx context.Context, _ *cobra.Command, args []string) int {
-		svc, closeDB, err := cl.openWorker(ctx, o)
+		svc, closeDB, err := cl.openIntake(ctx, o)
 		if err != nil {
 			return cl.fail("request status", exitFor(err), err)
 		}
 		defer closeDB()
-		rs, err := svc.RequestStatus(ctx, args[0])
+		var sopts []worker.StatusOption
+		if events || asJSON { // the JSON has always held the events
+			sopts = append(sopts, worker.WithEvents())
+		}
+		rs, err := svc.RequestStatus(ctx, args[0], sopts...)
 		if errors.Is(err, worker.ErrUnknownReference) {
 			return cl.fail("request status", exitUsage, &usageError{fmt.Sprintf("no request %q", args[0])})
 		}
