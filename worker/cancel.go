@@ -101,11 +101,14 @@ func (w *Worker[TTx]) cancel(ctx context.Context, tx dbTx, ref string) (*CancelR
 		case it.State == StateCancelled:
 			ci.State, ci.Outcome, ci.Detail = it.State, CancelCancelled, it.Detail
 			asked = true
-		case isFinal(it.State):
-			ci.State, ci.Outcome, ci.Detail = it.State, CancelAlreadyEnded, "the item had ended: "+it.State
 		case last == workerdb.EventCancelRefused:
+			// Refused, whether the item has ended since or goes on.
 			ci.State, ci.Outcome, ci.Detail = it.State, CancelTooLate, lastDetail
 			asked = true
+		case isFinal(it.State):
+			ci.State, ci.Outcome, ci.Detail = it.State, CancelAlreadyEnded, "the item had ended: "+it.State
+			// Asked before it ended: the same request, answered again.
+			asked = asked || last != ""
 		case it.State == StateQueued:
 			ok, err := w.cancelQueued(ctx, tx, it.itemRef, "cancelled before it was batched")
 			if err != nil {

@@ -205,9 +205,9 @@ func (w *Worker[TTx]) RequestStatus(ctx context.Context, reference string, opts 
 // requestHead is a request's row without its IDs.
 type requestHead struct {
 	Reference, Kind, ComplianceType, DisclosureType, State string
-	Projects                                                []string
-	ReceivedAt, EnqueuedAt, CompletedAt                     time.Time
-	Extension                                               *Extension
+	Projects                                               []string
+	ReceivedAt, EnqueuedAt, CompletedAt                    time.Time
+	Extension                                              *Extension
 }
 
 // requestHeadColumns are what scanRequestHead reads, in its order.
