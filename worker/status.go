@@ -38,7 +38,7 @@ func (w *Worker[TTx]) Status(ctx context.Context) (*Status, error) {
 	for _, name := range w.cfg.ProjectNames() {
 		p, _ := w.cfg.Project(name)
 		ps := ProjectStatus{Name: name, Items: map[string]int{}, Rate: p.Rate}
-		for _, s := range []string{StateQueued, StateBatched, StateFiled, StateOpen, StateDone, StateFailed, StateUnknown} {
+		for _, s := range []string{StateQueued, StateBatched, StateFiled, StateOpen, StateDone, StateFailed, StateUnknown, StateCancelled} {
 			ps.Items[s] = 0
 		}
 		if err := collect(ctx, w.db, `SELECT state, COUNT(*) FROM mpgdpr_item WHERE project = ? GROUP BY state`, []any{name}, func(r rowScanner) error {

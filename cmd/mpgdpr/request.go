@@ -38,11 +38,12 @@ type requestOpts struct {
 
 func newRequestCmd(cl *cli) *cobra.Command {
 	c := &cobra.Command{
-		Use:   "request delete|retrieve|status",
+		Use:   "request delete|retrieve|status|cancel|list",
 		Short: "Enqueue a request for the worker, or show one",
 		Long:  requestLong,
 	}
-	c.AddCommand(newRequestEnqueueCmd(cl, worker.Deletion), newRequestEnqueueCmd(cl, worker.Retrieval), newRequestStatusCmd(cl))
+	c.AddCommand(newRequestEnqueueCmd(cl, worker.Deletion), newRequestEnqueueCmd(cl, worker.Retrieval), newRequestStatusCmd(cl),
+		newRequestCancelCmd(cl, nil), newRequestListCmd(cl, nil))
 	return c
 }
 

@@ -112,7 +112,7 @@ func newWorkerCmd(cl *cli) *cobra.Command {
 		}
 		return cl.fail("worker", exitLocal, err)
 	})
-	c.AddCommand(newWorkerStatusCmd(cl), newWorkerMigrateCmd(cl), newWorkerPurgeCmd(cl))
+	c.AddCommand(newWorkerStatusCmd(cl), newWorkerMigrateCmd(cl), newWorkerPurgeCmd(cl), newWorkerCheckCmd(cl, nil))
 	return c
 }
 
@@ -136,7 +136,7 @@ func newWorkerStatusCmd(cl *cli) *cobra.Command {
 		if err != nil {
 			return cl.fail("worker status", exitLocal, err)
 		}
-		states := []string{worker.StateQueued, worker.StateBatched, worker.StateFiled, worker.StateOpen, worker.StateDone, worker.StateFailed, worker.StateUnknown}
+		states := []string{worker.StateQueued, worker.StateBatched, worker.StateFiled, worker.StateOpen, worker.StateDone, worker.StateFailed, worker.StateUnknown, worker.StateCancelled}
 		var rows [][]string
 		for _, p := range st.Projects {
 			if asJSON {
