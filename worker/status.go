@@ -19,7 +19,8 @@ type Status struct {
 // creates and polls sent in the last minute (the budget in use).
 type ProjectStatus struct {
 	Name string `json:"name"`
-	// Items by state: queued, batched, filed, open, done, failed, unknown.
+	// Items by state: queued, batched, filed, open, done, failed, unknown
+	// (always there), and cancelled once an item is.
 	Items map[string]int `json:"items"`
 	// OpenTasks are tasks followed and not yet ended.
 	OpenTasks int `json:"open_tasks"`
@@ -38,7 +39,7 @@ func (w *Worker[TTx]) Status(ctx context.Context) (*Status, error) {
 	for _, name := range w.cfg.ProjectNames() {
 		p, _ := w.cfg.Project(name)
 		ps := ProjectStatus{Name: name, Items: map[string]int{}, Rate: p.Rate}
-		for _, s := range []string{StateQueued, StateBatched, StateFiled, StateOpen, StateDone, StateFailed, StateUnknown, StateCancelled} {
+		for _, s := range []string{StateQueued, StateBatched, StateFiled, StateOpen, StateDone, StateFailed, StateUnknown} {
 			ps.Items[s] = 0
 		}
 		if err := collect(ctx, w.db, `SELECT state, COUNT(*) FROM mpgdpr_item WHERE project = ? GROUP BY state`, []any{name}, func(r rowScanner) error {
