@@ -420,3 +420,40 @@ func TestOpenExport(t *testing.T) {
 		}
 	})
 }
+
+// A request cancelled before a worker took it in is cancelled as its items
+// are made, and nothing is filed.
+func TestCancelBeforeIntake(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, newEnv envMaker) {
+		fakes := twoFakes(t)
+		e := newEnv(t, fakes)
+		ctx := context.Background()
+		in := e.intakeOnly()
+		if _, err := in.Enqueue(ctx, deletion("CB-1", "us", "eu")); err != nil {
+			t.Fatal(err)
+		}
+		res, err := in.Cancel(ctx, "CB-1")
+		if err != nil || len(res.Items) != 2 || res.Items[0].Outcome != CancelPending || res.Items[1].Outcome != CancelPending {
+			t.Fatalf("%+v %v", res, err)
+		}
+		e.start()
+		waitFor(t, "cancelled", func() bool {
+			rs, err := in.RequestStatus(ctx, "CB-1")
+			return err == nil && rs.State == StateCancelled
+		})
+		res, err = in.Cancel(ctx, "CB-1")
+		if err != nil || res.Items[0].Outcome != CancelCancelled || res.Items[1].Outcome != CancelCancelled {
+			t.Errorf("again: %+v %v", res, err)
+		}
+		// Cancelled by the intake as it made the items, never queued for a scan.
+		for _, it := range res.Items {
+			if it.Detail != "cancelled before it was taken in" {
+				t.Errorf("item %+v", it)
+			}
+		}
+		time.Sleep(400 * time.Millisecond) // past the batch window
+		if n := creates(fakes["us"], mpgdprtest.OpCreateDeletion) + creates(fakes["eu"], mpgdprtest.OpCreateDeletion); n != 0 {
+			t.Errorf("%d creates for a request cancelled before intake", n)
+		}
+	})
+}
