@@ -70,6 +70,12 @@ func TestIntakeOnlyThenFullWorker(t *testing.T) {
 		if err := in.Ready(ctx); err != nil {
 			t.Fatalf("Ready: %v", err)
 		}
+		if _, err := in.Status(ctx); err != nil {
+			t.Errorf("Status: %v", err)
+		}
+		if _, err := in.Purge(ctx, PurgeDryRun()); err != nil {
+			t.Errorf("Purge: %v", err)
+		}
 		received := time.Date(2024, 3, 31, 10, 0, 0, 0, time.UTC)
 		r := deletion("IO-1", "us")
 		r.ReceivedAt = received
