@@ -22,6 +22,10 @@ const (
 	CancelAlreadyEnded = "already_ended" // the item had ended (done, failed or unknown)
 )
 
+// cancelLockClass is the first key of Cancel's advisory lock on Postgres
+// ("mpca" in ASCII), the second being the reference's hash.
+const cancelLockClass int32 = 0x6d706361
+
 // cancelArgs carries out a request's cancellation with Mixpanel: the
 // reference alone, unique while the job lives.
 type cancelArgs struct {
@@ -59,6 +63,15 @@ func (w *Worker[TTx]) Cancel(ctx context.Context, reference string) (*CancelResu
 }
 
 func (w *Worker[TTx]) cancel(ctx context.Context, tx dbTx, ref string) (*CancelResult, error) {
+	if w.db.dialect() == dialectPostgres {
+		// Two Cancels of one request at once: the second waits and sees
+		// the first's events (SQLite's transactions take the write lock
+		// when they begin already). An advisory lock only Cancel takes,
+		// not the request's row, which the jobs lock after its items.
+		if _, err := tx.exec(ctx, `SELECT pg_advisory_xact_lock(?, hashtext(?))`, cancelLockClass, ref); err != nil {
+			return nil, err
+		}
+	}
 	h, err := loadRequestHead(ctx, tx, ref)
 	if err != nil {
 		return nil, err

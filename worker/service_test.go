@@ -463,3 +463,27 @@ func TestCancelBeforeIntake(t *testing.T) {
 		}
 	})
 }
+
+// Cancels of one request at once record its cancellation once.
+func TestCancelConcurrent(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, newEnv envMaker) {
+		e := newEnv(t, twoFakes(t))
+		ctx := context.Background()
+		in := e.intakeOnly()
+		if _, err := in.Enqueue(ctx, deletion("CC-1", "us", "eu")); err != nil {
+			t.Fatal(err)
+		}
+		errs := make(chan error, 4)
+		for range 4 {
+			go func() { _, err := in.Cancel(ctx, "CC-1"); errs <- err }()
+		}
+		for range 4 {
+			if err := <-errs; err != nil {
+				t.Error(err)
+			}
+		}
+		if n := e.count(`SELECT COUNT(*) FROM mpgdpr_event WHERE reference = ? AND event = ?`, "CC-1", workerdb.EventCancelRequested); n != 2 {
+			t.Errorf("%d cancel_requested events, want 2 (one per project)", n)
+		}
+	})
+}
