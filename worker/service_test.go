@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -423,6 +424,36 @@ func TestOpenExport(t *testing.T) {
 		}
 		if _, err := in.OpenExport(ctx, "nope", "eu", task.TaskID); !errors.Is(err, ErrUnknownReference) {
 			t.Errorf("unknown: %v", err)
+		}
+		// A file changed since it was checked is not served as good to its end.
+		b, err := os.ReadFile(task.ExportPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b[len(b)/2] ^= 0xff
+		if err := os.WriteFile(task.ExportPath, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		f, err = in.OpenExport(ctx, "X-1", "eu", task.TaskID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = io.Copy(io.Discard, f)
+		_ = f.Close()
+		if !errors.Is(err, errExportChanged) {
+			t.Errorf("changed file read: %v", err)
+		}
+		if err := os.WriteFile(task.ExportPath, b[:10], 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := in.OpenExport(ctx, "X-1", "eu", task.TaskID); err == nil || strings.Contains(err.Error(), e.dir) {
+			t.Errorf("truncated file: %v", err)
+		}
+		if _, err := e.svc.Purge(ctx, PurgeExportsOlderThan(0)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := in.OpenExport(ctx, "X-1", "eu", task.TaskID); !errors.Is(err, ErrNoExport) {
+			t.Errorf("after retention: %v", err)
 		}
 	})
 }
