@@ -156,6 +156,12 @@ func newRequestStatusCmd(cl *cli) *cobra.Command {
 			cl.jsonLine(rs)
 			return exitOK
 		}
+		extended := ""
+		if rs.Extended {
+			extended = ", extended"
+		}
+		fmt.Fprintf(cl.stdout, "%s: %s %s %s, received %s, due %s (%s%s)\n", rs.Reference, rs.State, rs.ComplianceType, rs.Kind,
+			rs.ReceivedAt.Format(time.RFC3339), orDash(rs.Due), orDash(rs.DeadlineState), extended)
 		var rows [][]string
 		code := exitOK
 		for _, it := range rs.Items {

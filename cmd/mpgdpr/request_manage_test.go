@@ -77,7 +77,7 @@ api_secret_env = "%s_SECRET"
 			want(runCmd(t, nil, "", "request", "delete", "--config", config, "--ref", ref, "--compliance", "GDPR", "--project", "web", "person-"+ref), exitOK, ref+" enqueued")
 		}
 		want(runCmd(t, nil, "", "request", "retrieve", "--config", config, "--ref", "R-1", "--compliance", "GDPR", "--project", "web", "someone"), exitOK, "R-1 enqueued")
-		want(runCmd(t, nil, "", "request", "status", "--config", config, "Q-1"), exitOK, "queued", "not yet taken in")
+		want(runCmd(t, nil, "", "request", "status", "--config", config, "Q-1"), exitOK, "Q-1: received GDPR deletion", "(on_time)", "queued", "not yet taken in")
 
 		r := runCmd(t, nil, "", "request", "list", "--config", config, "--limit", "2", "--json")
 		want(r, exitOK)
