@@ -76,6 +76,16 @@ func (iw *intakeWorker[TTx]) Work(ctx context.Context, job *river.Job[RequestArg
 			if err := addEvent(ctx, tx, event{At: now, Reference: it.Reference, Project: project, ItemID: id, Event: workerdb.EventQueued}); err != nil {
 				return err
 			}
+			// Cancelled before it was taken in (Cancel): never batched.
+			last, _, err := lastCancelEvent(ctx, tx, it.Reference, project)
+			if err != nil {
+				return err
+			}
+			if last == workerdb.EventCancelRequested {
+				if _, err := w.cancelQueued(ctx, tx, it, "cancelled before it was taken in"); err != nil {
+					return err
+				}
+			}
 		}
 		// Every group of this request gets a scan (a pending one covers it).
 		for _, project := range n.Projects {

@@ -22,7 +22,7 @@ type Service interface {
 	Run(ctx context.Context, grace time.Duration) error
 	Enqueue(ctx context.Context, r Request) (*EnqueueResult, error)
 	Status(ctx context.Context) (*Status, error)
-	RequestStatus(ctx context.Context, reference string) (*RequestStatus, error)
+	RequestStatus(ctx context.Context, reference string, opts ...StatusOption) (*RequestStatus, error)
 	Purge(ctx context.Context, opts ...PurgeOption) (*PurgeResult, error)
 	ListRequests(ctx context.Context, opts ListOptions) (*RequestPage, error)
 	Cancel(ctx context.Context, reference string) (*CancelResult, error)

@@ -17,7 +17,7 @@ import (
 
 func itemEvents(t *testing.T, e *testEnv, ref, project string) (*ItemStatus, []string) {
 	t.Helper()
-	rs, err := e.svc.RequestStatus(context.Background(), ref)
+	rs, err := e.svc.RequestStatus(context.Background(), ref, WithEvents())
 	if err != nil {
 		t.Fatal(err)
 	}

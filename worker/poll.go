@@ -212,6 +212,19 @@ func (w *Worker[TTx]) finishTask(ctx context.Context, t *taskRow, status mpgdpr.
 				ids = append(ids, it.ID)
 				continue
 			}
+			if status == mpgdpr.StatusRevoked {
+				// Revoked by our own cancel (cancel.go), seen here first.
+				last, _, err := lastCancelEvent(ctx, tx, it.Reference, it.Project)
+				if err != nil {
+					return err
+				}
+				if last == workerdb.EventCancelRequested {
+					if err := w.setItemState(ctx, tx, it.itemRef, StateCancelled, workerdb.EventCancelled, t.TaskID, "Mixpanel cancelled task "+t.TaskID); err != nil {
+						return err
+					}
+					continue
+				}
+			}
 			why := failure
 			if why == "" {
 				why = fmt.Sprintf("task %s ended %s", t.TaskID, status)

@@ -118,13 +118,25 @@ func (e *RequestError) Error() string {
 // Is matches ErrInvalidRequest.
 func (e *RequestError) Is(target error) bool { return target == ErrInvalidRequest }
 
-// EnqueueResult says what Enqueue did.
+// EnqueueResult says what Enqueue did. For a duplicate, every field is the
+// stored request's.
 type EnqueueResult struct {
-	Reference string
+	Reference string `json:"reference"`
 	// Duplicate: the same request was already enqueued; nothing was added.
-	Duplicate bool
+	Duplicate bool `json:"duplicate"`
 	// Projects the request was enqueued for, sorted.
-	Projects []string
+	Projects []string `json:"projects"`
+	// State is the request's state (one of RequestStates).
+	State string `json:"state"`
+	// ReceivedAt is when the request was received (as given, or when
+	// enqueued).
+	ReceivedAt time.Time `json:"received_at"`
+	// Due is the statutory deadline's last day (YYYY-MM-DD, UTC), with
+	// the recorded extension if any; DeadlineBy is the end of that day.
+	Due        string    `json:"due"`
+	DeadlineBy time.Time `json:"deadline_by"`
+	// Extended: the deadline includes a recorded extension.
+	Extended bool `json:"extended"`
 }
 
 // normalized is a checked request, canonical for its digest.
@@ -307,7 +319,17 @@ func storeRequest(ctx context.Context, tx dbTx, h *evidence.IDHasher, n *normali
 		return false, err
 	}
 	if rows == 1 {
-		return true, sealRequest(ctx, tx, h, n.Reference)
+		if err := sealRequest(ctx, tx, h, n.Reference); err != nil {
+			return false, err
+		}
+		if e := n.Extension; e != nil {
+			// Into the chained record, where the report reads the deadline's
+			// extension (evidence.ParseExtensionDetail).
+			if err := addEvent(ctx, tx, event{Reference: n.Reference, Event: workerdb.EventExtended, Detail: evidence.ExtensionDetail(e.Reason, e.NoticeAt)}); err != nil {
+				return false, err
+			}
+		}
+		return true, nil
 	}
 	var digest string
 	var purged *string

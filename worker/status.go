@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/privacykit/mpgdpr/worker/evidence"
 	"github.com/privacykit/mpgdpr/worker/workerdb"
 )
 
@@ -18,7 +19,8 @@ type Status struct {
 // creates and polls sent in the last minute (the budget in use).
 type ProjectStatus struct {
 	Name string `json:"name"`
-	// Items by state: queued, batched, filed, open, done, failed, unknown.
+	// Items by state: queued, batched, filed, open, done, failed, unknown
+	// (always there), and cancelled once an item is.
 	Items map[string]int `json:"items"`
 	// OpenTasks are tasks followed and not yet ended.
 	OpenTasks int `json:"open_tasks"`
@@ -67,10 +69,29 @@ func (w *Worker[TTx]) Status(ctx context.Context) (*Status, error) {
 
 // RequestStatus is what the worker knows of one request.
 type RequestStatus struct {
-	Reference  string       `json:"reference"`
-	Kind       Kind         `json:"kind"`
-	ReceivedAt time.Time    `json:"received_at"`
-	Items      []ItemStatus `json:"items"`
+	Reference      string `json:"reference"`
+	Kind           Kind   `json:"kind"`
+	ComplianceType string `json:"compliance_type"`
+	DisclosureType string `json:"disclosure_type,omitempty"`
+	// State is the request's state (one of RequestStates).
+	State      string    `json:"state"`
+	Projects   []string  `json:"projects"`
+	ReceivedAt time.Time `json:"received_at"`
+	// CompletedAt is when the request ended (done, failed, unknown or
+	// cancelled); nil while it has not.
+	CompletedAt *time.Time `json:"completed_at,omitempty"`
+	// Due is the statutory deadline's last day (YYYY-MM-DD, UTC), with
+	// the recorded extension; DeadlineBy is the end of that day.
+	Due        string    `json:"due"`
+	DeadlineBy time.Time `json:"deadline_by"`
+	Extended   bool      `json:"extended"`
+	// DeadlineState is evidence.State: on_time, at_risk, overdue, met or
+	// met_late (an ended request counts as answered when it ended).
+	DeadlineState string `json:"deadline_state"`
+	// Callback is the delivery of the request's callback notices; nil when
+	// it has no callback URL.
+	Callback *CallbackStatus `json:"callback,omitempty"`
+	Items    []ItemStatus    `json:"items"`
 }
 
 // ItemStatus is one project's part of a request.
@@ -79,7 +100,8 @@ type ItemStatus struct {
 	State   string       `json:"state"`
 	Detail  string       `json:"detail"`
 	Tasks   []TaskStatus `json:"tasks"`
-	Events  []Event      `json:"events"`
+	// Events are given only when asked (WithEvents).
+	Events []Event `json:"events,omitempty"`
 }
 
 // TaskStatus is a Mixpanel task covering an item.
@@ -106,20 +128,33 @@ type Event struct {
 // ErrUnknownReference: no request has this reference.
 var ErrUnknownReference = fmt.Errorf("worker: no request with this reference")
 
-// RequestStatus reports a request's items, their tasks and every event of
-// each item and of its tasks, oldest first.
-func (w *Worker[TTx]) RequestStatus(ctx context.Context, reference string) (*RequestStatus, error) {
-	rs := &RequestStatus{Reference: reference}
-	var kind, received, projects string
-	if err := w.db.queryRow(ctx, `SELECT kind, received_at, projects FROM mpgdpr_request WHERE reference = ?`, reference).Scan(&kind, &received, &projects); err != nil {
-		if isNoRows(err) {
-			return nil, ErrUnknownReference
-		}
+// StatusOption adjusts RequestStatus.
+type StatusOption func(*statusOptions)
+
+type statusOptions struct{ events bool }
+
+// WithEvents makes RequestStatus list every event of each item and of its
+// tasks. Without it, the answer is the request's state, deadline, items and
+// tasks: what a caller polling a request needs, at a bounded cost.
+func WithEvents() StatusOption { return func(o *statusOptions) { o.events = true } }
+
+// RequestStatus reports a request: its state and deadline, its items and
+// their tasks, and with WithEvents every event of each item and of its
+// tasks, oldest first. An unknown reference is ErrUnknownReference.
+func (w *Worker[TTx]) RequestStatus(ctx context.Context, reference string, opts ...StatusOption) (*RequestStatus, error) {
+	var o statusOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	h, err := loadRequestHead(ctx, w.db, reference)
+	if err != nil {
 		return nil, err
 	}
-	rs.Kind, rs.ReceivedAt = Kind(kind), workerdb.ParseTime(received)
-	var names []string
-	_ = json.Unmarshal([]byte(projects), &names)
+	rs := &RequestStatus{Reference: reference, Kind: Kind(h.Kind), ComplianceType: h.ComplianceType, DisclosureType: h.DisclosureType,
+		State: h.State, Projects: h.Projects, ReceivedAt: h.ReceivedAt, CompletedAt: h.completedAt()}
+	dl := h.deadline(time.Now())
+	rs.Due, rs.DeadlineBy, rs.Extended, rs.DeadlineState = dueDay(dl), dl.By, dl.Extended, string(dl.State)
+	names := h.Projects
 	for _, name := range names {
 		is := ItemStatus{Project: name, State: StateQueued}
 		var id int64
@@ -145,6 +180,10 @@ func (w *Worker[TTx]) RequestStatus(ctx context.Context, reference string) (*Req
 		}); err != nil {
 			return nil, err
 		}
+		if !o.events {
+			rs.Items = append(rs.Items, is)
+			continue
+		}
 		if err := collect(ctx, w.db, `SELECT e.at, e.event, e.task_id, COALESCE(e.batch_id, 0), e.detail FROM mpgdpr_event e
 			WHERE (e.item_id = ? OR (e.item_id IS NULL AND e.project = ? AND e.task_id IN (SELECT task_id FROM mpgdpr_item_task WHERE item_id = ?)))
 			AND e.event <> ? ORDER BY e.id`, []any{id, name, id, workerdb.EventSealed}, func(r rowScanner) error {
@@ -162,4 +201,73 @@ func (w *Worker[TTx]) RequestStatus(ctx context.Context, reference string) (*Req
 		rs.Items = append(rs.Items, is)
 	}
 	return rs, nil
+}
+
+// requestHead is a request's row without its IDs.
+type requestHead struct {
+	Reference, Kind, ComplianceType, DisclosureType, State string
+	Projects                                               []string
+	ReceivedAt, EnqueuedAt, CompletedAt                    time.Time
+	Extension                                              *Extension
+}
+
+// requestHeadColumns are what scanRequestHead reads, in its order.
+const requestHeadColumns = `reference, kind, compliance_type, disclosure_type, state, projects, received_at, enqueued_at, completed_at, extension_reason, extension_notice_at`
+
+func scanRequestHead(r rowScanner) (*requestHead, error) {
+	var h requestHead
+	var projects, received, enqueued, completed, extReason, extAt string
+	if err := r.Scan(&h.Reference, &h.Kind, &h.ComplianceType, &h.DisclosureType, &h.State, &projects, &received, &enqueued, &completed, &extReason, &extAt); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(projects), &h.Projects); err != nil {
+		return nil, fmt.Errorf("worker: request projects: %w", err)
+	}
+	h.ReceivedAt, h.EnqueuedAt, h.CompletedAt = workerdb.ParseTime(received), workerdb.ParseTime(enqueued), workerdb.ParseTime(completed)
+	if extReason != "" {
+		h.Extension = &Extension{Reason: extReason, NoticeAt: workerdb.ParseTime(extAt)}
+	}
+	return &h, nil
+}
+
+// loadRequestHead reads ref's row; ErrUnknownReference when there is none.
+func loadRequestHead(ctx context.Context, q querier, ref string) (*requestHead, error) {
+	h, err := scanRequestHead(q.queryRow(ctx, `SELECT `+requestHeadColumns+` FROM mpgdpr_request WHERE reference = ?`, ref))
+	if isNoRows(err) {
+		return nil, ErrUnknownReference
+	}
+	return h, err
+}
+
+func (h *requestHead) completedAt() *time.Time {
+	if h.CompletedAt.IsZero() {
+		return nil
+	}
+	t := h.CompletedAt
+	return &t
+}
+
+// deadline is the request's statutory deadline as of now: an ended
+// request (whatever its end) counts as answered when it ended.
+func (h *requestHead) deadline(now time.Time) evidence.Deadline {
+	return requestDeadline(h.ComplianceType, h.ReceivedAt, h.Extension, h.CompletedAt, now)
+}
+
+// dueDay is a deadline's last day as YYYY-MM-DD.
+func dueDay(d evidence.Deadline) string {
+	if d.Due.IsZero() {
+		return ""
+	}
+	return d.Due.Format(time.DateOnly)
+}
+
+// enqueueResult is Enqueue's answer for the stored request ref.
+func (w *Worker[TTx]) enqueueResult(ctx context.Context, q querier, ref string, duplicate bool) (*EnqueueResult, error) {
+	h, err := loadRequestHead(ctx, q, ref)
+	if err != nil {
+		return nil, err
+	}
+	dl := h.deadline(time.Now())
+	return &EnqueueResult{Reference: ref, Duplicate: duplicate, Projects: h.Projects, State: h.State, ReceivedAt: h.ReceivedAt,
+		Due: dueDay(dl), DeadlineBy: dl.By, Extended: dl.Extended}, nil
 }

@@ -39,6 +39,9 @@ type Worker[TTx any] struct {
 	budget  budget.Budget
 	sink    Sink
 	log     *slog.Logger
+	// intakeOnly (WithIntakeOnly): no secrets, no clients, an insert-only
+	// River client; Start and Run return ErrIntakeOnly.
+	intakeOnly bool
 
 	mu      sync.Mutex
 	started bool
@@ -142,13 +145,16 @@ func newWorker[TTx any](ctx context.Context, db database, driver riverdriver.Dri
 	w := &Worker[TTx]{
 		cfg: cfg, db: db, driver: driver,
 		clients: map[string]*mpgdpr.Client{}, secrets: map[string]Secrets{},
-		budget: o.budget, sink: o.sink, log: o.logger,
+		budget: o.budget, sink: o.sink, log: o.logger, intakeOnly: o.intakeOnly,
 	}
 	ids, err := cfg.IDHasher(true)
 	if err != nil {
 		return nil, err
 	}
 	w.ids = ids
+	if o.intakeOnly {
+		return w.finishIntakeOnly(ctx, o)
+	}
 	for i := range cfg.Projects {
 		p := &cfg.Projects[i]
 		s, err := cfg.Secrets(p)
@@ -203,6 +209,7 @@ func newWorker[TTx any](ctx context.Context, db database, driver riverdriver.Dri
 	river.AddWorker(workers, &pollWorker[TTx]{w: w})
 	river.AddWorker(workers, &sweepWorker[TTx]{w: w})
 	river.AddWorker(workers, &purgeWorker[TTx]{w: w})
+	river.AddWorker(workers, &cancelWorker[TTx]{w: w})
 	timeout := time.Duration(cfg.JobTimeout)
 	sweepEvery := min(max(time.Duration(cfg.BatchWindow), time.Second), time.Minute)
 	rc := &river.Config{
@@ -238,10 +245,35 @@ func newWorker[TTx any](ctx context.Context, db database, driver riverdriver.Dri
 	return w, nil
 }
 
+// finishIntakeOnly makes the rest of an intake-only worker: the migrations,
+// and an insert-only River client (no Queues, Workers or periodic jobs, as
+// River's documentation describes one), which can enqueue jobs but never
+// works them. No secret is read, no Mixpanel client made, no budget needed.
+func (w *Worker[TTx]) finishIntakeOnly(ctx context.Context, o options) (*Worker[TTx], error) {
+	if _, err := migrate(ctx, w.db, w.driver); err != nil {
+		return nil, err
+	}
+	rc := &river.Config{Logger: o.logger, MaxAttempts: maxAttempts}
+	if o.river != nil {
+		o.river(rc)
+	}
+	// Whatever the caller's adjustment added, this client must not work jobs.
+	rc.Queues, rc.Workers, rc.PeriodicJobs = nil, nil, nil
+	rcl, err := river.NewClient(w.driver, rc)
+	if err != nil {
+		return nil, fmt.Errorf("worker: river client: %w", err)
+	}
+	w.river = rcl
+	return w, nil
+}
+
 // Start starts working jobs in the background; Stop ends it.
 func (w *Worker[TTx]) Start(ctx context.Context) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.intakeOnly {
+		return ErrIntakeOnly
+	}
 	if w.started {
 		return errors.New("worker: already started")
 	}
@@ -365,11 +397,15 @@ func (w *Worker[TTx]) enqueue(ctx context.Context, tx dbTx, r Request) (*Enqueue
 	if err != nil {
 		return nil, err
 	}
-	res := &EnqueueResult{Reference: n.Reference, Duplicate: !inserted, Projects: n.Projects}
 	if !inserted {
-		return res, nil
+		// The stored request's answer: its state and deadline as they are.
+		return w.enqueueResult(ctx, tx, n.Reference, true)
 	}
 	if err := addEvent(ctx, tx, event{Reference: n.Reference, Event: workerdb.EventEnqueued, Detail: fmt.Sprintf("%s %s for %d IDs in %d projects", n.RequestKind, n.ComplianceType, len(n.DistinctIDs), len(n.Projects))}); err != nil {
+		return nil, err
+	}
+	res, err := w.enqueueResult(ctx, tx, n.Reference, false)
+	if err != nil {
 		return nil, err
 	}
 	// The job carries the reference alone: the request, IDs included, is

@@ -56,7 +56,7 @@ func testDeletionsBatched(t *testing.T, newEnv envMaker) {
 			t.Errorf("%s: %d creates for %d requests: not coalesced", name, c, n)
 		}
 	}
-	rs, err := e.svc.RequestStatus(ctx, "DSR-7")
+	rs, err := e.svc.RequestStatus(ctx, "DSR-7", WithEvents())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,11 +38,12 @@ type requestOpts struct {
 
 func newRequestCmd(cl *cli) *cobra.Command {
 	c := &cobra.Command{
-		Use:   "request delete|retrieve|status",
+		Use:   "request delete|retrieve|status|cancel|list",
 		Short: "Enqueue a request for the worker, or show one",
 		Long:  requestLong,
 	}
-	c.AddCommand(newRequestEnqueueCmd(cl, worker.Deletion), newRequestEnqueueCmd(cl, worker.Retrieval), newRequestStatusCmd(cl))
+	c.AddCommand(newRequestEnqueueCmd(cl, worker.Deletion), newRequestEnqueueCmd(cl, worker.Retrieval), newRequestStatusCmd(cl),
+		newRequestCancelCmd(cl, nil), newRequestListCmd(cl, nil))
 	return c
 }
 
@@ -94,7 +95,7 @@ func newRequestEnqueueCmd(cl *cli, kind worker.Kind) *cobra.Command {
 		if err != nil {
 			return cl.fail(cmd, exitUsage, err)
 		}
-		svc, closeDB, err := cl.openWorker(ctx, &o.wf)
+		svc, closeDB, err := cl.openIntake(ctx, &o.wf)
 		if err != nil {
 			return cl.fail(cmd, exitFor(err), err)
 		}
@@ -135,12 +136,16 @@ func newRequestStatusCmd(cl *cli) *cobra.Command {
 	c.Flags().BoolVar(&events, "events", false, "list every recorded change with its time")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
 	c.RunE = cl.exits(func(ctx context.Context, _ *cobra.Command, args []string) int {
-		svc, closeDB, err := cl.openWorker(ctx, o)
+		svc, closeDB, err := cl.openIntake(ctx, o)
 		if err != nil {
 			return cl.fail("request status", exitFor(err), err)
 		}
 		defer closeDB()
-		rs, err := svc.RequestStatus(ctx, args[0])
+		var sopts []worker.StatusOption
+		if events || asJSON { // the JSON has always held the events
+			sopts = append(sopts, worker.WithEvents())
+		}
+		rs, err := svc.RequestStatus(ctx, args[0], sopts...)
 		if errors.Is(err, worker.ErrUnknownReference) {
 			return cl.fail("request status", exitUsage, &usageError{fmt.Sprintf("no request %q", args[0])})
 		}
@@ -151,6 +156,12 @@ func newRequestStatusCmd(cl *cli) *cobra.Command {
 			cl.jsonLine(rs)
 			return exitOK
 		}
+		extended := ""
+		if rs.Extended {
+			extended = ", extended"
+		}
+		fmt.Fprintf(cl.stdout, "%s: %s %s %s, received %s, due %s (%s%s)\n", rs.Reference, rs.State, rs.ComplianceType, rs.Kind,
+			rs.ReceivedAt.Format(time.RFC3339), orDash(rs.Due), orDash(rs.DeadlineState), extended)
 		var rows [][]string
 		code := exitOK
 		for _, it := range rs.Items {

@@ -58,6 +58,20 @@ func (cl *cli) openWorker(ctx context.Context, o *workerFlags) (worker.Service, 
 	return worker.Open(ctx, cfg, o.database, worker.WithLogger(cl.logger))
 }
 
+// openIntake loads the config and opens the worker intake-only
+// (worker.WithIntakeOnly): it stores and answers about requests, reads no
+// Mixpanel secret (none need be set) and files nothing.
+func (cl *cli) openIntake(ctx context.Context, o *workerFlags) (worker.Service, func(), error) {
+	if o.config == "" {
+		return nil, nil, usagef("--config FILE is required")
+	}
+	cfg, err := worker.LoadConfig(o.config)
+	if err != nil {
+		return nil, nil, &usageError{err.Error()}
+	}
+	return worker.Open(ctx, cfg, o.database, worker.WithLogger(cl.logger), worker.WithIntakeOnly())
+}
+
 func newWorkerCmd(cl *cli) *cobra.Command {
 	o := &workerFlags{}
 	var grace time.Duration
@@ -98,7 +112,7 @@ func newWorkerCmd(cl *cli) *cobra.Command {
 		}
 		return cl.fail("worker", exitLocal, err)
 	})
-	c.AddCommand(newWorkerStatusCmd(cl), newWorkerMigrateCmd(cl), newWorkerPurgeCmd(cl))
+	c.AddCommand(newWorkerStatusCmd(cl), newWorkerMigrateCmd(cl), newWorkerPurgeCmd(cl), newWorkerCheckCmd(cl, nil))
 	return c
 }
 
@@ -122,7 +136,7 @@ func newWorkerStatusCmd(cl *cli) *cobra.Command {
 		if err != nil {
 			return cl.fail("worker status", exitLocal, err)
 		}
-		states := []string{worker.StateQueued, worker.StateBatched, worker.StateFiled, worker.StateOpen, worker.StateDone, worker.StateFailed, worker.StateUnknown}
+		states := []string{worker.StateQueued, worker.StateBatched, worker.StateFiled, worker.StateOpen, worker.StateDone, worker.StateFailed, worker.StateUnknown, worker.StateCancelled}
 		var rows [][]string
 		for _, p := range st.Projects {
 			if asJSON {

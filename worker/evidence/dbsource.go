@@ -20,6 +20,7 @@ const chunk = 500
 var noteEvents = map[string]bool{
 	workerdb.EventUnknown: true, workerdb.EventRefused: true, workerdb.EventFailed: true,
 	workerdb.EventResubmitted: true, workerdb.EventExportError: true, workerdb.EventRejected: true,
+	workerdb.EventCancelRequested: true, workerdb.EventCancelRefused: true, workerdb.EventCancelled: true,
 }
 
 // Records yields one record per request and project from the worker's
@@ -202,6 +203,8 @@ func (d *DB) fill(ctx context.Context, recs []*Record, ids []int64) error {
 		case workerdb.EventResubmitted:
 			// A resubmission reopens the request until its new tasks end.
 			r.CompletedAt = time.Time{}
+		case workerdb.EventCancelled:
+			r.CancelledAt = t
 		}
 		if noteEvents[ev] {
 			r.Notes = append(r.Notes, Note{At: t, Event: ev, TaskID: task, Detail: detail})
@@ -212,6 +215,9 @@ func (d *DB) fill(ctx context.Context, recs []*Record, ids []int64) error {
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
+		return err
+	}
+	if err := d.extensions(ctx, recs); err != nil {
 		return err
 	}
 	if len(tasks) == 0 {
@@ -296,6 +302,7 @@ func (d *DB) pending(ctx context.Context, f Filter, yield func(*Record) error) e
 		return err
 	}
 	defer rows.Close()
+	var recs []*Record
 	for rows.Next() {
 		var ref, kind, ct, dids, projects, received string
 		var purgedAt sql.NullString
@@ -311,9 +318,63 @@ func (d *DB) pending(ctx context.Context, f Filter, yield func(*Record) error) e
 			}
 			r := &Record{Reference: ref, Project: p, Kind: kind, ComplianceType: ct, DistinctIDs: ids, IDs: len(ids), IDsKeyed: purgedAt.Valid,
 				ReceivedAt: workerdb.ParseTime(received), SourceState: "received"}
+			recs = append(recs, r)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	rows.Close()
+	// Read after the rows are closed: SQLite's one connection.
+	for i := 0; i < len(recs); i += chunk {
+		part := recs[i:min(i+chunk, len(recs))]
+		if err := d.extensions(ctx, part); err != nil {
+			return err
+		}
+		for _, r := range part {
 			if err := yield(r); err != nil {
 				return err
 			}
+		}
+	}
+	return nil
+}
+
+// extensions sets each record's Extension from its request's chained
+// "extended" event (the last one, if several), which the worker records
+// when it stores a request with an extension.
+func (d *DB) extensions(ctx context.Context, recs []*Record) error {
+	byRef := map[string][]*Record{}
+	var in []string
+	var args []any
+	for _, r := range recs {
+		if _, ok := byRef[r.Reference]; !ok {
+			in = append(in, "?")
+			args = append(args, r.Reference)
+		}
+		byRef[r.Reference] = append(byRef[r.Reference], r)
+	}
+	if len(in) == 0 {
+		return nil
+	}
+	args = append(args, workerdb.EventExtended)
+	rows, err := d.db.QueryContext(ctx, d.q(`SELECT reference, detail FROM mpgdpr_event
+		WHERE reference IN (`+strings.Join(in, ",")+`) AND event = ? AND item_id IS NULL ORDER BY id`), args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var ref, detail string
+		if err := rows.Scan(&ref, &detail); err != nil {
+			return err
+		}
+		reason, at, ok := ParseExtensionDetail(detail)
+		if !ok {
+			continue
+		}
+		for _, r := range byRef[ref] {
+			r.Extension = &Extension{Reference: ref, Reason: reason, NoticeAt: at}
 		}
 	}
 	return rows.Err()

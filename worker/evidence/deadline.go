@@ -233,10 +233,15 @@ func (p *Policy) Evaluate(r *Record, now time.Time) {
 			dl.By = endOfDay(dl.Due, l)
 		}
 	}
+	// A cancelled request was answered when it was cancelled.
+	end := r.CompletedAt
+	if r.Cancelled() {
+		end = r.CancelledAt
+	}
 	switch {
-	case r.Completed() && r.CompletedAt.Before(dl.By):
+	case !end.IsZero() && end.Before(dl.By):
 		dl.State = Met
-	case r.Completed():
+	case !end.IsZero():
 		dl.State = MetLate
 	case !now.Before(dl.By):
 		dl.State = Overdue

@@ -38,12 +38,18 @@ type HTMLOptions struct {
 const (
 	OutcomeFailed  = "failed"
 	OutcomeUnknown = "unknown"
+	// OutcomeCancelled: cancelled before it was carried out; ended, not
+	// done, and nothing to act on.
+	OutcomeCancelled = "cancelled"
 )
 
 // Outcome is how the HTML page counts an evaluated record: OutcomeFailed
 // or OutcomeUnknown for a request not completed that the source reports
 // failed or unknown, otherwise its deadline state.
 func Outcome(r *Record) string {
+	if r.Cancelled() {
+		return OutcomeCancelled
+	}
 	if !r.Completed() {
 		switch r.SourceState {
 		case OutcomeFailed:
@@ -56,7 +62,7 @@ func Outcome(r *Record) string {
 }
 
 // outcomes are the summary's columns, in order: those needing action first.
-var outcomes = []string{OutcomeFailed, OutcomeUnknown, string(Overdue), string(AtRisk), string(OnTime), string(Met), string(MetLate)}
+var outcomes = []string{OutcomeFailed, OutcomeUnknown, string(Overdue), string(AtRisk), string(OnTime), string(Met), string(MetLate), OutcomeCancelled}
 
 // needsAction reports an outcome someone must act on.
 func needsAction(o string) bool {

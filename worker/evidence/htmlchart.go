@@ -72,12 +72,12 @@ func (b chartBin) total() int {
 
 var outcomeLabel = map[string]string{
 	OutcomeFailed: "failed", OutcomeUnknown: "unknown outcome", string(Overdue): "overdue", string(AtRisk): "at risk",
-	string(OnTime): "on time", string(Met): "met", string(MetLate): "met late", "": "no deadline",
+	string(OnTime): "on time", string(Met): "met", string(MetLate): "met late", OutcomeCancelled: "cancelled", "": "no deadline",
 }
 
 var outcomeColor = map[string]string{
 	OutcomeFailed: "#7b241c", OutcomeUnknown: "#ad1457", string(Overdue): "#c0392b", string(AtRisk): "#e69f00",
-	string(OnTime): "#2b7bb9", string(Met): "#2e8b57", string(MetLate): "#8e44ad", "": "#888888",
+	string(OnTime): "#2b7bb9", string(Met): "#2e8b57", string(MetLate): "#8e44ad", OutcomeCancelled: "#666666", "": "#888888",
 }
 
 // doneChart: completed requests by time from receipt to completion, each

@@ -56,7 +56,7 @@ td.needs{background:#fdecea;outline:2px solid #c0392b;outline-offset:-2px}
 (function(){
 "use strict";
 var all=JSON.parse(document.getElementById("data").textContent||"[]");
-var labels={failed:"failed",unknown:"unknown outcome",overdue:"overdue",at_risk:"at risk",on_time:"on time",met:"met",met_late:"met late"};
+var labels={failed:"failed",unknown:"unknown outcome",overdue:"overdue",at_risk:"at risk",on_time:"on time",met:"met",met_late:"met late",cancelled:"cancelled"};
 var page=0,size=50,shown=all;
 var q=document.getElementById("q"),st=document.getElementById("state"),body=document.getElementById("rows"),info=document.getElementById("shown");
 function cell(tr,text,cls){var td=document.createElement("td");td.textContent=text;if(cls)td.className=cls;tr.appendChild(td);}

@@ -30,6 +30,9 @@ type Record struct {
 	// CompletedAt is when every covering task was confirmed SUCCESS (and
 	// every export checked); zero while not completed.
 	CompletedAt time.Time
+	// CancelledAt is when the request was cancelled in this project
+	// (before filing, or Mixpanel revoked its task): it ended, not done.
+	CancelledAt time.Time
 	// SourceState is the source's own state for the request (the worker's
 	// item state: queued, batched, filed, open, done, failed, unknown).
 	SourceState string
@@ -118,6 +121,12 @@ func (r *Record) plainIDs() []string {
 
 // Completed reports whether the request was completed.
 func (r *Record) Completed() bool { return !r.CompletedAt.IsZero() }
+
+// Cancelled reports whether the request was cancelled (and not completed).
+func (r *Record) Cancelled() bool { return !r.Completed() && !r.CancelledAt.IsZero() }
+
+// Ended reports whether the request was completed or cancelled.
+func (r *Record) Ended() bool { return r.Completed() || r.Cancelled() }
 
 // TimeToComplete is CompletedAt - ReceivedAt, or 0 while not completed.
 func (r *Record) TimeToComplete() time.Duration {

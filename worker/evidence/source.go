@@ -22,8 +22,9 @@ type Filter struct {
 	Since, Until time.Time
 	// Project, if set, keeps only this project.
 	Project string
-	// State keeps only "overdue" (overdue now), "open" (not completed) or
-	// "done" (completed) records; empty keeps all. Applied after Evaluate.
+	// State keeps only "overdue" (overdue now), "open" (neither completed
+	// nor cancelled) or "done" (completed) records; empty keeps all.
+	// Applied after Evaluate.
 	State string
 }
 
@@ -50,7 +51,7 @@ func (f Filter) Match(r *Record) bool {
 	case "overdue":
 		return r.Deadline.State == Overdue
 	case "open":
-		return !r.Completed()
+		return !r.Ended()
 	case "done":
 		return r.Completed()
 	}

@@ -26,4 +26,10 @@ const (
 	// Retention (worker/purge.go, worker/exports.go): counts and digests, never an ID.
 	EventIDsPurged     = "ids_purged"     // request: its plain distinct IDs replaced by their keyed hash in every row
 	EventExportDeleted = "export_deleted" // task: its export file deleted after export_retention; detail has its SHA-256
+	// HTTP service (issue 25): counts, times and digests, never an ID or a path.
+	EventExtended        = "extended"         // request: its deadline extended; detail "notice <time>: <reason>" (evidence.ExtensionDetail)
+	EventCancelRequested = "cancel_requested" // item: a cancellation asked for while filed; a worker asks Mixpanel
+	EventCancelled       = "cancelled"        // item cancelled (before filing, or Mixpanel revoked its task)
+	EventCancelRefused   = "cancel_refused"   // item: the cancellation could not be done (task started, or shared); the item goes on
+	EventExportServed    = "export_served"    // task: its export was served to a caller; detail has its size and SHA-256
 )
