@@ -26,4 +26,10 @@ const (
 	// Retention (worker/purge.go, worker/exports.go): counts and digests, never an ID.
 	EventIDsPurged     = "ids_purged"     // request: its plain distinct IDs replaced by their keyed hash in every row
 	EventExportDeleted = "export_deleted" // task: its export file deleted after export_retention; detail has its SHA-256
+	// Callbacks (worker/callback.go): one event per delivery attempt; detail
+	// "<delivery id> <type> attempt N: status C" or the error's class, never
+	// the URL or a key.
+	EventCallbackSent    = "callback_sent"     // a notice was delivered (2xx)
+	EventCallbackFailed  = "callback_failed"   // an attempt failed (non-2xx, 3xx not followed, timeout, refused address)
+	EventCallbackGivenUp = "callback_given_up" // a notice still failing give_up_after after it was due
 )
