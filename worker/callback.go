@@ -37,8 +37,8 @@ const (
 
 // The notices' types (the mpgdpr format's "type").
 const (
-	noticeEnded    = "request.ended"  // the request reached a final state
-	noticeProgress = "item.changed"   // one item changed ([callbacks] progress)
+	noticeEnded    = "request.ended"   // the request reached a final state
+	noticeProgress = "item.changed"    // one item changed ([callbacks] progress)
 	queueCallback  = "mpgdpr_callback" // River queue of deliveries
 )
 
