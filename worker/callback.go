@@ -262,6 +262,11 @@ func (w *Worker[TTx]) deliver(ctx context.Context, id int64) error {
 	}
 	attempt := r.Attempts + 1
 	code, class := w.attempt(ctx, r)
+	if ctx.Err() != nil {
+		// The worker is stopping (or the job ran out of time): not the
+		// receiver's failure; River runs the job again.
+		return ctx.Err()
+	}
 	now := time.Now()
 	status, ev := CallbackDelivered, workerdb.EventCallbackSent
 	detail := fmt.Sprintf("%s %s attempt %d: ", r.DeliveryID, r.Type, attempt)
@@ -280,16 +285,18 @@ func (w *Worker[TTx]) deliver(ctx context.Context, id int64) error {
 	}
 	givenUp := status == CallbackFailing && now.Sub(r.CreatedAt) >= time.Duration(w.cfg.Callbacks.GiveUpAfter)
 	err = inTx(ctx, w.db, func(tx dbTx) error {
-		delivered, gaveUp := "", ""
+		delivered, gaveUp, lastErr := "", "", ""
 		if status == CallbackDelivered {
 			delivered = workerdb.FormatTime(now)
+		} else {
+			lastErr = class
 		}
 		st := status
 		if givenUp {
 			st, gaveUp = CallbackGivenUp, workerdb.FormatTime(now)
 		}
 		if _, err := tx.exec(ctx, `UPDATE mpgdpr_callback SET status = ?, attempts = ?, last_attempt_at = ?, last_status = ?, last_error = ?, delivered_at = ?, given_up_at = ? WHERE id = ?`,
-			st, attempt, workerdb.FormatTime(now), code, map[bool]string{true: class}[status == CallbackFailing], delivered, gaveUp, r.ID); err != nil {
+			st, attempt, workerdb.FormatTime(now), code, lastErr, delivered, gaveUp, r.ID); err != nil {
 			return err
 		}
 		if err := addEvent(ctx, tx, event{At: now, Reference: r.Reference, Project: r.Project, Event: ev, Detail: detail}); err != nil {
@@ -306,11 +313,11 @@ func (w *Worker[TTx]) deliver(ctx context.Context, id int64) error {
 	}
 	w.metrics.callbackAttempt(status, givenUp)
 	if status == CallbackFailing && !givenUp {
-		w.log.Warn("worker: callback notice not delivered; will retry", "reference", r.Reference, "attempt", attempt, "problem", class)
+		w.log.Warn("mpgdpr worker: callback notice not delivered; will retry", "reference", r.Reference, "attempt", attempt, "problem", class)
 		return &callbackAttemptError{detail}
 	}
 	if givenUp {
-		w.log.Error("worker: callback notice given up", "reference", r.Reference, "attempts", attempt, "problem", class)
+		w.log.Error("mpgdpr worker: callback notice given up", "reference", r.Reference, "attempts", attempt, "problem", class)
 	}
 	return nil
 }

@@ -682,3 +682,38 @@ func TestOpenDSRStatus(t *testing.T) {
 }
 
 func netipParse(s string) (netip.Addr, error) { return netip.ParseAddr(s) }
+
+// With [callbacks] progress, each item's change is a notice too, before
+// the request's end; without it (the other tests), the end alone.
+func TestCallbackProgress(t *testing.T) {
+	rc := newReceiver(t, nil)
+	e := newCallbackEnv(t, workertest.SQLite, twoFakes(t), callbackSettings(t, []string{"http://" + rc.hostPort()}, "progress = true"))
+	ctx := context.Background()
+	if _, err := e.svc.Enqueue(ctx, Request{Reference: "CB-5", Kind: Deletion, ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{"cb-user-5"}, AllProjects: true, CallbackURL: rc.srv.URL + "/hook"}); err != nil {
+		t.Fatal(err)
+	}
+	e.start()
+	waitFor(t, "every notice delivered", func() bool {
+		n := e.count(`SELECT COUNT(*) FROM mpgdpr_callback WHERE reference = 'CB-5' AND type = ?`, noticeEnded)
+		return n == 1 && e.count(`SELECT COUNT(*) FROM mpgdpr_callback WHERE status <> ?`, CallbackDelivered) == 0
+	})
+	var types []string
+	doneItems := map[string]bool{}
+	for _, n := range rc.notices() {
+		var b notice
+		if err := json.Unmarshal(n.body, &b); err != nil {
+			t.Fatal(err)
+		}
+		types = append(types, b.Type)
+		if b.ItemState == StateDone { // the last item's is in the request's notice
+			doneItems[b.Project] = true
+		}
+	}
+	// Deliveries run in parallel: order is not promised, the set is.
+	if len(types) < 3 || slices.Index(types, noticeEnded) < 0 || len(doneItems) != 2 {
+		t.Errorf("notices %v; items done %v", types, doneItems)
+	}
+	if want := e.count(`SELECT COUNT(*) FROM mpgdpr_callback`); len(types) != want {
+		t.Errorf("%d notices received, %d due", len(types), want)
+	}
+}
