@@ -717,3 +717,60 @@ func TestCallbackProgress(t *testing.T) {
 		t.Errorf("%d notices received, %d due", len(types), want)
 	}
 }
+
+// End to end: a listed name that resolves to loopback is never reached;
+// each attempt is recorded as refused.
+func TestCallbackRefusedAddressRecorded(t *testing.T) {
+	rc := newReceiver(t, nil)
+	_, port, _ := strings.Cut(rc.hostPort(), ":")
+	e := newCallbackEnv(t, workertest.SQLite, oneFake(t), callbackSettings(t, []string{"http://localhost:" + port}, ""))
+	ctx := context.Background()
+	if _, err := e.svc.Enqueue(ctx, Request{Reference: "CB-6", Kind: Deletion, ComplianceType: mpgdpr.GDPR, DistinctIDs: []string{"cb-user-6"}, Projects: []string{"us"}, CallbackURL: "http://localhost:" + port + "/hook"}); err != nil {
+		t.Fatal(err)
+	}
+	e.start()
+	waitFor(t, "two refused attempts", func() bool { return e.cbStatus("CB-6").Attempts >= 2 })
+	cs := e.cbStatus("CB-6")
+	if cs.State != CallbackFailing || !strings.HasPrefix(cs.LastError, "address not allowed") {
+		t.Errorf("status %+v", cs)
+	}
+	if evs := e.callbackEvents("CB-6"); len(evs) < 2 || !strings.Contains(evs[0], "attempt 1: address not allowed") {
+		t.Errorf("events %q", evs)
+	}
+	if n := len(rc.notices()); n != 0 {
+		t.Errorf("the receiver was reached %d times", n)
+	}
+}
+
+// The signing key is read when a delivering worker starts (a missing one
+// stops it, named, never quoted); an intake-only worker never reads it.
+func TestCallbackKeyReadByDeliveringWorkersOnly(t *testing.T) {
+	dir := t.TempDir()
+	fakes := oneFake(t)
+	cfg, err := LoadConfig(workertest.Config(t, dir, fakes, workertest.With("callbacks", `{ key_env = "MPGDPR_TEST_NO_SUCH_KEY_VAR", allow = ["hooks.example.com"] }`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := OpenSQLiteFile(filepath.Join(dir, "worker.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	_, err = NewSQLite(ctx, db, cfg, testOptions()...)
+	var ce *ConfigError
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "MPGDPR_TEST_NO_SUCH_KEY_VAR") {
+		t.Fatalf("a delivering worker without its key: %v", err)
+	}
+	w, err := NewSQLite(ctx, db, cfg, testOptions(WithIntakeOnly())...)
+	if err != nil {
+		t.Fatalf("intake-only: %v", err)
+	}
+	if w.cb != nil {
+		t.Error("an intake-only worker holds the signing key")
+	}
+	t.Setenv("MPGDPR_TEST_NO_SUCH_KEY_VAR", "k3y-v4lue")
+	if _, err := NewSQLite(ctx, db, cfg, testOptions()...); err == nil || strings.Contains(err.Error(), "k3y-v4lue") || !strings.Contains(err.Error(), "shorter than 32") {
+		t.Errorf("a short key: %v", err)
+	}
+}
