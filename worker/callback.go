@@ -37,10 +37,13 @@ const (
 
 // The notices' types (the mpgdpr format's "type").
 const (
-	noticeEnded    = "request.ended"   // the request reached a final state
-	noticeProgress = "item.changed"    // one item changed ([callbacks] progress)
-	queueCallback  = "mpgdpr_callback" // River queue of deliveries
+	noticeEnded    = "request.ended" // the request reached a final state
+	noticeProgress = "item.changed"  // one item changed ([callbacks] progress)
 )
+
+// queueCallback is the River queue of deliveries: a slow receiver never
+// holds up creates or polls.
+const queueCallback = "mpgdpr_callback"
 
 // callbackArgs delivers one notice (a row of mpgdpr_callback); the job
 // carries its id alone, never the URL.
