@@ -90,6 +90,10 @@ type Config struct {
 	// InlineIDKey exists only to refuse a key written in the file.
 	InlineIDKey string `toml:"id_key"`
 
+	// Callbacks: where request notices may be sent, and their keys
+	// (config_callbacks.go).
+	Callbacks CallbackConfig `toml:"callbacks"`
+
 	dir string // the configuration file's directory
 }
 
@@ -242,6 +246,9 @@ func (c *Config) normalize() error {
 	}
 	c.normalizeRetention()
 	if err := c.checkIDKey(); err != nil {
+		return err
+	}
+	if err := c.Callbacks.normalize(); err != nil {
 		return err
 	}
 	seen := map[string]bool{}

@@ -228,7 +228,7 @@ func (c *Config) checkRequest(a RequestArgs) (*normalized, error) {
 		format = CallbackMpgdpr
 	}
 	if a.CallbackURL != "" {
-		if err := c.checkCallbackURL(a.CallbackURL); err != nil {
+		if err := c.checkCallback(a.CallbackURL, format); err != nil {
 			return nil, err
 		}
 	}

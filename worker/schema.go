@@ -150,6 +150,30 @@ UPDATE mpgdpr_request SET completed_at = (SELECT MAX(i.updated_at) FROM mpgdpr_i
 	WHERE state IN ('done', 'failed', 'unknown');
 CREATE INDEX mpgdpr_request_state ON mpgdpr_request (state, enqueued_at, reference);
 `,
+	// 7: callback notices (callback.go): one row per notice due, its
+	// delivery state and last attempt; the URL stays in mpgdpr_request.
+	`
+CREATE TABLE mpgdpr_callback (
+	id              {{id}},
+	reference       TEXT NOT NULL,
+	type            TEXT NOT NULL,
+	state           TEXT NOT NULL,
+	project         TEXT NOT NULL DEFAULT '',
+	item_state      TEXT NOT NULL DEFAULT '',
+	format          TEXT NOT NULL,
+	delivery_id     TEXT NOT NULL,
+	status          TEXT NOT NULL,
+	created_at      TEXT NOT NULL,
+	attempts        INTEGER NOT NULL DEFAULT 0,
+	last_attempt_at TEXT NOT NULL DEFAULT '',
+	last_status     INTEGER NOT NULL DEFAULT 0,
+	last_error      TEXT NOT NULL DEFAULT '',
+	delivered_at    TEXT NOT NULL DEFAULT '',
+	given_up_at     TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX mpgdpr_callback_reference ON mpgdpr_callback (reference, id);
+CREATE INDEX mpgdpr_callback_status ON mpgdpr_callback (status);
+`,
 }
 
 // appendOnly refuses UPDATE and DELETE on the event log, in the database

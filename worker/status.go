@@ -200,6 +200,9 @@ func (w *Worker[TTx]) RequestStatus(ctx context.Context, reference string, opts 
 		}
 		rs.Items = append(rs.Items, is)
 	}
+	if rs.Callback, err = w.callbackStatus(ctx, w.db, reference); err != nil {
+		return nil, err
+	}
 	return rs, nil
 }
 

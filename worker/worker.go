@@ -42,6 +42,8 @@ type Worker[TTx any] struct {
 	// intakeOnly (WithIntakeOnly): no secrets, no clients, an insert-only
 	// River client; Start and Run return ErrIntakeOnly.
 	intakeOnly bool
+	cb         *callbackRuntime // nil: this worker delivers no callback notice
+	metrics    *Metrics         // nil: none
 
 	mu      sync.Mutex
 	started bool
@@ -64,6 +66,7 @@ type options struct {
 	river      func(*river.Config)
 	clientOpts []mpgdpr.Option
 	intakeOnly bool
+	metrics    *Metrics
 }
 
 // WithLogger logs through l (default: slog.Default()). Nothing logged holds
@@ -145,12 +148,16 @@ func newWorker[TTx any](ctx context.Context, db database, driver riverdriver.Dri
 	w := &Worker[TTx]{
 		cfg: cfg, db: db, driver: driver,
 		clients: map[string]*mpgdpr.Client{}, secrets: map[string]Secrets{},
-		budget: o.budget, sink: o.sink, log: o.logger, intakeOnly: o.intakeOnly,
+		budget: o.budget, sink: o.sink, log: o.logger, intakeOnly: o.intakeOnly, metrics: o.metrics,
 	}
 	ids, err := cfg.IDHasher(true)
 	if err != nil {
 		return nil, err
 	}
+	if w.cb, err = newCallbackRuntime(cfg, o.intakeOnly); err != nil {
+		return nil, err
+	}
+	o.metrics.attach(w)
 	w.ids = ids
 	if o.intakeOnly {
 		return w.finishIntakeOnly(ctx, o)
@@ -180,8 +187,8 @@ func newWorker[TTx any](ctx context.Context, db database, driver riverdriver.Dri
 		if s.APISecret != "" {
 			copts = append(copts, mpgdpr.WithAPISecret(s.APISecret))
 		}
-		if o.httpClient != nil {
-			copts = append(copts, mpgdpr.WithHTTPClient(o.httpClient))
+		if hc := o.metrics.httpClient(o.httpClient, p.Name); hc != nil {
+			copts = append(copts, mpgdpr.WithHTTPClient(hc))
 		}
 		copts = append(copts, o.clientOpts...)
 		c, err := mpgdpr.New(s.OAuthToken, s.ProjectToken, copts...)
@@ -210,13 +217,15 @@ func newWorker[TTx any](ctx context.Context, db database, driver riverdriver.Dri
 	river.AddWorker(workers, &sweepWorker[TTx]{w: w})
 	river.AddWorker(workers, &purgeWorker[TTx]{w: w})
 	river.AddWorker(workers, &cancelWorker[TTx]{w: w})
+	river.AddWorker(workers, &callbackWorker[TTx]{w: w})
 	timeout := time.Duration(cfg.JobTimeout)
 	sweepEvery := min(max(time.Duration(cfg.BatchWindow), time.Second), time.Minute)
 	rc := &river.Config{
 		Queues: map[string]river.QueueConfig{
-			queueIntake: {MaxWorkers: 4},
-			queueFile:   {MaxWorkers: 2*len(cfg.Projects) + 2},
-			queuePoll:   {MaxWorkers: 4*len(cfg.Projects) + 4},
+			queueIntake:   {MaxWorkers: 4},
+			queueFile:     {MaxWorkers: 2*len(cfg.Projects) + 2},
+			queuePoll:     {MaxWorkers: 4*len(cfg.Projects) + 4},
+			queueCallback: {MaxWorkers: 4},
 		},
 		Workers:              workers,
 		JobTimeout:           timeout,

@@ -32,4 +32,10 @@ const (
 	EventCancelled       = "cancelled"        // item cancelled (before filing, or Mixpanel revoked its task)
 	EventCancelRefused   = "cancel_refused"   // item: the cancellation could not be done (task started, or shared); the item goes on
 	EventExportServed    = "export_served"    // task: its export was served to a caller; detail has its size and SHA-256
+	// Callbacks (worker/callback.go): one event per delivery attempt; detail
+	// "<delivery id> <type> attempt N: status C" or the error's class, never
+	// the URL or a key.
+	EventCallbackSent    = "callback_sent"     // a notice was delivered (2xx)
+	EventCallbackFailed  = "callback_failed"   // an attempt failed (non-2xx, 3xx not followed, timeout, refused address)
+	EventCallbackGivenUp = "callback_given_up" // a notice still failing give_up_after after it was due
 )
