@@ -303,8 +303,18 @@ func (r Request) args() RequestArgs {
 // reports a new row; an existing row with another digest is
 // ErrConflictingRequest. A purged row's digest is over the IDs' keyed
 // hashes (h), so the same request enqueued again after its purge is still
-// recognised.
+// recognised. A new row is sealed, with its extension, in the chain.
 func storeRequest(ctx context.Context, tx dbTx, h *evidence.IDHasher, n *normalized, now time.Time) (inserted bool, err error) {
+	inserted, err = insertRequest(ctx, tx, h, n, now)
+	if err != nil || !inserted {
+		return inserted, err
+	}
+	return true, recordRequest(ctx, tx, h, n)
+}
+
+// insertRequest is storeRequest without the chained events
+// (recordRequest), which the caller must add in the same transaction.
+func insertRequest(ctx context.Context, tx dbTx, h *evidence.IDHasher, n *normalized, now time.Time) (inserted bool, err error) {
 	ids, _ := json.Marshal(n.DistinctIDs)
 	projects, _ := json.Marshal(n.Projects)
 	extReason, extAt := "", ""
@@ -319,16 +329,6 @@ func storeRequest(ctx context.Context, tx dbTx, h *evidence.IDHasher, n *normali
 		return false, err
 	}
 	if rows == 1 {
-		if err := sealRequest(ctx, tx, h, n.Reference); err != nil {
-			return false, err
-		}
-		if e := n.Extension; e != nil {
-			// Into the chained record, where the report reads the deadline's
-			// extension (evidence.ParseExtensionDetail).
-			if err := addEvent(ctx, tx, event{Reference: n.Reference, Event: workerdb.EventExtended, Detail: evidence.ExtensionDetail(e.Reason, e.NoticeAt)}); err != nil {
-				return false, err
-			}
-		}
 		return true, nil
 	}
 	var digest string
@@ -344,6 +344,23 @@ func storeRequest(ctx context.Context, tx dbTx, h *evidence.IDHasher, n *normali
 		return false, fmt.Errorf("%w: %q", ErrConflictingRequest, n.Reference)
 	}
 	return false, nil
+}
+
+// recordRequest seals a newly stored request and records its extension,
+// in the chain "" whose head stays locked until tx ends: callers add it
+// last, so that the lock is held for as few statements as can be.
+func recordRequest(ctx context.Context, tx dbTx, h *evidence.IDHasher, n *normalized) error {
+	if err := sealRequest(ctx, tx, h, n.Reference); err != nil {
+		return err
+	}
+	if e := n.Extension; e != nil {
+		// Into the chained record, where the report reads the deadline's
+		// extension (evidence.ParseExtensionDetail).
+		if err := addEvent(ctx, tx, event{Reference: n.Reference, Event: workerdb.EventExtended, Detail: evidence.ExtensionDetail(e.Reason, e.NoticeAt)}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // validateDistinctID applies the library's rules for one distinct ID

@@ -402,7 +402,7 @@ func (w *Worker[TTx]) enqueue(ctx context.Context, tx dbTx, r Request) (*Enqueue
 	if err != nil {
 		return nil, err
 	}
-	inserted, err := storeRequest(ctx, tx, w.ids, n, time.Now())
+	inserted, err := insertRequest(ctx, tx, w.ids, n, time.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -410,17 +410,22 @@ func (w *Worker[TTx]) enqueue(ctx context.Context, tx dbTx, r Request) (*Enqueue
 		// The stored request's answer: its state and deadline as they are.
 		return w.enqueueResult(ctx, tx, n.Reference, true)
 	}
-	if err := addEvent(ctx, tx, event{Reference: n.Reference, Event: workerdb.EventEnqueued, Detail: fmt.Sprintf("%s %s for %d IDs in %d projects", n.RequestKind, n.ComplianceType, len(n.DistinctIDs), len(n.Projects))}); err != nil {
-		return nil, err
+	// The job carries the reference alone: the request, IDs included, is
+	// in mpgdpr_request, which purge covers; River's table never holds an ID.
+	if _, err := w.river.InsertTx(ctx, tx.raw().(TTx), RequestArgs{Reference: n.Reference}, nil); err != nil {
+		return nil, fmt.Errorf("worker: enqueue: %w", err)
 	}
 	res, err := w.enqueueResult(ctx, tx, n.Reference, false)
 	if err != nil {
 		return nil, err
 	}
-	// The job carries the reference alone: the request, IDs included, is
-	// in mpgdpr_request, which purge covers; River's table never holds an ID.
-	if _, err := w.river.InsertTx(ctx, tx.raw().(TTx), RequestArgs{Reference: n.Reference}, nil); err != nil {
-		return nil, fmt.Errorf("worker: enqueue: %w", err)
+	// The chained events last: from the first, every other intake waits
+	// for this transaction to commit (chain.go).
+	if err := recordRequest(ctx, tx, w.ids, n); err != nil {
+		return nil, err
+	}
+	if err := addEvent(ctx, tx, event{Reference: n.Reference, Event: workerdb.EventEnqueued, Detail: fmt.Sprintf("%s %s for %d IDs in %d projects", n.RequestKind, n.ComplianceType, len(n.DistinctIDs), len(n.Projects))}); err != nil {
+		return nil, err
 	}
 	return res, nil
 }
