@@ -210,4 +210,3 @@ func (h *handlers) GetExport(ctx context.Context, req GetExportRequestObject) (G
 	}
 	return resp, nil
 }
-

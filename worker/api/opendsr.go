@@ -127,4 +127,3 @@ func (h *handlers) OpendsrCancel(ctx context.Context, req OpendsrCancelRequestOb
 	v := OpenDSRVersion
 	return OpendsrCancel202JSONResponse{ControllerId: controllerID(ctx), ReceivedTime: received, SubjectRequestId: ref, ApiVersion: &v}, nil
 }
-

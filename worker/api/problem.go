@@ -107,42 +107,58 @@ func validationProblem(err error) *problem {
 	malformed := false
 	var walk func(err error, where string)
 	walk = func(err error, where string) {
-		var me openapi3.MultiError
-		var re *openapi3filter.RequestError
-		var se *openapi3.SchemaError
-		var pe *openapi3filter.ParseError
-		switch {
-		case errors.As(err, &me):
-			for _, e := range me {
+		// The concrete type first: a RequestError unwraps to the
+		// MultiError it holds, and errors.As would skip its context.
+		switch e := err.(type) {
+		case openapi3.MultiError:
+			for _, e := range e {
 				walk(e, where)
 			}
-		case errors.As(err, &re):
+			return
+		case *openapi3filter.RequestError:
 			w := where
-			if re.Parameter != nil {
-				w = re.Parameter.In + " parameter " + re.Parameter.Name
-			} else if re.RequestBody != nil {
+			if e.Parameter != nil {
+				w = e.Parameter.In + " parameter " + e.Parameter.Name
+			} else if e.RequestBody != nil {
 				w = "body"
 			}
-			if re.Err == nil {
+			if e.Err == nil {
 				// kin-openapi's own reasons name the rule, e.g. "value is
 				// required but missing"; they quote no value.
-				errs = append(errs, FieldError{Field: w, Rule: reasonRule(re.Reason)})
+				errs = append(errs, FieldError{Field: w, Rule: reasonRule(e.Reason)})
 				return
 			}
-			walk(re.Err, w)
-		case errors.As(err, &se):
+			walk(e.Err, w)
+			return
+		case *openapi3.SchemaError:
 			field := where
-			if ptr := se.JSONPointer(); len(ptr) > 0 {
+			if ptr := e.JSONPointer(); len(ptr) > 0 {
 				field = "/" + strings.Join(ptr, "/")
 			} else if where == "body" {
 				field = "/"
 			}
-			errs = append(errs, FieldError{Field: field, Rule: se.SchemaField})
-		case errors.As(err, &pe):
+			rule := e.SchemaField
+			if rule == "properties" && strings.HasSuffix(e.Reason, " is unsupported") {
+				// An unknown property; its name is not echoed (a client
+				// could have put anything there).
+				rule = "additionalProperties"
+			}
+			errs = append(errs, FieldError{Field: field, Rule: rule})
+			return
+		case *openapi3filter.ParseError:
 			malformed = true
-		default:
-			errs = append(errs, FieldError{Field: where, Rule: "invalid"})
+			return
 		}
+		var pe *openapi3filter.ParseError
+		if errors.As(err, &pe) {
+			malformed = true
+			return
+		}
+		if u := errors.Unwrap(err); u != nil {
+			walk(u, where)
+			return
+		}
+		errs = append(errs, FieldError{Field: where, Rule: "invalid"})
 	}
 	walk(err, "request")
 	if malformed {
