@@ -345,7 +345,11 @@ type OpenDSRCancelled struct {
 
 // OpenDSRCreated defines model for OpenDSRCreated.
 type OpenDSRCreated struct {
-	ControllerId           string    `json:"controller_id"`
+	ControllerId string `json:"controller_id"`
+
+	// EncodedRequest Base64 of the request as received, re-encoded with every
+	// identity_value replaced by "redacted": no answer of this API
+	// carries a distinct ID.
 	EncodedRequest         string    `json:"encoded_request"`
 	ExpectedCompletionTime time.Time `json:"expected_completion_time"`
 	ReceivedTime           time.Time `json:"received_time"`
@@ -385,9 +389,12 @@ type OpenDSRRequest struct {
 	ApiVersion *string `json:"api_version,omitempty"`
 
 	// Extensions Processor-keyed extensions; none is read.
-	Extensions         *map[string]interface{}  `json:"extensions,omitempty"`
-	Regulation         OpenDSRRequestRegulation `json:"regulation"`
-	StatusCallbackUrls *[]string                `json:"status_callback_urls,omitempty"`
+	Extensions *map[string]interface{} `json:"extensions,omitempty"`
+
+	// Regulation Required by OpenDSR 2.0; absent (as from OpenGDPR 1.0 clients, and
+	// in the specification's own example) it is gdpr.
+	Regulation         *OpenDSRRequestRegulation `json:"regulation,omitempty"`
+	StatusCallbackUrls *[]string                 `json:"status_callback_urls,omitempty"`
 	SubjectIdentities  []struct {
 		IdentityFormat OpenDSRRequestSubjectIdentitiesIdentityFormat `json:"identity_format"`
 		IdentityType   OpenDSRRequestSubjectIdentitiesIdentityType   `json:"identity_type"`
@@ -398,7 +405,8 @@ type OpenDSRRequest struct {
 	SubmittedTime      time.Time                        `json:"submitted_time"`
 }
 
-// OpenDSRRequestRegulation defines model for OpenDSRRequest.Regulation.
+// OpenDSRRequestRegulation Required by OpenDSR 2.0; absent (as from OpenGDPR 1.0 clients, and
+// in the specification's own example) it is gdpr.
 type OpenDSRRequestRegulation string
 
 // OpenDSRRequestSubjectIdentitiesIdentityFormat defines model for OpenDSRRequest.SubjectIdentities.IdentityFormat.
@@ -2118,65 +2126,67 @@ func (sh *strictHandler) GetExport(w http.ResponseWriter, r *http.Request, refer
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"3FvrbttIln6VA+4ClrG0JDt2uqP8ctuZHi8m3YadwSCIA6lEHkk1JquYqqJtxRCwT7MPtk+yqAtvYlGW",
-	"HCcz3b8SmcWqc/nOvfgYRDzNOEOmZDB6DDIiSIoKhfl1hTMUyCLUP2KUkaCZopwFo+DDAiEiSYJiTwK/",
-	"Z0Bj4DNQCwSBX3KUCnoZigiZOkAW8Rjj/X4QBlS/nBG1CMKAkRSDUSDKU8JAv0sFxsFIiRzDQEYLTIk+",
-	"PiUPf0M2V4tgdHTyOgxSyorfh2GglpneSipB2TxYrcLgOp/+EyN1ZYm5ONd7eA6XdtnYET2m8UYqZlyk",
-	"RAWjIM/NyvVzV/plmXEm0Ujw9wzZ+fXVOyG40L8jzhQypf9LsiyhEdHyHPxTaqE+1g76T4GzYBT8x6DS",
-	"z8A+lYPGpubMpm5OGbglgHoN9CRG+hn81H+93w9WYXAp+DTBdANJmV3xX7uRVuzrp+rqL2fw5vjkJ3Cb",
-	"942m3Lt66zOSJFMS3V4ronILSMEzFIpacRKlMM0sVJ3oKVM4RxGY8xJ6hwLjMVENZcVE4YGiKbY1FgYJ",
-	"kWqMhYJaj6UiCj1PVnWYfHLLworCz+VR3CBM73VGWITJhbKCb7IWoyI08ZLAcxXx1BCBLE/1cZHZKUGN",
-	"wQxZrFeGgeJ8nDg6EoEkXo6RxRjXiKl2zQQ3dH0D08UWYcl+QWo391co80S1+acK0+Z/NuGsJslVeRQR",
-	"giwDQ2PNb21moe587Mk+0t+xLznm+o222kicUIbj6XJ7yMV5h0fVYswVF0so9t2ToAEKMVlC7+PHjx8P",
-	"3r8/OD8P4e8fzoxD9WxujbjO/JTzBAnTj/FBWUx4nzqNNhXROqIt7wjp3Y52t0lJWyOwrr4CgyUPTcLq",
-	"kqmJwavuO+cQ173P9txNiYoWOprU36BMvT6uVjdcV6f1Y0FMWw1E3rojNkvJcG/38bL7kHGhrrS1rbMs",
-	"F+To5LVfQ/QrbsldLhIf3qmE08uLPQk6JBfZQ8zvWcJJ7MH2Gld6V0dGWBDqZ08hk9SGMRLHVBNAkssa",
-	"ozOSSAzXeGdc0Qh3xDRx4bKWrpwMh0+nK01Qm13CGgU+vv5CMYnLzKJJ+0w/a8v8FP77+vffIONaOQK4",
-	"ALMQdDL0FhjeoTBKuCNJjl7vIvJkC7O0x7vVPtp3joEGvdvHB2vBHlf1nKhnLW37wz8Qeds++8nYaQ/x",
-	"Ses3vHd57I4QJkkyrrv0tsOPXMY1djZaT7OHxz97EKAZTqiOv2P7rMpKfj2/vArC4Ozs8tSbcsRURgmX",
-	"uahebeJTvwkClaB4RxIJnCVLDcPigHOiiD6AKJxzoZkMg2ueiwhl14GKskin9U31bTTHUEvhwi49Gjrr",
-	"db8P25DCun/ZCMpy4SoMbimL67KLMUEjBQ0TJ4BNedtu/Gyify16NzXyjwUy65eJIuCqpT1ZFnn3RP/f",
-	"bvAWYpyRPFHA+L1W2zMSgV3LvK5kwIi3DdY1SPiMzZVOZ2WG3c4DMjq+Q1Go3GMhTAmua2N/dK6J3Mhk",
-	"6/DiKVafdMVNYtaP9u65SSoCifLJ5GmeXRegOMi/5iHDSGE8Nnoz9rCjiP6Fku0kvi30dVnsqoZzKiN+",
-	"h2K5OzgzwSOUkotxpF+arZcKdZlkOi/EeExjZIq2KrUtehQX9s2lLxRX+68zr1fuVIKs57s1GXTw8fTx",
-	"G8TfkXSh/89a1f6GhXmhyehaQsRTQv16TFFKMscO91KkoW0Et3haV0v3xi38x77kbm2VFcoGYZYQabcE",
-	"3JNxYcMeVss1RULRvcIktU+z1dwxbFGxgZVakrabUZYphGxH4MvCYA9ucYkxVGvfAuMMgeoI3CiYKsIE",
-	"zvOEKHdukWvM40zo4BhlxJtimDaEHNdzw7V048ksscqgDn2Wbw2uw688iYKCD0HuvfS3QFG2zSqXHeVS",
-	"8dT67o17lLDZJRXpBJHdbTtU7ZSF+iPYE/3q9mvrEkNBdL4ehAGJNAyDMNBek0xpom32s3/LlCq1Ywxe",
-	"76f6+vJeYlsHNlDvBdsGE+7sPH9zzvcSuY1lW5Y0FlqqWsCU6YJvLqyq3FGmTVy1jD//+ASoc8xS48en",
-	"ldqcYvtWQTuqbspUam0UX5JSyrodvhVVCW7ITtrdl79fXQAjKWVzU1PpIgX4rBiHQC8XbJRm2j2P3N9G",
-	"//c//7v/dC/MWYKlqKTaJ1EXoy5diF9reeGD6pj15UJyUTTp9DrIyBzfAplKZAq4rRJNr5qzjt6RPXp7",
-	"1Thar/M0JWL5ZNpX7r+B7y77LmLd04OHxoRqVbOxnTqFni5Ku3vxrNlC8VLZzWoq09lkCESNBZW3IehC",
-	"Is4xhBQVcKH/MVMk/3Sh3cLpGm/4s5zO0cNuA6Cu0U/RVtmubfIHmWy4ZkZzmtE9rVozG09B8t0Q26H5",
-	"P7NW2i2mLQZR/q64aRx7ikDWOcvTudjTbcdivLMKAy7ovKOizHiSdES6VhR8xhCqWFjSUG5bHB1aVr0l",
-	"pcQoF1QtrzVTVi5TJAKFJ8wyOL28gFtcQk8iQswjOTi9vOinMcy4HXDohzOaIFjsmAhr5GUkbDcuyVgo",
-	"ldkbDZTNuD8+/vXDh0tzrIuQNorDPRe3KKA3cb8lijuchDBpPj84SKhUyCb7oxuGdthsOq4HLnEq+q0S",
-	"ekWjWAJhcaNZPoP7BVHwnj5khGFywxY8iSWQKc8VSJ4iFM1PuDiX+yHMeJLwe01vGoLND6HcPixHcTes",
-	"PAUs5GRoDteMSpIiqIXg+XxRXjvpaZHJ0WAwp2qRT/sRTwc8Q6Z5LlpD+/0bdsN+RYaCKIQlzwVECdXJ",
-	"xEzwFNSCSq27PEWmRkCVLnSN/GIgCia/vvsAZlOS0f6SpMnEbPjuDsWybE9TCXckodoxxEDmhDKpmjvD",
-	"FGdcIBC2VAudmFF5w6TiAuM+mLRQAhHYursioTfpui8z2Q8BHyLM1A3LWYzCEhpLMQjhfoFCSwyXoMgt",
-	"FjLbk+6yjkZkH37j7qeZyX3JuUJ5w0hdgzpWE43kPjiPD1MeU7T0JjSlmmnF4RDe01+gdzg8/vnkp9cw",
-	"XSqU+5qyBKW0StRiFSDJUgJXCxT3VOrcDqZ0PkehMzqYo5JwfPjKSPk0VwtdTlnmRzDRf+CCfnW/fzEm",
-	"BDf5cPgqusWl+Q9O+vCORAtjfQsiQUY8Qzm6YRNtixPoOegXYNwPYSKQxBPoWVcRgrYTk6kIGmkITywg",
-	"JzesV8BV7vfBXKbQuwNhoJ2poQsYYiw1KKiSMHk4sFZ4YFZq+Jwa0qgEA8lChL3jozdwT9UCrlCJ5cHp",
-	"TKHQ8A3CIKERMmn8s7tRdpqRaIEHR/1hrUYImvZ+enkRhEFZTwaH/aFd7vAcjIJX/WH/lXaNRC2Muxss",
-	"kCRq8TUYPa7CYOBE4H7V7aD2J424uN4rnqMJF6VELuJgZErfWIqqqbx2ie1oOHzpu2vVWZ6bYv/QXswY",
-	"admsBtetlf1GNAhGnz7r4tIlOkURDyXP1dW31/tBGDQ1HowCs1spqnqBknHZLSo7BqlK2F94vHxpERXN",
-	"xFUzkCqR46qloMOXPr0Y9Pgu8kXas2m7IInkZUg1gaDwu6YmNP7W3jc8thDyHVxysnavUb90+JyXXj3n",
-	"pTfPeOnwOScdnjzjpaOdyVv5zKK8mVveB93XTr4I+TqgVJGeMhN7llDdVGiZj3bbfhMaPLZbPiubOunS",
-	"o9uyjOM3fq+6ifzJz3u1ZNC67bv63LKRoxe3kbKj5rES99DGnSL9/2PYwvGPMqAXgnVUF3WJ7Tf73YgN",
-	"NwbC67IseXEMvnggLfpQbQB+qK7i70l7s1T+efH3QlCyYqpA9LMXRDontW7PXLIuUrK7w0YG4YXY36gs",
-	"EOJBmPlA4Utuc7DiCwXXTahgUY6/nFcxwxlF77CooMNgRqi9HJ6zW8bv2RP9/1Xoq2knDB/UZK31m5E5",
-	"upqp/J5jjWKi8+Og4+ONw+HRsfd8304mA2/s5G4YBaOToRmQ0VTLorhiaX8dtu+gfldTrLfUPYb4O7NS",
-	"2974yq8otrS7xvpXu63fxnCqrzrqNqOhXPYlQuBJrHOLGRW6QiMWKEQBAdeR6zCjsCPVthnoVXlD5nuk",
-	"2rWLlVul2S+HmfKLgg7P7bJp12201WeZZTsKzOU796EHuNI5fguM20aGeRrHLut4yfxnE/HFs39PtA/f",
-	"7Lb+cMf9t8nuG9Z39KOs1ekFSFUF0BjTjBskTZcV2PY3Z/q1KDd4LF9adUa8X1FVRrxbRlV9f9gOUBcs",
-	"SvIYAUm0AKow3ZNgLolDwuddkcndIvcGFHeBer3L/iMix1ZJXP/HGMjxjwLk6Vp2iqFRowzLBjaYG/Fh",
-	"+S2U6TmXg9qNeVkHSAc2Ceru7xTfqH0zXr8nahof0nX1zxYky5DZBrCxEVfG70kj5n9PNO3qnp+PPivD",
-	"WvPDyUXC/YImWGFQKpokQJKE3+sVz/KNAzc1GTw6JawGj24cttFv2sndN7pNz0fPVUfnxb639p5Tjfxe",
-	"6pzdzOorzZpWVU6Kp5QRExg8H3C3PbBVXwhSCSQpxn24wkwcnNO5jqMREYKinSlc//X04Ojk9Q3rmXnR",
-	"yavhfghnlroDy5dZJ+lXtAOEBZLYfW5frDunMuOSFrc2K/LbA9YaHZuXrv5cwePczXqAwIwyKhdYG4Xq",
-	"TMBoDHoEvtLMTHq9WY0boK/WZgrVbPnT59Xn1f8HAAD//w==",
+	"3Fz9buNGkn+VAu+AkXC0JHvsSUbzlzOezfqwSQx7FosgGkgtsiT1muxmupuWNQMB9zT3YPckh/7gl9iU",
+	"JceZ3eSvjMxmd33Xr6qa+RJEPM04Q6ZkMP4SZESQFBUK8+sWFyiQRah/xCgjQTNFOQvGwccVQkSSBMUr",
+	"CXzNgMbAF6BWCAJ/zVEq6GUoImTqBFnEY4z7gyAMqH45I2oVhAEjKQbjQJSnhIF+lwqMg7ESOYaBjFaY",
+	"En18Sh7/hmypVsH47OJNGKSUFb9Pw0BtMr2VVIKyZbDdhsFdPv8nRurWEnN9pffwHC7tsqkjekrjvVQs",
+	"uEiJCsZBnpuVu+du9csy40yikeBPGbKru9sPQnChf0ecKWRK/5NkWUIjouU5/KfUQv1SO+g/BS6CcfAf",
+	"w0o/Q/tUDhubmjOburlk4JYA6jXQkxjpZ/DN4E1/EGzD4EbweYLpHpIyu+K/jiOt2NdP1e1f3sPb84tv",
+	"wG0+MJpy7+qt35MkmZPo/k4RlVuDFDxDoagVJ1EK08yaqhM9ZQqXKAJzXkIfUGA8JaqhrJgoPFE0xbbG",
+	"wiAhUk2xUFDrsVREoefJtm4mv7hlYUXhp/IobixM7/WesAiTa2UF32QtRkVo4iWB5yriqSECWZ7q4yKz",
+	"U4LaBjNksV4ZBorzaeLoSASSeDNFFmNcI6baNRPc0PUbmC62CEv2C1K7ub9FmSeqzT9VmDb/sc/OapLc",
+	"lkcRIcgmMDTW4tZ+FurBx57sI/0D+zXHXL/RVhuJE8pwOt8cbnJx3hFRtRhzxcUGin1fSdAGCjHZQO/n",
+	"n3/++eSHH06urkL4+8f3JqB6NrdOXGd+znmChOnH+KisTXifOo02FdE6oi3vCOnDkX63T0kHW2BdfYUN",
+	"ljw0CatLpiYGr7ofXEDcjT6HczcnKlrpbFJ/gzL15rxa3Qhdnd6PBTFtNRB5747YLyXDvd3Hy+5jxoW6",
+	"1d62y7JckbOLN34N0c94IHe5SHz2TiVc3ly/kqBTcoEeYr5mCSexx7Z3uNK7OjLCglA/ewqZpDaNkTim",
+	"mgCS3NQYXZBEYrjDO+OKRnikTROXLmtw5WI0ehquNI3a7BLWKPDx9ReKSVwiiybtC/2sLfNL+O+7n36E",
+	"jGvlCOACzELQYOgdMHxAYZTwQJIcvdFF5MkBbmmPd6t9tB+dA431Hp4frAd7QtVzsp71tMMP/0jkffvs",
+	"J3OnPcQnrR9x7XDskSZMkmRaD+ntgB85xDV1PlqH2aPzbz0WoBlOqM6/U/usQiXfX93cBmHw/v3NpRdy",
+	"xFRGCZe5qF5t2qd+EwQqQfGBJBI4SzbaDIsDrogi+gCicMmFZjIM7nguIpRdByrKIg3rm+rb646hlsK1",
+	"XXo2ct7rfp+2TQrr8WWvUZYLt2FwT1lcl12MCRopaDNxAtiH247jZx/9O9m7qZF/rJDZuEwUAVctvZJl",
+	"kbcm+t92g3cQ44LkiQLG11ptzwACx5Z5XWDAiLdtrDsm4XM2Vzq9LxF2GwdkdPqAolC5x0OYElzXxv7s",
+	"XBO5kcnB6cVTrD4ZipvE7B7t3XOfVAQS5ZPJ0zy7LkBxUNvUviMS35zvdhFq9hWCwKKZAGuqVqAT1mbC",
+	"aIxMUbWZmrwFArOERBjDfAOTQGBMIoXxJBgD40CYXOvUp0+xAGTCIiJ0MAEChXXA9dVgwnw6wMcM9XZT",
+	"Y1rGZY/U4r9Q+Z3Et+1iV13HWsoVlRHX6jnefzLBI5SSi2mkX1rsVjN1mWQaumI8dSawW0we0Ea5dsbj",
+	"QwvV/rvM65VHVUm7kLwmgw4+nj5+j/g7cCH6/6xV7e+pmBeajO5gNp4S6tdjilKSJXZEwAIpty24xdOu",
+	"Wro3btl/7MOfO6usUPYIszSRdteiiDyFD3tYLdcUmKd7hYlfT7PV3DFsUbGHlRqOPM4pS5Qj25H7pnDY",
+	"k3vcYAzV2nfAOEOgOog3arqKMIHLPCHKndvc+NYxrSN50dI8G4zeAZlLZAp6RMJC8NQ81OgTTgcjiBKq",
+	"HT0EwuIJoxa/yAwjG0ooZ65njY9Eh8E+UKVJXMaZsFG/AGX6LxpFRBnxYjHTr5HTOojewWVPwukKap76",
+	"4o91+47o9qQtFnwIsvbS3zLNsr9YJY4ol4qnNoPs3aM03mMwW6cp290Os+2j4Lo/jz7R2G+/tisxFEQX",
+	"NkEYkEg7QxAGOnaTOU105Pjk3zKlSh2JBHYbz74BhpfY1oFe+9oTOzq78r8ZD78EqLKcypLGQjFVe5wy",
+	"XQwvhdWOO8q00Kt2+qevj7w6R1A1fnxaqc1wDm+jtNP5PohUazH50FEp6zZuUFQluAcWtTtTf7+9BkZS",
+	"ypYmXusCTqN0NyqCXi7YOM10RB67v43/73/+t/90n9AZv6WopNonUZccbxy22GkH4qPqmIPmQnJRFC56",
+	"HWRkiWWW4jYDmT4+Zx19NXv04apxtN7laUrE5km8We6/h+8u/y7S29NDmcb0blvzsaO6qJ4OU7uz86y5",
+	"S/FS2elrKtP5ZAhETQWV9yHoCibOMYQUFXCh/2MmbP7JS7u91TX68cOrzrHMccOxrrFY0XI6rKX0B5n6",
+	"uEZPc9LTPcnbcRtPJfS7WWyH5v/MWmm33w4Y0vknBqap7qk+WeecU8Ovp1uyxehrGwZc0GVHKZvxJOnI",
+	"dK0s+IwBXbGwpKHctjg6tKx6a1mJUS6o2txppqxc5kgECk+aZXB5cw33uIGeRISYR3J4eXM9SGNYcDv8",
+	"0Q8XNEGwtmMyrJGXkbDduCRjpVRmb3tQtuD+/PjXjx9vzLEuQ9osDmsu7lFAb+Z+SxQPOAth1nx+cpJQ",
+	"qZDN+uMJQzuIN93oEwecilahhF7RRJe69GsMEhawXhEFP9DHjDBMJmzFk1gCmfNcgeQp1lt/sh/CgicJ",
+	"X2t60xAsPoRy+7AcU05YeQpYk7N1p605SYqgVoLny1VZv/a0yOR4OFxStcrng4inQ54h0zwXPan+YMIm",
+	"7HtkKIhC2PBcuKrWlrumdRnzKE+RqbErX438YiAKZt9/+AhmU5LRwYakycxs+OEBxabsrFIJDyShOjDE",
+	"QJaEMqmaO8McF1wgELZRKw3MqJwwqbjAeAAGFkogAlv3eiT0Zl13iWb9EPAxwkxNWM5iFJbQWIphCOsV",
+	"Ci0x3IAi91jI7JV0F5m0RQ7gR+5+mnnlrzlXKCes0bzVuZpoSx6Ai/gw57Hp8QqEhKZUM604nMIP9Dvo",
+	"nY7Ov7345g3MNwplX1OWoJRWiVqsAiTZSOBqhWJNpcZ2MKfLJQqN6GCJSsL56Wsj5ctcrXQ5ZZkfw0z/",
+	"gQv62f3+zrgQTPLR6HV0jxvzD5wN4AOJVsb7VkSCjHiGcjxhM+2LM+g50y+MsR/CTCCJZ9CzoSIE7ScG",
+	"qQgaaROeWYOcTVivMFfZH4C5aKJ3B8JAB1NDFzDEWGqjoErC7PHEeuGJWanN59KQRiUYkyxE2Ds/e2t7",
+	"8beoxObkcqFQ9G0XJaERMmnis7ttd5mRaIUnZ4NRrUYImv5+eXMdhEFZTwang5Fd7uw5GAevB6PBax0a",
+	"iVqZcDdcIUnU6nMw/rINg6ETgftV94Pan7TFxfUm9RJNuiglch0HY1P6xlJU3eydC35no9FL3+urzvLc",
+	"ovuHjmLGScsuObg2sRw0skEw/uWTLi4d0CmKeCh5rq4FvukHYdDUeDAOzG6lqOoFSsZlt6jsiKgqYb/j",
+	"8ealRVR0MbfNRKpEjtuWgk5f+vRiCOa75BjpyKb9giSSlynVJIIi7pqa0MRbexfz3JqQ7+CSk507n/ql",
+	"0+e89Po5L719xkunzznp9OIZL50dTd7W5xblreXyrmxfB/ki5euEUmV6yuzoEapbHC330WHb70LDL+2W",
+	"z9ZCJ116dHuWCfwm7lW3tH/x814tGbZuQm8/tXzk7MV9pOyoebzEPbR5p4D/fwxfOP9aDvRCZh3VRV3a",
+	"9tt+t8WGexPhXVmWvLgNvngiLfpQbQP8WF0weCXtrVv557W/FzIlK6bKiL71GpHGpDbsmQvoBSR7OG0g",
+	"CK+J/Y3KwkI8FmY+3vg1txis+HrDdRMqsygnXi6qmHmMog9YVNBhsCDUXpzP2T3ja/ZE/38b+mraGcNH",
+	"Ndtp/WZkia5mKr912aGYaHwcdHzYcjo6O/ee79vJIPDGTu72VTC+GJmZGE21LIrrp/bXaft+7u/qivWW",
+	"uscRf2JWaoc7X/mFyYF+11j/+rj1hzhO9cVL3We0KZd9iRB4EmtssaBCV2jEGgpRQMB15DrcKOyA2haB",
+	"3pZXc34PqF27dHoQzH45mym/tuiI3A5Nu26jrT5LlO0oMBcT3Ucw4Ern+B0wbhsZ5mkcO9TxkvhnH/HF",
+	"s39Pax+9PW796ZH7H4LuG9539rW81ekFSFUF0BjTjBtLmm8qY+vvR/q1LDf8Ur607cx436OqnPg4RFV9",
+	"m9lOUNcsSvIYAUm0AqowfSXBXKCHhC+7MpO7Ye9NKO5y+W6X/WtkjoNA3ODrOMj51zLIyx10iqFRowzL",
+	"BjaYrwXC8jsx03MuB7V7cVmHkQ4tCOru7xTf7/1me/09rabxkWFX/2xFsgyZbQAbH3Fl/CtpxPzvaU3H",
+	"hufnW5+VYa354eQiYb2iCVY2KBVNEiBJwtd6xbNi49BNTYZfnBK2wy9uHLY3btrJ3W8Mm54PwquOzot9",
+	"i+49pxr5vdQ5x7nVZ5o1vaqcFM8pIyYxeD5ub0dgq74QpBJIUowHcIuZOLmiS51Hi5v1VEm4++vlydnF",
+	"mwnrmXnRxetRP4T3lroTy5dZJ+lntAOEFZLY/a8IinVXVGZc0uK6aEV+e8Bao2P/0u2fK3lcuVkPEFhQ",
+	"RuUKa6NQjQSMxqBH4DPNzKTXi2rcAH27M1OoZsu/fNp+2v5/AAAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -1,7 +1,9 @@
 package api
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"encoding/base64"
 	"strings"
 	"time"
@@ -52,9 +54,12 @@ func (h *handlers) OpendsrCreate(ctx context.Context, req OpendsrCreateRequestOb
 	r := worker.Request{
 		Reference:      b.SubjectRequestId.String(),
 		Kind:           worker.Retrieval,
-		ComplianceType: mpgdpr.ComplianceType(strings.ToUpper(string(b.Regulation))),
+		ComplianceType: mpgdpr.GDPR,
 		AllProjects:    true,
 		ReceivedAt:     b.SubmittedTime,
+	}
+	if b.Regulation != nil {
+		r.ComplianceType = mpgdpr.ComplianceType(strings.ToUpper(string(*b.Regulation)))
 	}
 	if b.SubjectRequestType == "erasure" {
 		r.Kind = worker.Deletion
@@ -79,7 +84,7 @@ func (h *handlers) OpendsrCreate(ctx context.Context, req OpendsrCreateRequestOb
 		ControllerId:           controllerID(ctx),
 		ExpectedCompletionTime: *e.DeadlineBy,
 		ReceivedTime:           received,
-		EncodedRequest:         base64.StdEncoding.EncodeToString(raw),
+		EncodedRequest:         base64.StdEncoding.EncodeToString(withoutIdentities(raw)),
 		SubjectRequestId:       r.Reference,
 	}, nil
 }
@@ -126,4 +131,28 @@ func (h *handlers) OpendsrCancel(ctx context.Context, req OpendsrCancelRequestOb
 	}
 	v := OpenDSRVersion
 	return OpendsrCancel202JSONResponse{ControllerId: controllerID(ctx), ReceivedTime: received, SubjectRequestId: ref, ApiVersion: &v}, nil
+}
+
+// withoutIdentities is an OpenDSR request body with every identity_value
+// replaced by "redacted". The spec asks for the body as received in
+// encoded_request; this API never answers with a distinct ID, so it gives
+// the body re-encoded without them.
+func withoutIdentities(raw []byte) []byte {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return nil
+	}
+	if ids, ok := m["subject_identities"].([]any); ok {
+		for _, id := range ids {
+			if o, ok := id.(map[string]any); ok {
+				if _, ok := o["identity_value"]; ok {
+					o["identity_value"] = "redacted"
+				}
+			}
+		}
+	}
+	out, _ := json.Marshal(m)
+	return out
 }
