@@ -221,3 +221,33 @@ func TestServeRefusesPlainHTTPBeyondLoopback(t *testing.T) {
 		t.Errorf("a short key: %v", r)
 	}
 }
+
+// TestWorkerListen runs the worker with the API beside it: the URL is the
+// first line, a request enqueued over HTTP is filed with the fake
+// Mixpanel, and SIGTERM stops both cleanly.
+func TestWorkerListen(t *testing.T) {
+	srv := newFake(t)
+	dir := t.TempDir()
+	config := workertest.Config(t, dir, map[string]*mpgdprtest.Server{"web": srv}, workertest.WithDatabase("sqlite:worker.db"), workertest.With("batch_window", `"50ms"`))
+	p := startServe(t, []string{"MPGDPR_API_KEYS=intake file,read " + serveKey}, "worker", "--config", config, "--status-every", "0", "--listen", "127.0.0.1:0")
+	if !strings.HasPrefix(p.first, "http://127.0.0.1:") {
+		t.Fatalf("first line %q, want the URL; stderr: %s", p.first, p.stderr.String())
+	}
+	code, body := httpDo(t, "POST", p.first+"/v1/requests", serveKey, map[string]any{
+		"reference": "W-1", "kind": "deletion", "compliance_type": "GDPR", "distinct_ids": []string{"person-W1-listen"}, "projects": []string{"web"},
+	})
+	if code != http.StatusAccepted {
+		t.Fatalf("enqueue: %d %s", code, body)
+	}
+	until(t, "the request filed", func() bool {
+		_, st := httpDo(t, "GET", p.first+"/v1/requests/W-1", serveKey, nil)
+		return strings.Contains(string(st), `"task_id"`)
+	})
+	if c := p.stop(t); c != exitOK {
+		t.Errorf("exit %d after SIGTERM; stderr: %s", c, p.stderr.String())
+	}
+	noSecrets(t, "the worker's output", p.first+p.rest.String()+p.stderr.String())
+	if strings.Contains(p.stderr.String(), serveKey) {
+		t.Error("the worker printed the API key")
+	}
+}
