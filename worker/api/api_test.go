@@ -85,6 +85,9 @@ func TestRequestsOnEachDriver(t *testing.T) {
 		wantProblem(t, s.do("POST", "/v1/requests", fileSecret, bad), http.StatusUnprocessableEntity, api.ProblemRejected)
 		wantProblem(t, s.do("GET", "/v1/requests/T-3", readSecret, nil), http.StatusNotFound, api.ProblemNotFound)
 
+		if r := s.do("GET", "/metrics", readSecret, nil); r.StatusCode != 200 || !strings.Contains(string(r.body), `route="/v1/requests/{reference}"`) {
+			t.Errorf("metrics: %s: %.300s", r.Status, r.body)
+		}
 		s.noLeaks(secrets...)
 	})
 }
