@@ -419,3 +419,47 @@ func TestOpenAPIServed(t *testing.T) {
 		t.Errorf("/openapi.yaml: %s: %.40s", r.Status, r.body)
 	}
 }
+
+// TestProblemsNeverEchoValues puts a marker in every place the schema can
+// refuse a value and checks that no answer quotes it (kin-openapi's own
+// messages would).
+func TestProblemsNeverEchoValues(t *testing.T) {
+	const marker = "person-Echo-7Hq-marker"
+	s := serve(t, &fakeService{enqueue: func(worker.Request) (*worker.EnqueueResult, error) {
+		t.Error("an invalid request reached the worker")
+		return nil, errors.New("no")
+	}})
+	long := strings.Repeat(marker, 20)
+	for name, mutate := range map[string]func(m map[string]any){
+		"reference too long":    func(m map[string]any) { m["reference"] = long },
+		"kind":                  func(m map[string]any) { m["kind"] = marker },
+		"compliance type":       func(m map[string]any) { m["compliance_type"] = marker },
+		"disclosure type":       func(m map[string]any) { m["disclosure_type"] = marker },
+		"an id of another type": func(m map[string]any) { m["distinct_ids"] = []any{marker, 7} },
+		"ids not a list":        func(m map[string]any) { m["distinct_ids"] = marker },
+		"received_at":           func(m map[string]any) { m["received_at"] = marker },
+		"callback too long":     func(m map[string]any) { m["callback_url"] = strings.Repeat(marker, 100) },
+		"extension":             func(m map[string]any) { m["extension"] = map[string]any{"reason": marker, "notice_at": marker} },
+		"unknown field":         func(m map[string]any) { m[marker] = marker },
+		"all_projects":          func(m map[string]any) { m["all_projects"] = marker },
+	} {
+		body := newRequest("E-1")
+		mutate(body)
+		r := s.do("POST", "/v1/requests", fileSecret, body)
+		if r.StatusCode != 400 {
+			t.Errorf("%s: %s: %s", name, r.Status, r.body)
+		}
+		if strings.Contains(string(r.body), "Echo-7Hq") {
+			t.Errorf("%s: the problem quotes the value: %s", name, r.body)
+		}
+	}
+	for _, path := range []string{"/v1/requests?limit=" + marker, "/v1/requests?state=" + marker, "/v1/requests/x?events=" + marker, "/opendsr/requests/" + marker} {
+		r := s.do("GET", path, allSecret, nil)
+		if r.StatusCode != 400 || strings.Contains(string(r.body), "Echo-7Hq") {
+			t.Errorf("GET %s: %s: %s", path, r.Status, r.body)
+		}
+	}
+	if strings.Contains(s.log.String(), "Echo-7Hq") {
+		t.Errorf("the log quotes a value: %s", s.log.String())
+	}
+}

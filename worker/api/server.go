@@ -68,7 +68,9 @@ func WithMaxBodyBytes(n int64) Option { return func(o *options) { o.maxBody = n 
 func WithMetrics(h http.Handler) Option { return func(o *options) { o.metrics = h } }
 
 // WithRegisterer registers the API's counter, mpgdpr_http_requests_total
-// {route, code}, with r (give the registry /metrics serves).
+// {route, code}, with r: give the registry WithMetrics' handler serves.
+// Without it the counter is on a registry of its own, which /metrics
+// serves only when WithMetrics is not given.
 func WithRegisterer(r prometheus.Registerer) Option { return func(o *options) { o.registerer = r } }
 
 // WithOpenMetrics serves /metrics without a key (scrapers on a private
