@@ -90,6 +90,9 @@ type Config struct {
 	// InlineIDKey exists only to refuse a key written in the file.
 	InlineIDKey string `toml:"id_key"`
 
+	// API is how the HTTP API is served (config_api.go).
+	API APIConfig `toml:"api"`
+
 	dir string // the configuration file's directory
 }
 

@@ -82,15 +82,15 @@ func newServeCmd(cl *cli, runF func(context.Context, *serveOpts) int) *cobra.Com
 }
 
 func (cl *cli) cmdServe(ctx context.Context, o *serveOpts) int {
-	if o.listen.listen == "" {
-		return cl.fail("serve", exitUsage, usagef("--listen ADDR is required"))
-	}
 	if o.wf.config == "" {
 		return cl.fail("serve", exitUsage, usagef("--config FILE is required"))
 	}
 	cfg, err := worker.LoadConfig(o.wf.config)
 	if err != nil {
 		return cl.fail("serve", exitUsage, &usageError{err.Error()})
+	}
+	if o.listen.listen == "" && cfg.API.Listen == "" {
+		return cl.fail("serve", exitUsage, usagef("--listen ADDR (or listen in the config's [api]) is required"))
 	}
 	// Intake-only: no project's secret is read.
 	svc, closeDB, err := worker.Open(context.WithoutCancel(ctx), cfg, o.wf.database, worker.WithIntakeOnly(), worker.WithLogger(cl.logger))
@@ -108,6 +108,26 @@ func (cl *cli) cmdServe(ctx context.Context, o *serveOpts) int {
 	}
 	fmt.Fprintf(cl.stderr, "mpgdpr serve: stopped (%v)\n", context.Cause(ctx))
 	return exitOK
+}
+
+// withConfig is o completed by the config's [api] section: a flag given
+// wins; key files add up.
+func (o *listenFlags) withConfig(cfg *worker.Config) *listenFlags {
+	m := *o
+	a := cfg.API
+	if m.listen == "" {
+		m.listen = a.Listen
+	}
+	if m.tlsCert == "" && m.tlsKey == "" && a.TLSCertFile != "" {
+		m.tlsCert, m.tlsKey = cfg.APIPath(a.TLSCertFile), cfg.APIPath(a.TLSKeyFile)
+	}
+	m.allowPlainHTTP = m.allowPlainHTTP || a.AllowPlainHTTP
+	m.openMetrics = m.openMetrics || a.OpenMetrics
+	m.apiKeys = append([]string(nil), m.apiKeys...)
+	for _, f := range a.KeyFiles {
+		m.apiKeys = append(m.apiKeys, cfg.APIPath(f))
+	}
+	return &m
 }
 
 // apiKeys reads the API keys of --api-keys files and $MPGDPR_API_KEYS,
@@ -144,10 +164,12 @@ func (cl *cli) apiKeys(o *listenFlags) ([]api.Key, error) {
 	return keys, nil
 }
 
-// startAPI listens where o says, prints the API's base URL as the first
-// line of stdout, and serves svc's API until ctx is done; wait waits for
-// the server's graceful end.
+// startAPI listens where o (completed by the config's [api]) says, prints
+// the API's base URL as the first line of stdout, and serves svc's API
+// until ctx is done; wait waits for the server's graceful end.
 func (cl *cli) startAPI(ctx context.Context, svc worker.Service, o *listenFlags) (wait func() error, err error) {
+	cfg := svc.Config()
+	o = o.withConfig(cfg)
 	keys, err := cl.apiKeys(o)
 	if err != nil {
 		return nil, err
@@ -155,6 +177,19 @@ func (cl *cli) startAPI(ctx context.Context, svc worker.Service, o *listenFlags)
 	opts := []api.Option{api.WithKeys(keys...), api.WithLogger(cl.logger)}
 	if o.openMetrics {
 		opts = append(opts, api.WithOpenMetrics())
+	}
+	if a := cfg.API; a.RateLimit != 0 || a.RateBurst != 0 {
+		rate, burst := a.RateLimit, a.RateBurst
+		if rate == 0 {
+			rate = 50
+		}
+		if burst == 0 {
+			burst = max(1, int(2*rate))
+		}
+		opts = append(opts, api.WithRateLimit(rate, burst))
+	}
+	if n := cfg.API.MaxBodyBytes; n != 0 {
+		opts = append(opts, api.WithMaxBodyBytes(n))
 	}
 	// TODO(issue 25, merge): api.WithMetrics(worker.NewMetrics(svc).Handler())
 	// and api.WithRegisterer of its registry, once the callbacks helper's

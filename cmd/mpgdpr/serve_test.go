@@ -251,3 +251,41 @@ func TestWorkerListen(t *testing.T) {
 		t.Error("the worker printed the API key")
 	}
 }
+
+// TestServeFromConfig serves from the config's [api] section alone: the
+// listen address, a key file relative to the config, its rate limit. A
+// key written in the section is refused without being quoted.
+func TestServeFromConfig(t *testing.T) {
+	dir := t.TempDir()
+	config := workertest.Config(t, dir, map[string]*mpgdprtest.Server{"web": newFake(t)}, workertest.WithDatabase("sqlite:worker.db"))
+	if err := os.WriteFile(filepath.Join(dir, "keys"), []byte("reader read "+serveKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base, err := os.ReadFile(config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(section string) {
+		if err := os.WriteFile(config, append(append([]byte{}, base...), section...), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("\n[api]\nlisten = \"127.0.0.1:0\"\nkey_files = [\"keys\"]\nrate_limit = 0.01\nrate_burst = 1\n")
+	p := startServe(t, nil, "serve", "--config", config)
+	if !strings.HasPrefix(p.first, "http://127.0.0.1:") {
+		t.Fatalf("first line %q; stderr: %s", p.first, p.stderr.String())
+	}
+	if code, body := httpDo(t, "GET", p.first+"/v1/requests/none", serveKey, nil); code != http.StatusNotFound {
+		t.Errorf("with the config's key: %d %s", code, body)
+	}
+	if code, _ := httpDo(t, "GET", p.first+"/v1/requests/none", serveKey, nil); code != http.StatusTooManyRequests {
+		t.Errorf("over the config's rate: %d, want 429", code)
+	}
+	p.stop(t)
+
+	write("\n[api]\nlisten = \"127.0.0.1:0\"\napi_key = \"" + serveKey + "\"\n")
+	r := runCmd(t, nil, "", "serve", "--config", config)
+	if r.code != exitUsage || !strings.Contains(r.stderr, "unknown keys: api.api_key") || strings.Contains(r.stderr, serveKey) {
+		t.Errorf("a key in the config: %v", r)
+	}
+}

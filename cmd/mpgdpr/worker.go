@@ -85,7 +85,7 @@ func newWorkerCmd(cl *cli) *cobra.Command {
 		waitAPI := func() error { return nil }
 		apiCtx, stopAPI := context.WithCancel(ctx)
 		defer stopAPI()
-		if lf.listen != "" {
+		if lf.listen != "" || svc.Config().API.Listen != "" {
 			if waitAPI, err = cl.startAPI(apiCtx, svc, lf); err != nil {
 				return cl.fail("worker", exitFor(err), err)
 			}
