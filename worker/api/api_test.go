@@ -71,6 +71,13 @@ func TestRequestsOnEachDriver(t *testing.T) {
 		if strings.Contains(string(r.body), "export_path") {
 			t.Errorf("the status shows a server path: %s", r.body)
 		}
+		// Not taken in by a worker yet: an empty log, but a log.
+		if _, ok := items[0].(map[string]any)["events"].([]any); !ok {
+			t.Errorf("?events=true: no events list in %s", r.body)
+		}
+		if r := s.do("GET", "/v1/requests/T-1", readSecret, nil); strings.Contains(string(r.body), `"events"`) {
+			t.Errorf("events without ?events=true: %s", r.body)
+		}
 
 		unknown := newRequest("T-2")
 		unknown["projects"] = []string{"gamma"}
