@@ -229,7 +229,8 @@ func TestWorkerListen(t *testing.T) {
 	srv := newFake(t)
 	dir := t.TempDir()
 	config := workertest.Config(t, dir, map[string]*mpgdprtest.Server{"web": srv}, workertest.WithDatabase("sqlite:worker.db"), workertest.With("batch_window", `"50ms"`))
-	p := startServe(t, []string{"MPGDPR_API_KEYS=intake file,read " + serveKey}, "worker", "--config", config, "--status-every", "0", "--listen", "127.0.0.1:0")
+	const readKey = "read-key-Uy6Tr4Ee2Ww9Qq1Aa3Ss5Dd7Ff8Gg"
+	p := startServe(t, []string{"MPGDPR_API_KEYS=intake file,read " + serveKey + "\npoller read " + readKey}, "worker", "--config", config, "--status-every", "0", "--listen", "127.0.0.1:0")
 	if !strings.HasPrefix(p.first, "http://127.0.0.1:") {
 		t.Fatalf("first line %q, want the URL; stderr: %s", p.first, p.stderr.String())
 	}
@@ -240,14 +241,30 @@ func TestWorkerListen(t *testing.T) {
 		t.Fatalf("enqueue: %d %s", code, body)
 	}
 	until(t, "the request filed", func() bool {
-		_, st := httpDo(t, "GET", p.first+"/v1/requests/W-1", serveKey, nil)
+		_, st := httpDo(t, "GET", p.first+"/v1/requests/W-1", readKey, nil)
 		return strings.Contains(string(st), `"task_id"`)
 	})
+	// A retrieval's finished task shows the API's download path, never
+	// the export's place on the server.
+	code, body = httpDo(t, "POST", p.first+"/v1/requests", serveKey, map[string]any{
+		"reference": "W-2", "kind": "retrieval", "compliance_type": "GDPR", "distinct_ids": []string{"person-W2-listen"}, "projects": []string{"web"},
+	})
+	if code != http.StatusAccepted {
+		t.Fatalf("enqueue: %d %s", code, body)
+	}
+	var st []byte
+	until(t, "the export downloaded", func() bool {
+		_, st = httpDo(t, "GET", p.first+"/v1/requests/W-2", readKey, nil)
+		return strings.Contains(string(st), `"export"`)
+	})
+	if !strings.Contains(string(st), `"url":"/v1/requests/W-2/exports/web/`) || strings.Contains(string(st), dir) {
+		t.Errorf("the retrieval's status: %s", st)
+	}
 	if c := p.stop(t); c != exitOK {
 		t.Errorf("exit %d after SIGTERM; stderr: %s", c, p.stderr.String())
 	}
 	noSecrets(t, "the worker's output", p.first+p.rest.String()+p.stderr.String())
-	if strings.Contains(p.stderr.String(), serveKey) {
+	if strings.Contains(p.stderr.String(), serveKey) || strings.Contains(p.stderr.String(), readKey) {
 		t.Error("the worker printed the API key")
 	}
 }
