@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi3"
+
 	"github.com/privacykit/mpgdpr/worker"
 	"github.com/privacykit/mpgdpr/worker/api"
 	"github.com/privacykit/mpgdpr/worker/workertest"
@@ -424,6 +426,14 @@ func TestOpenAPIServed(t *testing.T) {
 	r := s.do("GET", "/openapi.yaml", "", nil)
 	if r.StatusCode != 200 || !strings.HasPrefix(string(r.body), "openapi: 3.0.3") {
 		t.Errorf("/openapi.yaml: %s: %.40s", r.Status, r.body)
+	}
+	// What clients generate from must be a valid document.
+	doc, err := openapi3.NewLoader().LoadFromData(r.body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := doc.Validate(t.Context()); err != nil {
+		t.Errorf("the served document is not valid OpenAPI: %v", err)
 	}
 }
 

@@ -177,7 +177,7 @@ func New(svc worker.Service, opts ...Option) (*Server, error) {
 	spec.Servers = nil
 	validate := nethttpmiddleware.OapiRequestValidatorWithOptions(spec, &nethttpmiddleware.Options{
 		Options: openapi3filter.Options{
-			// The server authenticates before validating (auth below).
+			// serve authenticates, before the validator runs.
 			AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
 			MultiError:         true,
 		},
