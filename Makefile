@@ -11,14 +11,15 @@ MODULES ?= . cmd/mpgdpr worker
 
 all: check-generate lint test
 
-## generate: merge api/sources into api/openapi.yaml and regenerate gen/.
+## generate: merge api/sources into api/openapi.yaml and regenerate gen/ and worker/api.
 generate:
 	$(GO) generate ./...
+	cd worker && $(GO) generate ./api/...
 
 ## check-generate: fail if api/openapi.yaml or gen/ differ from what generate produces.
 check-generate: generate
-	@git diff --exit-code -- api/openapi.yaml gen/ || { echo "check-generate: committed api/openapi.yaml or gen/ differ from 'make generate' output; run make generate and commit" >&2; exit 1; }
-	@test -z "$$(git status --porcelain -- api/openapi.yaml gen/)" || { echo "check-generate: untracked generated files:" >&2; git status --porcelain -- api/openapi.yaml gen/ >&2; exit 1; }
+	@git diff --exit-code -- api/openapi.yaml gen/ worker/api/api.gen.go || { echo "check-generate: committed api/openapi.yaml, gen/ or worker/api/api.gen.go differ from 'make generate' output; run make generate and commit" >&2; exit 1; }
+	@test -z "$$(git status --porcelain -- api/openapi.yaml gen/ worker/api/api.gen.go)" || { echo "check-generate: untracked generated files:" >&2; git status --porcelain -- api/openapi.yaml gen/ worker/api/api.gen.go >&2; exit 1; }
 
 ## deps: install the Debian tools some tests use (zip, unzip, chromium), where apt-get is available (as root).
 deps:

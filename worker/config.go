@@ -94,6 +94,9 @@ type Config struct {
 	// (config_callbacks.go).
 	Callbacks CallbackConfig `toml:"callbacks"`
 
+	// API is how the HTTP API is served (config_api.go).
+	API APIConfig `toml:"api"`
+
 	dir string // the configuration file's directory
 }
 

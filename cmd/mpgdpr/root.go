@@ -57,6 +57,7 @@ func newRootCmd(cl *cli) *cobra.Command {
 	root.AddCommand(newCompletionCmd(cl))
 	root.AddCommand(newManCmd(cl))
 	root.AddCommand(newWorkerCmd(cl), newRequestCmd(cl))
+	root.AddCommand(newServeCmd(cl, nil))
 	root.AddCommand(newReportCmd(cl))
 	return root
 }

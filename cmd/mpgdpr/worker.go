@@ -76,7 +76,7 @@ func newWorkerCmd(cl *cli) *cobra.Command {
 	o := &workerFlags{}
 	var grace time.Duration
 	c := &cobra.Command{
-		Use:   "worker --config FILE [--database URL]",
+		Use:   "worker --config FILE [--database URL] [--listen ADDR ...]",
 		Short: "Run the durable request worker (River, SQLite or Postgres)",
 		Long:  workerLong,
 		Args:  cobra.NoArgs,
@@ -85,6 +85,8 @@ func newWorkerCmd(cl *cli) *cobra.Command {
 	c.Flags().DurationVar(&grace, "grace", 30*time.Second, "on SIGTERM, how long running jobs may take to finish")
 	var every time.Duration
 	c.Flags().DurationVar(&every, "status-every", time.Minute, "print each project's counts and budget in use to stderr this often (0: never)")
+	lf := &listenFlags{}
+	addListenFlags(c.Flags(), lf, " beside the worker (see 'mpgdpr serve')")
 	c.RunE = cl.exits(func(ctx context.Context, _ *cobra.Command, _ []string) int {
 		if every < 0 {
 			return cl.fail("worker", exitUsage, usagef("--status-every %s: want 0 or more", every))
@@ -94,10 +96,22 @@ func newWorkerCmd(cl *cli) *cobra.Command {
 			return cl.fail("worker", exitFor(err), err)
 		}
 		defer closeDB()
+		waitAPI := func() error { return nil }
+		apiCtx, stopAPI := context.WithCancel(ctx)
+		defer stopAPI()
+		if lf.listen != "" || svc.Config().API.Listen != "" {
+			if waitAPI, err = cl.startAPI(apiCtx, svc, lf); err != nil {
+				return cl.fail("worker", exitFor(err), err)
+			}
+		}
 		fmt.Fprintf(cl.stderr, "mpgdpr worker: running for %s; SIGTERM or Ctrl-C stops it\n", words.Count(len(svc.Config().Projects), "project"))
 		stopStatus := cl.workerStatusLines(ctx, svc, every)
 		err = svc.Run(ctx, grace)
 		stopStatus()
+		stopAPI()
+		if apiErr := waitAPI(); apiErr != nil {
+			fmt.Fprintf(cl.stderr, "mpgdpr worker: the API: %v\n", apiErr)
+		}
 		// A requested stop that ends cleanly is a success (systemd and
 		// Kubernetes take any other exit status for a failure); say why it
 		// stopped either way.
