@@ -93,12 +93,13 @@ func (cl *cli) cmdServe(ctx context.Context, o *serveOpts) int {
 		return cl.fail("serve", exitUsage, usagef("--listen ADDR (or listen in the config's [api]) is required"))
 	}
 	// Intake-only: no project's secret is read.
-	svc, closeDB, err := worker.Open(context.WithoutCancel(ctx), cfg, o.wf.database, worker.WithIntakeOnly(), worker.WithLogger(cl.logger))
+	m := worker.NewMetrics(nil)
+	svc, closeDB, err := worker.Open(context.WithoutCancel(ctx), cfg, o.wf.database, worker.WithIntakeOnly(), worker.WithLogger(cl.logger), worker.WithMetrics(m))
 	if err != nil {
 		return cl.fail("serve", exitFor(err), err)
 	}
 	defer closeDB()
-	wait, err := cl.startAPI(ctx, svc, &o.listen)
+	wait, err := cl.startAPI(ctx, svc, &o.listen, m)
 	if err != nil {
 		return cl.fail("serve", exitFor(err), err)
 	}
@@ -167,14 +168,16 @@ func (cl *cli) apiKeys(o *listenFlags) ([]api.Key, error) {
 // startAPI listens where o (completed by the config's [api]) says, prints
 // the API's base URL as the first line of stdout, and serves svc's API
 // until ctx is done; wait waits for the server's graceful end.
-func (cl *cli) startAPI(ctx context.Context, svc worker.Service, o *listenFlags) (wait func() error, err error) {
+func (cl *cli) startAPI(ctx context.Context, svc worker.Service, o *listenFlags, m *worker.Metrics) (wait func() error, err error) {
 	cfg := svc.Config()
 	o = o.withConfig(cfg)
 	keys, err := cl.apiKeys(o)
 	if err != nil {
 		return nil, err
 	}
-	opts := []api.Option{api.WithKeys(keys...), api.WithLogger(cl.logger)}
+	// /metrics: the worker's metrics (database gauges, Mixpanel calls,
+	// callbacks) and the API's own counters, on m's registry.
+	opts := []api.Option{api.WithKeys(keys...), api.WithLogger(cl.logger), api.WithMetrics(m.Handler()), api.WithRegisterer(m.Registry())}
 	if o.openMetrics {
 		opts = append(opts, api.WithOpenMetrics())
 	}
@@ -191,9 +194,6 @@ func (cl *cli) startAPI(ctx context.Context, svc worker.Service, o *listenFlags)
 	if n := cfg.API.MaxBodyBytes; n != 0 {
 		opts = append(opts, api.WithMaxBodyBytes(n))
 	}
-	// TODO(issue 25, merge): api.WithMetrics(worker.NewMetrics(svc).Handler())
-	// and api.WithRegisterer of its registry, once the callbacks helper's
-	// metrics are merged; until then /metrics serves the API's counters.
 	srv, err := api.New(svc, opts...)
 	if err != nil {
 		return nil, err

@@ -5,7 +5,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -115,7 +114,7 @@ func TestServeProcess(t *testing.T) {
 	srv := newFake(t)
 	dir := t.TempDir()
 	config := workertest.Config(t, dir, map[string]*mpgdprtest.Server{"web": srv}, workertest.WithDatabase("sqlite:worker.db"), workertest.WithSecretsInEnv("SERVETEST"))
-	env := intakeOnlyEnv(t, config)
+	var env []string // no Mixpanel secret: startCmd passes PATH and HOME alone
 	keys := filepath.Join(dir, "keys")
 	if err := os.WriteFile(keys, []byte("# the intake system\nintake file,read "+serveKey+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -166,37 +165,6 @@ func TestServeProcess(t *testing.T) {
 	if rs, err := svc.RequestStatus(t.Context(), "S-1"); err != nil || rs.Kind != worker.Deletion {
 		t.Errorf("the stored request: %+v, %v", rs, err)
 	}
-}
-
-// intakeOnlyEnv unsets the projects' secret variables and returns nil,
-// so that serve runs without them, once worker.WithIntakeOnly reads no
-// secret (the worker-core helper's change, issue 25); until then it
-// returns them, for the process to get, and says so.
-// TODO(issue 25, merge): once intake-only is merged, fail instead.
-func intakeOnlyEnv(t *testing.T, config string) []string {
-	t.Helper()
-	cfg, err := worker.LoadConfig(config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var env []string
-	for _, p := range cfg.Projects {
-		for _, name := range []string{p.OAuthTokenEnv, p.ProjectTokenEnv, p.APISecretEnv} {
-			if name != "" {
-				env = append(env, name+"="+os.Getenv(name))
-				t.Setenv(name, "")
-				_ = os.Unsetenv(name)
-			}
-		}
-	}
-	svc, closeDB, err := worker.Open(context.Background(), cfg, "", worker.WithIntakeOnly())
-	if err != nil {
-		t.Logf("TODO(issue 25, merge): worker.Open(WithIntakeOnly()) still reads the Mixpanel secrets (%v); serve gets them until then", err)
-		return env
-	}
-	_ = svc
-	closeDB()
-	return nil
 }
 
 func TestServeRefusesPlainHTTPBeyondLoopback(t *testing.T) {

@@ -38,7 +38,7 @@ func addWorkerFlags(fs *pflag.FlagSet, o *workerFlags) {
 
 // openWorker loads the config, registers its secrets for redaction and
 // opens the worker's database (running the migrations).
-func (cl *cli) openWorker(ctx context.Context, o *workerFlags) (worker.Service, func(), error) {
+func (cl *cli) openWorker(ctx context.Context, o *workerFlags, opts ...worker.Option) (worker.Service, func(), error) {
 	if o.config == "" {
 		return nil, nil, usagef("--config FILE is required")
 	}
@@ -55,7 +55,7 @@ func (cl *cli) openWorker(ctx context.Context, o *workerFlags) (worker.Service, 
 		cl.secrets.add(s.ProjectToken)
 		cl.secrets.add(s.APISecret)
 	}
-	return worker.Open(ctx, cfg, o.database, worker.WithLogger(cl.logger))
+	return worker.Open(ctx, cfg, o.database, append([]worker.Option{worker.WithLogger(cl.logger)}, opts...)...)
 }
 
 // openIntake loads the config and opens the worker intake-only
@@ -91,7 +91,10 @@ func newWorkerCmd(cl *cli) *cobra.Command {
 		if every < 0 {
 			return cl.fail("worker", exitUsage, usagef("--status-every %s: want 0 or more", every))
 		}
-		svc, closeDB, err := cl.openWorker(context.WithoutCancel(ctx), o)
+		// The worker counts its Mixpanel calls and callbacks in m, which
+		// /metrics serves when the API listens.
+		m := worker.NewMetrics(nil)
+		svc, closeDB, err := cl.openWorker(context.WithoutCancel(ctx), o, worker.WithMetrics(m))
 		if err != nil {
 			return cl.fail("worker", exitFor(err), err)
 		}
@@ -100,7 +103,7 @@ func newWorkerCmd(cl *cli) *cobra.Command {
 		apiCtx, stopAPI := context.WithCancel(ctx)
 		defer stopAPI()
 		if lf.listen != "" || svc.Config().API.Listen != "" {
-			if waitAPI, err = cl.startAPI(apiCtx, svc, lf); err != nil {
+			if waitAPI, err = cl.startAPI(apiCtx, svc, lf, m); err != nil {
 				return cl.fail("worker", exitFor(err), err)
 			}
 		}

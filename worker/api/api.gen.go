@@ -256,10 +256,10 @@ type CancelResult struct {
 
 // Enqueued defines model for Enqueued.
 type Enqueued struct {
-	DeadlineBy *time.Time `json:"deadline_by,omitempty"`
+	DeadlineBy time.Time `json:"deadline_by"`
 
 	// Due The statutory deadline's last day (YYYY-MM-DD, UTC).
-	Due        *string   `json:"due,omitempty"`
+	Due        string    `json:"due"`
 	Duplicate  bool      `json:"duplicate"`
 	Extended   bool      `json:"extended"`
 	Projects   []string  `json:"projects"`
@@ -452,20 +452,20 @@ type RequestPage struct {
 type RequestStatus struct {
 	Callback       *CallbackStatus `json:"callback,omitempty"`
 	CompletedAt    *time.Time      `json:"completed_at,omitempty"`
-	ComplianceType *string         `json:"compliance_type,omitempty"`
-	DeadlineBy     *time.Time      `json:"deadline_by,omitempty"`
+	ComplianceType string          `json:"compliance_type"`
+	DeadlineBy     time.Time       `json:"deadline_by"`
 
 	// DeadlineState on_time, at_risk, overdue, met or met_late.
-	DeadlineState  *string   `json:"deadline_state,omitempty"`
+	DeadlineState  string    `json:"deadline_state"`
 	DisclosureType *string   `json:"disclosure_type,omitempty"`
-	Due            *string   `json:"due,omitempty"`
-	Extended       *bool     `json:"extended,omitempty"`
+	Due            string    `json:"due"`
+	Extended       bool      `json:"extended"`
 	Items          []Item    `json:"items"`
 	Kind           string    `json:"kind"`
-	Projects       *[]string `json:"projects,omitempty"`
+	Projects       []string  `json:"projects"`
 	ReceivedAt     time.Time `json:"received_at"`
 	Reference      string    `json:"reference"`
-	State          *string   `json:"state,omitempty"`
+	State          string    `json:"state"`
 }
 
 // RequestSummary defines model for RequestSummary.
@@ -2126,67 +2126,67 @@ func (sh *strictHandler) GetExport(w http.ResponseWriter, r *http.Request, refer
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"3Fz9buNGkn+VAu+AkXC0JHvsSUbzlzOezfqwSQx7FosgGkgtsiT1muxmupuWNQMB9zT3YPckh/7gl9iU",
-	"JceZ3eSvjMxmd33Xr6qa+RJEPM04Q6ZkMP4SZESQFBUK8+sWFyiQRah/xCgjQTNFOQvGwccVQkSSBMUr",
-	"CXzNgMbAF6BWCAJ/zVEq6GUoImTqBFnEY4z7gyAMqH45I2oVhAEjKQbjQJSnhIF+lwqMg7ESOYaBjFaY",
-	"En18Sh7/hmypVsH47OJNGKSUFb9Pw0BtMr2VVIKyZbDdhsFdPv8nRurWEnN9pffwHC7tsqkjekrjvVQs",
-	"uEiJCsZBnpuVu+du9csy40yikeBPGbKru9sPQnChf0ecKWRK/5NkWUIjouU5/KfUQv1SO+g/BS6CcfAf",
-	"w0o/Q/tUDhubmjOburlk4JYA6jXQkxjpZ/DN4E1/EGzD4EbweYLpHpIyu+K/jiOt2NdP1e1f3sPb84tv",
-	"wG0+MJpy7+qt35MkmZPo/k4RlVuDFDxDoagVJ1EK08yaqhM9ZQqXKAJzXkIfUGA8JaqhrJgoPFE0xbbG",
-	"wiAhUk2xUFDrsVREoefJtm4mv7hlYUXhp/IobixM7/WesAiTa2UF32QtRkVo4iWB5yriqSECWZ7q4yKz",
-	"U4LaBjNksV4ZBorzaeLoSASSeDNFFmNcI6baNRPc0PUbmC62CEv2C1K7ub9FmSeqzT9VmDb/sc/OapLc",
-	"lkcRIcgmMDTW4tZ+FurBx57sI/0D+zXHXL/RVhuJE8pwOt8cbnJx3hFRtRhzxcUGin1fSdAGCjHZQO/n",
-	"n3/++eSHH06urkL4+8f3JqB6NrdOXGd+znmChOnH+KisTXifOo02FdE6oi3vCOnDkX63T0kHW2BdfYUN",
-	"ljw0CatLpiYGr7ofXEDcjT6HczcnKlrpbFJ/gzL15rxa3Qhdnd6PBTFtNRB5747YLyXDvd3Hy+5jxoW6",
-	"1d62y7JckbOLN34N0c94IHe5SHz2TiVc3ly/kqBTcoEeYr5mCSexx7Z3uNK7OjLCglA/ewqZpDaNkTim",
-	"mgCS3NQYXZBEYrjDO+OKRnikTROXLmtw5WI0ehquNI3a7BLWKPDx9ReKSVwiiybtC/2sLfNL+O+7n36E",
-	"jGvlCOACzELQYOgdMHxAYZTwQJIcvdFF5MkBbmmPd6t9tB+dA431Hp4frAd7QtVzsp71tMMP/0jkffvs",
-	"J3OnPcQnrR9x7XDskSZMkmRaD+ntgB85xDV1PlqH2aPzbz0WoBlOqM6/U/usQiXfX93cBmHw/v3NpRdy",
-	"xFRGCZe5qF5t2qd+EwQqQfGBJBI4SzbaDIsDrogi+gCicMmFZjIM7nguIpRdByrKIg3rm+rb646hlsK1",
-	"XXo2ct7rfp+2TQrr8WWvUZYLt2FwT1lcl12MCRopaDNxAtiH247jZx/9O9m7qZF/rJDZuEwUAVctvZJl",
-	"kbcm+t92g3cQ44LkiQLG11ptzwACx5Z5XWDAiLdtrDsm4XM2Vzq9LxF2GwdkdPqAolC5x0OYElzXxv7s",
-	"XBO5kcnB6cVTrD4ZipvE7B7t3XOfVAQS5ZPJ0zy7LkBxUNvUviMS35zvdhFq9hWCwKKZAGuqVqAT1mbC",
-	"aIxMUbWZmrwFArOERBjDfAOTQGBMIoXxJBgD40CYXOvUp0+xAGTCIiJ0MAEChXXA9dVgwnw6wMcM9XZT",
-	"Y1rGZY/U4r9Q+Z3Et+1iV13HWsoVlRHX6jnefzLBI5SSi2mkX1rsVjN1mWQaumI8dSawW0we0Ea5dsbj",
-	"QwvV/rvM65VHVUm7kLwmgw4+nj5+j/g7cCH6/6xV7e+pmBeajO5gNp4S6tdjilKSJXZEwAIpty24xdOu",
-	"Wro3btl/7MOfO6usUPYIszSRdteiiDyFD3tYLdcUmKd7hYlfT7PV3DFsUbGHlRqOPM4pS5Qj25H7pnDY",
-	"k3vcYAzV2nfAOEOgOog3arqKMIHLPCHKndvc+NYxrSN50dI8G4zeAZlLZAp6RMJC8NQ81OgTTgcjiBKq",
-	"HT0EwuIJoxa/yAwjG0ooZ65njY9Eh8E+UKVJXMaZsFG/AGX6LxpFRBnxYjHTr5HTOojewWVPwukKap76",
-	"4o91+47o9qQtFnwIsvbS3zLNsr9YJY4ol4qnNoPs3aM03mMwW6cp290Os+2j4Lo/jz7R2G+/tisxFEQX",
-	"NkEYkEg7QxAGOnaTOU105Pjk3zKlSh2JBHYbz74BhpfY1oFe+9oTOzq78r8ZD78EqLKcypLGQjFVe5wy",
-	"XQwvhdWOO8q00Kt2+qevj7w6R1A1fnxaqc1wDm+jtNP5PohUazH50FEp6zZuUFQluAcWtTtTf7+9BkZS",
-	"ypYmXusCTqN0NyqCXi7YOM10RB67v43/73/+t/90n9AZv6WopNonUZccbxy22GkH4qPqmIPmQnJRFC56",
-	"HWRkiWWW4jYDmT4+Zx19NXv04apxtN7laUrE5km8We6/h+8u/y7S29NDmcb0blvzsaO6qJ4OU7uz86y5",
-	"S/FS2elrKtP5ZAhETQWV9yHoCibOMYQUFXCh/2MmbP7JS7u91TX68cOrzrHMccOxrrFY0XI6rKX0B5n6",
-	"uEZPc9LTPcnbcRtPJfS7WWyH5v/MWmm33w4Y0vknBqap7qk+WeecU8Ovp1uyxehrGwZc0GVHKZvxJOnI",
-	"dK0s+IwBXbGwpKHctjg6tKx6a1mJUS6o2txppqxc5kgECk+aZXB5cw33uIGeRISYR3J4eXM9SGNYcDv8",
-	"0Q8XNEGwtmMyrJGXkbDduCRjpVRmb3tQtuD+/PjXjx9vzLEuQ9osDmsu7lFAb+Z+SxQPOAth1nx+cpJQ",
-	"qZDN+uMJQzuIN93oEwecilahhF7RRJe69GsMEhawXhEFP9DHjDBMJmzFk1gCmfNcgeQp1lt/sh/CgicJ",
-	"X2t60xAsPoRy+7AcU05YeQpYk7N1p605SYqgVoLny1VZv/a0yOR4OFxStcrng4inQ54h0zwXPan+YMIm",
-	"7HtkKIhC2PBcuKrWlrumdRnzKE+RqbErX438YiAKZt9/+AhmU5LRwYakycxs+OEBxabsrFIJDyShOjDE",
-	"QJaEMqmaO8McF1wgELZRKw3MqJwwqbjAeAAGFkogAlv3eiT0Zl13iWb9EPAxwkxNWM5iFJbQWIphCOsV",
-	"Ci0x3IAi91jI7JV0F5m0RQ7gR+5+mnnlrzlXKCes0bzVuZpoSx6Ai/gw57Hp8QqEhKZUM604nMIP9Dvo",
-	"nY7Ov7345g3MNwplX1OWoJRWiVqsAiTZSOBqhWJNpcZ2MKfLJQqN6GCJSsL56Wsj5ctcrXQ5ZZkfw0z/",
-	"gQv62f3+zrgQTPLR6HV0jxvzD5wN4AOJVsb7VkSCjHiGcjxhM+2LM+g50y+MsR/CTCCJZ9CzoSIE7ScG",
-	"qQgaaROeWYOcTVivMFfZH4C5aKJ3B8JAB1NDFzDEWGqjoErC7PHEeuGJWanN59KQRiUYkyxE2Ds/e2t7",
-	"8beoxObkcqFQ9G0XJaERMmnis7ttd5mRaIUnZ4NRrUYImv5+eXMdhEFZTwang5Fd7uw5GAevB6PBax0a",
-	"iVqZcDdcIUnU6nMw/rINg6ETgftV94Pan7TFxfUm9RJNuiglch0HY1P6xlJU3eydC35no9FL3+urzvLc",
-	"ovuHjmLGScsuObg2sRw0skEw/uWTLi4d0CmKeCh5rq4FvukHYdDUeDAOzG6lqOoFSsZlt6jsiKgqYb/j",
-	"8ealRVR0MbfNRKpEjtuWgk5f+vRiCOa75BjpyKb9giSSlynVJIIi7pqa0MRbexfz3JqQ7+CSk507n/ql",
-	"0+e89Po5L719xkunzznp9OIZL50dTd7W5xblreXyrmxfB/ki5euEUmV6yuzoEapbHC330WHb70LDL+2W",
-	"z9ZCJ116dHuWCfwm7lW3tH/x814tGbZuQm8/tXzk7MV9pOyoebzEPbR5p4D/fwxfOP9aDvRCZh3VRV3a",
-	"9tt+t8WGexPhXVmWvLgNvngiLfpQbQP8WF0weCXtrVv557W/FzIlK6bKiL71GpHGpDbsmQvoBSR7OG0g",
-	"CK+J/Y3KwkI8FmY+3vg1txis+HrDdRMqsygnXi6qmHmMog9YVNBhsCDUXpzP2T3ja/ZE/38b+mraGcNH",
-	"Ndtp/WZkia5mKr912aGYaHwcdHzYcjo6O/ee79vJIPDGTu72VTC+GJmZGE21LIrrp/bXaft+7u/qivWW",
-	"uscRf2JWaoc7X/mFyYF+11j/+rj1hzhO9cVL3We0KZd9iRB4EmtssaBCV2jEGgpRQMB15DrcKOyA2haB",
-	"3pZXc34PqF27dHoQzH45mym/tuiI3A5Nu26jrT5LlO0oMBcT3Ucw4Ern+B0wbhsZ5mkcO9TxkvhnH/HF",
-	"s39Pax+9PW796ZH7H4LuG9539rW81ekFSFUF0BjTjBtLmm8qY+vvR/q1LDf8Ur607cx436OqnPg4RFV9",
-	"m9lOUNcsSvIYAUm0AqowfSXBXKCHhC+7MpO7Ye9NKO5y+W6X/WtkjoNA3ODrOMj51zLIyx10iqFRowzL",
-	"BjaYrwXC8jsx03MuB7V7cVmHkQ4tCOru7xTf7/1me/09rabxkWFX/2xFsgyZbQAbH3Fl/CtpxPzvaU3H",
-	"hufnW5+VYa354eQiYb2iCVY2KBVNEiBJwtd6xbNi49BNTYZfnBK2wy9uHLY3btrJ3W8Mm54PwquOzot9",
-	"i+49pxr5vdQ5x7nVZ5o1vaqcFM8pIyYxeD5ub0dgq74QpBJIUowHcIuZOLmiS51Hi5v1VEm4++vlydnF",
-	"mwnrmXnRxetRP4T3lroTy5dZJ+lntAOEFZLY/a8IinVXVGZc0uK6aEV+e8Bao2P/0u2fK3lcuVkPEFhQ",
-	"RuUKa6NQjQSMxqBH4DPNzKTXi2rcAH27M1OoZsu/fNp+2v5/AAAA//8=",
+	"7Fzvbhs5kn+VQt8BkXBtSXbszET55Imzsz7szBh2FovBKJCo7pLEdTfZQ7ItK4GAe5p7sHuSA//0PzVb",
+	"ljxObndxnyZys8li1a+qfqxiz5cg4mnGGTIlg/GXICOCpKhQmF+3uECBLEL9I0YZCZopylkwDj6uECKS",
+	"JCheSeBrBjQGvgC1QhD4e45SQS9DESFTJ8giHmPcHwRhQPXLGVGrIAwYSTEYB6JcJQz0u1RgHIyVyDEM",
+	"ZLTClOjlU/L4F2RLtQrGZxdvwiClrPh9GgZqk+mppBKULYPtNgzu8vnfMVK3VpjrKz2HZ3Fph02d0FMa",
+	"75ViwUVKVDAO8tyM3F13q1+WGWcSjQZ/yZBd3d1+EIIL/TviTCFT+p8kyxIaEa3P4d+lVuqX2kL/LnAR",
+	"jIN/G1b2GdqnctiY1KzZtM0lAzcEUI+BnsRIP4PvBm/6g2AbBjeCzxNM94iU2RH/cZxoxbx+qW7/9B7e",
+	"nl98B27ygbGUe1dP/Z4kyZxE93eKqNwCUvAMhaJWnUQpTDMLVad6yhQuUQRmvYQ+oMB4SlTDWDFReKJo",
+	"im2LhUFCpJpiYaDWY6mIQs+TbR0mv7lhYSXhp3IpbhCm53pPWITJtbKKb24tRkVo4hWB5yriqRECWZ7q",
+	"5SIzU4IagxmyWI8MA8X5NHFyJAJJvJkiizGuCVPNmglu5PoDmy6mCMvtF6J27/4WZZ6o9v6pwrT5j304",
+	"q2lyWy5FhCCbwMhYi1v7t1APPnZln+gf2O855vqNttlInFCG0/nmcMjFeUdE1WrMFRcbKOZ9JUEDFGKy",
+	"gd6vv/7668lPP51cXYXw14/vTUD1TG6duL75OecJEqYf46OymPA+dRZtGqK1RFvfEdKHI/1un5EORmDd",
+	"fAUGyz00BbNqDxsWq2urphovBB5ckNyNSIfveE5UtNIZpv4GZerNeTW6Ec46IwIWwrRNQ+S9W2K/5oxG",
+	"7Dze7T5mXKhb7YG7W5Yrcnbxxm81+hkP3F0uEp8PUAmXN9evJOg0XTCKmK9ZwknswfvOrvSsToywENS/",
+	"PYVMUpvaSBxTLQBJbmobXZBEYrizd8YVjfBInBOXQmsU5mI0eprCNIFuZglrEvj29SeKSVyyjabsC/2s",
+	"rfNL+M+7X36GjGvjCOACzEDQBOkdMHxAYYzwQJIcvRFH5MkBrmqXd6N9sh+dFw16D88Z1oM94es5mdB6",
+	"2uGLfyTyvr32k/nULuLT1s+4dtz2SAiTJJnWw3w7CUSOhU2dj9ap9+j8ew8C9IYTqnPy1D6rmMqPVze3",
+	"QRi8f39z6aUhMZVRwmUuqleb+NRvgkAlKD6QRAJnyUbDsFjgiiiiFyAKl1zoTYbBHc9FhLJrQUVZpKl+",
+	"03x73THUWri2Q89Gznvd79M2pLAeX/aCshy4DYN7yuK67mJM0GhBw8QpYB+XO24/++TfyehNi/xthczG",
+	"ZaIIuBPUK1ke/NZE/9tO8A5iXJA8UcD4WpvtGeTg2KNfF0Ew6m2DdQcSPmdzx6n3Jetu84CMTh9QFCb3",
+	"eAhTguvzsj8711RudHJwevEcYJ8MxU1hdpf2zrlPKwKJ8unk6T27ykCxUBtqPxCJb853Kws1fIUgsCgw",
+	"wJqqFeiEtZkwGiNTVG2mJm+BwCwhEcYw38AkEBiTSGE8CcbAOBAm1zr16VUsAZmwiAgdTIBAgQ64vhpM",
+	"mM8G+Jihnm5qoGVc9kgr/h8av1P4Ni52zXUsUq6ojLg2z/H+kwkeoZRcTCP90mL3hFPXSaapK8ZTB4Hd",
+	"A+YBpZVrBx4fW6jm3928HnnUyWmXktd00LGPp5ffo/4OXoj+P2tT++ss5oXmRnc4G08J9dsxRSnJEjsi",
+	"YMGU2whu7WnXLN0Tt/Af+/jnziirlD3KLCHSrmQUkafwYc9WyzEF5+keYeLX09tqzhi2pNizlRqPPM4p",
+	"S5Yj25H7pnDYk3vcYAzV2HfAOEOgOog3znSVYAKXeUKUW7c58a3btI7kRZnzbDB6B2QukSnoEQkLwVPz",
+	"ULNPOB2MIEqodvQQCIsnjFr+IjOMbCihnLk6Nj4SHQb7QJUWcRlnwkb9gpTpv2gWEWXEy8VMDUdO6yR6",
+	"h5c9Sacrqnnqiz/W7Tui25NYLPYhyNorfwuaZc2xShxRLhVPbQbZO0cJ3mM4WyeU7WyHYfsouu7Po08U",
+	"+9uv7WoMBdEHmyAMSKSdIQgDHbvJnCY6cnzyT5lSpY5kArvFaF9Twytsa0EvvvbEjs5K/R/mwy9BquxO",
+	"ZSljYZiqZE6ZPgwvhbWOW8qU1asS+6dvz7w621K1/fisUuvrHF5GaafzfRSpVmLysaNS123eoKhKcA8t",
+	"alem/np7DYyklC1NvNYHOM3SXfsIerlg4zTTEXns/jb+n//67/7TdUIHfitRKbVPoy453jhusVMOxEfV",
+	"0RvNheSiOLjocZCRJZZZitsMZGr7nHXU1ezSh5vGyXqXpykRmyf5Zjn/nn13+XeR3p5u1DQ6etuajx1V",
+	"RfVUmNqVnWf1YoqXykpf05jOJ0MgaiqovA9Bn2DiHENIUQEX+j+m6+bvxrTLW13tID+96mzVHNcw62qV",
+	"FSWnw0pK/ySdoM5Cz7NaRKUZWmDZ1zLc8UXP8eqruUEHnP7f1C1T+wxnKvWeIy3rbKhqTvd0nbfop23D",
+	"gAu67DgfZzxJOtJnK7U+o+tXDCxlKKctlg7tVr0HZIlRLqja3OlNWb3MkQgUntzN4PLmGu5xAz2JCDGP",
+	"5PDy5nqQxrDgtqOkHy5ogmCxY9K20ZfRsJ24FGOlVGavlVC24P6k++ePH2/Msi7tWmoAay7uUUBv5n5L",
+	"FA84C2HWfH5yklCpkM364wlD2/E3Je4Tx8aK+qOEXlGZl/o82ehOLGC9Igp+oo8ZYZhM2IonsQQy57kC",
+	"yVOs1xNlP4QFTxK+1vKmIVjSCeX0Ydn7nLByFbCQs4dZe5AlKYJaCZ4vV+WhuKdVJsfD4ZKqVT4fRDwd",
+	"8gyZ3nNR6OoPJmzCfkSGgiiEDc+FOyrbM7Sph8Y8ylNkauzOxEZ/MRAFsx8/fAQzKcnoYEPSZGYm/PCA",
+	"YlOWa6mEB5JQHRhiIEtCmVTNmWGOCy4QCNuolWZ7VE6YVFxgPADDNSUQga0LRBJ6s65LS7N+CPgYYaYm",
+	"LGcxCitoLMUwhPUKhdYYbkCReyx09kq6G1MakQP4mbufpgn6e84VyglrVIQ1ASAayQNwER/mPDaFY4GQ",
+	"0JTqTSsOp/AT/QF6p6Pz7y++ewPzjULZ15IlKKU1olarAEk2ErhaoVhTqQkjzOlyiULTRFiiknB++tpo",
+	"+TJXK31Gs5sfw0z/gQv62f3+wbgQTPLR6HV0jxvzD5wN4AOJVsb7VkSCjHiGcjxhM+2LM+g56Bdg7Icw",
+	"E0jiGfRsqAhB+4mhP4JGGsIzC8jZhPUKuMr+AMyNFj07EAY6mBq5gCHGUoOCKgmzxxPrhSdmpIbPpRGN",
+	"SjCQLFTYOz97awv8t6jE5uRyoVD0bWkmoREyaeKzu9Z3mZFohSdng1Ht4BE0/f3y5joIg/KQGpwORna4",
+	"w3MwDl4PRoPXOjQStTLhbrhCkqjV52D8ZRsGQ6cC96vuB7U/acTF9cr3Ek26KDVyHQdjc56OpahK5Ds3",
+	"Cc9Go5e+QFit5bmu9zcdxYyTlqV3cLVnOWhkg2D82yd9YnVEp6gMQLnn6v7hm34QBk2LB+PAzFaqqn7q",
+	"ybjsVpXtO1Xn4h94vHlpFRWl0W0zkSqR47ZloNOXXr3orPluU0Y6smm/IInkZUo1iaCIu+agaeKtvfR5",
+	"biHkW7jcyc7lUv3S6XNeev2cl94+46XT56x0evGMl86OFm/rc4vyenR5Kbevg3yR8nVCqTI9ZbafCdXV",
+	"kJb76LDtd6Hhl3YdaWupkz56dHuWCfwm7lXXwX/z770aMmxdud5+avnI2Yv7SFmm83iJe2jzTkH//zl8",
+	"4fxbOdALwTqqq7rE9tt+N2LDvYnwrjyWvDgGXzyRFsWtNgA/VrcWXkl7vVf+6+LvhaBk1VSB6HsviDQn",
+	"tWHP3HQvKNnDaYNBeCH2FyoLhHgQZr4S+T23HKz4TMRVEypYlG00F1VMk0fRByxO0GGwINTe0M/ZPeNr",
+	"9kRTYRv6zrQzho9qtlNPzsgS3Zmp/KhmR2Ki+XHQ8QXN6ejs3Lu+bybDwBszuStdwfhiZBptNNW6KO60",
+	"2l+n7Uu/X9UV63V6jyP+wqzWDne+8lOWA/2uMf71ceMPcZzq05q6z2gol3WJEHgSa26xoEKf0IgFClFA",
+	"wFXkOtwo7KDaloHelvd9vgbVrt1kPYhmvxxmys86OiK3Y9Ou2mhPnyXLdhKY247uaxtwR+f4HTBuCxnm",
+	"aRw71vGS/Gef8MWzf0y0j94eN/70yPkPYfcN7zv7Vt7q7AKkOgXQGNOMGyTNNxXY+vuZfi3LDb+UL207",
+	"M96PqConPo5RVR+BthPUNYuSPEZAEq2AKkxfSTC38iHhy67M5K7texOKu7G+W2X/FpnjIBI3+DYOcv6t",
+	"AHm5w04xNGaUYVnABvMJQlh+kGZqzmX3dy8v6wDp0JKg7vpO8aHgH8br10RN42vGrvrZimQZMlsANj7i",
+	"jvGvpFHzPyaajg3Pz0ef1WGt+OH0ImG9oglWGJSKJgmQJOFrPeJZsXHouibDL84I2+EX1w7bGzdt5+4P",
+	"hk3Pl+dVRefFPnr3rlO1/F5qnePc6jPNml5VdornlBGTGDxf0bcjsDVfCFIJJCnGA7jFTJxc0aXOo8V1",
+	"faok3P358uTs4s2E9Uy/6OL1qB/Ceyvdid2XGSfpZ7QNhBWS2P0/D4pxV1RmXNLiDmolfrvBWpNj/9Dt",
+	"v1byuHK9HiCwoIzKFdZaoZoJGItBj8BnmplOr5fVuAb6dqenUPWWf/u0/bT93wAAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -81,10 +81,7 @@ func (h *handlers) CreateRequest(ctx context.Context, req CreateRequestRequestOb
 	if err != nil {
 		return nil, serviceProblem(err)
 	}
-	out, err := h.enqueued(ctx, res, string(b.ComplianceType), r.Extension)
-	if err != nil {
-		return nil, err
-	}
+	out := enqueued(res)
 	if res.Duplicate {
 		return CreateRequest200JSONResponse(*out), nil
 	}
@@ -93,11 +90,15 @@ func (h *handlers) CreateRequest(ctx context.Context, req CreateRequestRequestOb
 
 // GetRequest reports a request.
 func (h *handlers) GetRequest(ctx context.Context, req GetRequestRequestObject) (GetRequestResponseObject, error) {
-	rs, err := h.s.svc.RequestStatus(ctx, req.Reference)
+	withEvents := req.Params.Events != nil && *req.Params.Events
+	var opts []worker.StatusOption
+	if withEvents {
+		opts = append(opts, worker.WithEvents())
+	}
+	rs, err := h.s.svc.RequestStatus(ctx, req.Reference, opts...)
 	if err != nil {
 		return nil, serviceProblem(err)
 	}
-	withEvents := req.Params.Events != nil && *req.Params.Events
 	out := RequestStatus{Reference: rs.Reference, Kind: string(rs.Kind), ReceivedAt: rs.ReceivedAt, Items: []Item{}}
 	statusExtras(rs, &out)
 	for _, it := range rs.Items {

@@ -202,7 +202,7 @@ func (f *fakeService) Enqueue(_ context.Context, r worker.Request) (*worker.Enqu
 	return f.enqueue(r)
 }
 
-func (f *fakeService) RequestStatus(_ context.Context, ref string) (*worker.RequestStatus, error) {
+func (f *fakeService) RequestStatus(_ context.Context, ref string, _ ...worker.StatusOption) (*worker.RequestStatus, error) {
 	if f.status == nil {
 		return &worker.RequestStatus{Reference: ref, Kind: worker.Deletion, ReceivedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}, nil
 	}

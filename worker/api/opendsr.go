@@ -70,20 +70,15 @@ func (h *handlers) OpendsrCreate(ctx context.Context, req OpendsrCreateRequestOb
 	if u := b.StatusCallbackUrls; u != nil && len(*u) > 0 {
 		r.CallbackURL, r.CallbackFormat = (*u)[0], worker.CallbackOpenDSR
 	}
-	received := time.Now().UTC().Truncate(time.Second)
 	res, err := h.s.svc.Enqueue(ctx, r)
 	if err != nil {
 		return nil, serviceProblem(err)
 	}
-	e, err := h.enqueued(ctx, res, string(r.ComplianceType), nil)
-	if err != nil {
-		return nil, err
-	}
 	raw, _ := ctx.Value(rawBody).([]byte)
 	return OpendsrCreate201JSONResponse{
 		ControllerId:           controllerID(ctx),
-		ExpectedCompletionTime: *e.DeadlineBy,
-		ReceivedTime:           received,
+		ExpectedCompletionTime: res.DeadlineBy,
+		ReceivedTime:           res.ReceivedAt,
 		EncodedRequest:         base64.StdEncoding.EncodeToString(withoutIdentities(raw)),
 		SubjectRequestId:       r.Reference,
 	}, nil
@@ -110,14 +105,12 @@ func (h *handlers) OpendsrStatus(ctx context.Context, req OpendsrStatusRequestOb
 	if err != nil {
 		return nil, serviceProblem(err)
 	}
-	var out RequestStatus
-	statusExtras(rs, &out)
 	v := OpenDSRVersion
 	return OpendsrStatus200JSONResponse{
 		ControllerId:           controllerID(ctx),
-		ExpectedCompletionTime: deadlineBy(rs),
+		ExpectedCompletionTime: rs.DeadlineBy,
 		SubjectRequestId:       rs.Reference,
-		RequestStatus:          opendsrStatus(*out.State),
+		RequestStatus:          opendsrStatus(rs.State),
 		ApiVersion:             &v,
 	}, nil
 }
