@@ -2,17 +2,12 @@ package worker
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/rsa"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -579,30 +574,6 @@ func TestCallbackBackoff(t *testing.T) {
 	}
 }
 
-// testOpenDSRFiles writes an RSA key and a certificate for it.
-func testOpenDSRFiles(t *testing.T) (keyFile, certFile string) {
-	t.Helper()
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "opendsr.processor.test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), DNSNames: []string{"opendsr.processor.test"}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	keyFile, certFile = filepath.Join(dir, "opendsr.key"), filepath.Join(dir, "opendsr.crt")
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return keyFile, certFile
-}
-
 // openDSRExample is the status callback body of OpenDSR 1.0's example
 // (section 8.7): the keys a notice must have, and their types.
 const openDSRExample = `{
@@ -620,7 +591,7 @@ const openDSRExample = `{
 // the worker serves.
 func TestCallbackOpenDSR(t *testing.T) {
 	rc := newReceiver(t, nil)
-	keyFile, certFile := testOpenDSRFiles(t)
+	keyFile, certFile := workertest.OpenDSRFiles(t)
 	more := fmt.Sprintf(`opendsr_key_file = %q, opendsr_certificate_file = %q, opendsr_processor_domain = "opendsr.processor.test", opendsr_controller_id = "acme"`, keyFile, certFile)
 	e := newCallbackEnv(t, workertest.SQLite, oneFake(t), callbackSettings(t, []string{"http://" + rc.hostPort()}, more))
 	ctx := context.Background()

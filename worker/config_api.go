@@ -23,6 +23,10 @@ type APIConfig struct {
 	RateLimit    float64 `toml:"rate_limit"`
 	RateBurst    int     `toml:"rate_burst"`
 	MaxBodyBytes int64   `toml:"max_body_bytes"`
+	// PublicURL is the base URL callers reach the API at, when it differs
+	// from the listening address (behind a proxy): OpenDSR discovery's
+	// processor_certificate is PublicURL + "/opendsr/certificate".
+	PublicURL string `toml:"public_url"`
 }
 
 // APIPath resolves a path of the [api] section against the configuration

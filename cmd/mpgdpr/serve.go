@@ -194,13 +194,28 @@ func (cl *cli) startAPI(ctx context.Context, svc worker.Service, o *listenFlags,
 	if n := cfg.API.MaxBodyBytes; n != 0 {
 		opts = append(opts, api.WithMaxBodyBytes(n))
 	}
-	srv, err := api.New(svc, opts...)
-	if err != nil {
-		return nil, err
-	}
 	ln, url, err := api.Listen(api.ListenConfig{Addr: o.listen, CertFile: o.tlsCert, KeyFile: o.tlsKey, AllowPlainHTTP: o.allowPlainHTTP, Warn: cl.stderr})
 	if err != nil {
 		return nil, usagef("--listen %s: %v", o.listen, strings.TrimPrefix(err.Error(), "api: "))
+	}
+	if cfg.Callbacks.OpenDSRCertificateFile != "" {
+		// The certificate that checks this worker's OpenDSR callbacks,
+		// served where discovery says.
+		pem, _, err := cfg.OpenDSRCertificate()
+		if err != nil {
+			_ = ln.Close()
+			return nil, &usageError{err.Error()}
+		}
+		base := url
+		if p := cfg.API.PublicURL; p != "" {
+			base = strings.TrimSuffix(p, "/")
+		}
+		opts = append(opts, api.WithOpenDSRCertificatePEM(pem, base+"/opendsr/certificate"))
+	}
+	srv, err := api.New(svc, opts...)
+	if err != nil {
+		_ = ln.Close()
+		return nil, err
 	}
 	fmt.Fprintln(cl.stdout, url)
 	done := make(chan error, 1)

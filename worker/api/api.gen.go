@@ -522,6 +522,9 @@ type CreateRequestJSONRequestBody = NewRequest
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
+	// OpendsrCertificate The X.509 certificate (PEM) whose key signs this processor's OpenDSR callbacks
+	// (GET /opendsr/certificate)
+	OpendsrCertificate(w http.ResponseWriter, r *http.Request)
 	// OpendsrDiscovery OpenDSR discovery (section 6)
 	// (GET /opendsr/discovery)
 	OpendsrDiscovery(w http.ResponseWriter, r *http.Request)
@@ -559,6 +562,20 @@ type ServerInterfaceWrapper struct {
 }
 
 type MiddlewareFunc func(http.Handler) http.Handler
+
+// OpendsrCertificate operation middleware
+func (siw *ServerInterfaceWrapper) OpendsrCertificate(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.OpendsrCertificate(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
 
 // OpendsrDiscovery operation middleware
 func (siw *ServerInterfaceWrapper) OpendsrDiscovery(w http.ResponseWriter, r *http.Request) {
@@ -951,6 +968,7 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/requests/{reference}/cancel", wrapper.CancelRequest)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/requests/{reference}/exports/{project}/{task_id}", wrapper.GetExport)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/opendsr/discovery", wrapper.OpendsrDiscovery)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/opendsr/certificate", wrapper.OpendsrCertificate)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/opendsr/requests", wrapper.OpendsrCreate)
 	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/opendsr/requests/{subject_request_id}", wrapper.OpendsrCancel)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/opendsr/requests/{subject_request_id}", wrapper.OpendsrStatus)
@@ -961,6 +979,49 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 type OpenDSRErrorJSONResponse OpenDSRError
 
 type ProblemApplicationProblemPlusJSONResponse Problem
+
+type OpendsrCertificateRequestObject struct {
+}
+
+type OpendsrCertificateResponseObject interface {
+	VisitOpendsrCertificateResponse(w http.ResponseWriter) error
+}
+
+type OpendsrCertificate200ApplicationxPemFileResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response OpendsrCertificate200ApplicationxPemFileResponse) VisitOpendsrCertificateResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "application/x-pem-file")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type OpendsrCertificate404ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response OpendsrCertificate404ApplicationProblemPlusJSONResponse) VisitOpendsrCertificateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
 
 type OpendsrDiscoveryRequestObject struct {
 }
@@ -1808,6 +1869,9 @@ func (response GetExport429ApplicationProblemPlusJSONResponse) VisitGetExportRes
 
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
+	// OpendsrCertificate The X.509 certificate (PEM) whose key signs this processor's OpenDSR callbacks
+	// (GET /opendsr/certificate)
+	OpendsrCertificate(ctx context.Context, request OpendsrCertificateRequestObject) (OpendsrCertificateResponseObject, error)
 	// OpendsrDiscovery OpenDSR discovery (section 6)
 	// (GET /opendsr/discovery)
 	OpendsrDiscovery(ctx context.Context, request OpendsrDiscoveryRequestObject) (OpendsrDiscoveryResponseObject, error)
@@ -1874,6 +1938,30 @@ type strictHandler struct {
 	ssi         StrictServerInterface
 	middlewares []StrictMiddlewareFunc
 	options     StrictHTTPServerOptions
+}
+
+// OpendsrCertificate operation middleware
+func (sh *strictHandler) OpendsrCertificate(w http.ResponseWriter, r *http.Request) {
+	var request OpendsrCertificateRequestObject
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.OpendsrCertificate(ctx, request.(OpendsrCertificateRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "OpendsrCertificate")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(OpendsrCertificateResponseObject); ok {
+		if err := validResponse.VisitOpendsrCertificateResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
 }
 
 // OpendsrDiscovery operation middleware
@@ -2126,67 +2214,69 @@ func (sh *strictHandler) GetExport(w http.ResponseWriter, r *http.Request, refer
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7Fzvbhs5kn+VQt8BkXBtSXbszET55Imzsz7szBh2FovBKJCo7pLEdTfZQ7ItK4GAe5p7sHuSA//0PzVb",
-	"ljxObndxnyZys8li1a+qfqxiz5cg4mnGGTIlg/GXICOCpKhQmF+3uECBLEL9I0YZCZopylkwDj6uECKS",
-	"JCheSeBrBjQGvgC1QhD4e45SQS9DESFTJ8giHmPcHwRhQPXLGVGrIAwYSTEYB6JcJQz0u1RgHIyVyDEM",
-	"ZLTClOjlU/L4F2RLtQrGZxdvwiClrPh9GgZqk+mppBKULYPtNgzu8vnfMVK3VpjrKz2HZ3Fph02d0FMa",
-	"75ViwUVKVDAO8tyM3F13q1+WGWcSjQZ/yZBd3d1+EIIL/TviTCFT+p8kyxIaEa3P4d+lVuqX2kL/LnAR",
-	"jIN/G1b2GdqnctiY1KzZtM0lAzcEUI+BnsRIP4PvBm/6g2AbBjeCzxNM94iU2RH/cZxoxbx+qW7/9B7e",
-	"nl98B27ygbGUe1dP/Z4kyZxE93eKqNwCUvAMhaJWnUQpTDMLVad6yhQuUQRmvYQ+oMB4SlTDWDFReKJo",
-	"im2LhUFCpJpiYaDWY6mIQs+TbR0mv7lhYSXhp3IpbhCm53pPWITJtbKKb24tRkVo4hWB5yriqRECWZ7q",
-	"5SIzU4IagxmyWI8MA8X5NHFyJAJJvJkiizGuCVPNmglu5PoDmy6mCMvtF6J27/4WZZ6o9v6pwrT5j304",
-	"q2lyWy5FhCCbwMhYi1v7t1APPnZln+gf2O855vqNttlInFCG0/nmcMjFeUdE1WrMFRcbKOZ9JUEDFGKy",
-	"gd6vv/7668lPP51cXYXw14/vTUD1TG6duL75OecJEqYf46OymPA+dRZtGqK1RFvfEdKHI/1un5EORmDd",
-	"fAUGyz00BbNqDxsWq2urphovBB5ckNyNSIfveE5UtNIZpv4GZerNeTW6Ec46IwIWwrRNQ+S9W2K/5oxG",
-	"7Dze7T5mXKhb7YG7W5Yrcnbxxm81+hkP3F0uEp8PUAmXN9evJOg0XTCKmK9ZwknswfvOrvSsToywENS/",
-	"PYVMUpvaSBxTLQBJbmobXZBEYrizd8YVjfBInBOXQmsU5mI0eprCNIFuZglrEvj29SeKSVyyjabsC/2s",
-	"rfNL+M+7X36GjGvjCOACzEDQBOkdMHxAYYzwQJIcvRFH5MkBrmqXd6N9sh+dFw16D88Z1oM94es5mdB6",
-	"2uGLfyTyvr32k/nULuLT1s+4dtz2SAiTJJnWw3w7CUSOhU2dj9ap9+j8ew8C9IYTqnPy1D6rmMqPVze3",
-	"QRi8f39z6aUhMZVRwmUuqleb+NRvgkAlKD6QRAJnyUbDsFjgiiiiFyAKl1zoTYbBHc9FhLJrQUVZpKl+",
-	"03x73THUWri2Q89Gznvd79M2pLAeX/aCshy4DYN7yuK67mJM0GhBw8QpYB+XO24/++TfyehNi/xthczG",
-	"ZaIIuBPUK1ke/NZE/9tO8A5iXJA8UcD4WpvtGeTg2KNfF0Ew6m2DdQcSPmdzx6n3Jetu84CMTh9QFCb3",
-	"eAhTguvzsj8711RudHJwevEcYJ8MxU1hdpf2zrlPKwKJ8unk6T27ykCxUBtqPxCJb853Kws1fIUgsCgw",
-	"wJqqFeiEtZkwGiNTVG2mJm+BwCwhEcYw38AkEBiTSGE8CcbAOBAm1zr16VUsAZmwiAgdTIBAgQ64vhpM",
-	"mM8G+Jihnm5qoGVc9kgr/h8av1P4Ni52zXUsUq6ojLg2z/H+kwkeoZRcTCP90mL3hFPXSaapK8ZTB4Hd",
-	"A+YBpZVrBx4fW6jm3928HnnUyWmXktd00LGPp5ffo/4OXoj+P2tT++ss5oXmRnc4G08J9dsxRSnJEjsi",
-	"YMGU2whu7WnXLN0Tt/Af+/jnziirlD3KLCHSrmQUkafwYc9WyzEF5+keYeLX09tqzhi2pNizlRqPPM4p",
-	"S5Yj25H7pnDYk3vcYAzV2HfAOEOgOog3znSVYAKXeUKUW7c58a3btI7kRZnzbDB6B2QukSnoEQkLwVPz",
-	"ULNPOB2MIEqodvQQCIsnjFr+IjOMbCihnLk6Nj4SHQb7QJUWcRlnwkb9gpTpv2gWEWXEy8VMDUdO6yR6",
-	"h5c9Sacrqnnqiz/W7Tui25NYLPYhyNorfwuaZc2xShxRLhVPbQbZO0cJ3mM4WyeU7WyHYfsouu7Po08U",
-	"+9uv7WoMBdEHmyAMSKSdIQgDHbvJnCY6cnzyT5lSpY5kArvFaF9Twytsa0EvvvbEjs5K/R/mwy9BquxO",
-	"ZSljYZiqZE6ZPgwvhbWOW8qU1asS+6dvz7w621K1/fisUuvrHF5GaafzfRSpVmLysaNS123eoKhKcA8t",
-	"alem/np7DYyklC1NvNYHOM3SXfsIerlg4zTTEXns/jb+n//67/7TdUIHfitRKbVPoy453jhusVMOxEfV",
-	"0RvNheSiOLjocZCRJZZZitsMZGr7nHXU1ezSh5vGyXqXpykRmyf5Zjn/nn13+XeR3p5u1DQ6etuajx1V",
-	"RfVUmNqVnWf1YoqXykpf05jOJ0MgaiqovA9Bn2DiHENIUQEX+j+m6+bvxrTLW13tID+96mzVHNcw62qV",
-	"FSWnw0pK/ySdoM5Cz7NaRKUZWmDZ1zLc8UXP8eqruUEHnP7f1C1T+wxnKvWeIy3rbKhqTvd0nbfop23D",
-	"gAu67DgfZzxJOtJnK7U+o+tXDCxlKKctlg7tVr0HZIlRLqja3OlNWb3MkQgUntzN4PLmGu5xAz2JCDGP",
-	"5PDy5nqQxrDgtqOkHy5ogmCxY9K20ZfRsJ24FGOlVGavlVC24P6k++ePH2/Msi7tWmoAay7uUUBv5n5L",
-	"FA84C2HWfH5yklCpkM364wlD2/E3Je4Tx8aK+qOEXlGZl/o82ehOLGC9Igp+oo8ZYZhM2IonsQQy57kC",
-	"yVOs1xNlP4QFTxK+1vKmIVjSCeX0Ydn7nLByFbCQs4dZe5AlKYJaCZ4vV+WhuKdVJsfD4ZKqVT4fRDwd",
-	"8gyZ3nNR6OoPJmzCfkSGgiiEDc+FOyrbM7Sph8Y8ylNkauzOxEZ/MRAFsx8/fAQzKcnoYEPSZGYm/PCA",
-	"YlOWa6mEB5JQHRhiIEtCmVTNmWGOCy4QCNuolWZ7VE6YVFxgPADDNSUQga0LRBJ6s65LS7N+CPgYYaYm",
-	"LGcxCitoLMUwhPUKhdYYbkCReyx09kq6G1MakQP4mbufpgn6e84VyglrVIQ1ASAayQNwER/mPDaFY4GQ",
-	"0JTqTSsOp/AT/QF6p6Pz7y++ewPzjULZ15IlKKU1olarAEk2ErhaoVhTqQkjzOlyiULTRFiiknB++tpo",
-	"+TJXK31Gs5sfw0z/gQv62f3+wbgQTPLR6HV0jxvzD5wN4AOJVsb7VkSCjHiGcjxhM+2LM+g56Bdg7Icw",
-	"E0jiGfRsqAhB+4mhP4JGGsIzC8jZhPUKuMr+AMyNFj07EAY6mBq5gCHGUoOCKgmzxxPrhSdmpIbPpRGN",
-	"SjCQLFTYOz97awv8t6jE5uRyoVD0bWkmoREyaeKzu9Z3mZFohSdng1Ht4BE0/f3y5joIg/KQGpwORna4",
-	"w3MwDl4PRoPXOjQStTLhbrhCkqjV52D8ZRsGQ6cC96vuB7U/acTF9cr3Ek26KDVyHQdjc56OpahK5Ds3",
-	"Cc9Go5e+QFit5bmu9zcdxYyTlqV3cLVnOWhkg2D82yd9YnVEp6gMQLnn6v7hm34QBk2LB+PAzFaqqn7q",
-	"ybjsVpXtO1Xn4h94vHlpFRWl0W0zkSqR47ZloNOXXr3orPluU0Y6smm/IInkZUo1iaCIu+agaeKtvfR5",
-	"biHkW7jcyc7lUv3S6XNeev2cl94+46XT56x0evGMl86OFm/rc4vyenR5Kbevg3yR8nVCqTI9ZbafCdXV",
-	"kJb76LDtd6Hhl3YdaWupkz56dHuWCfwm7lXXwX/z770aMmxdud5+avnI2Yv7SFmm83iJe2jzTkH//zl8",
-	"4fxbOdALwTqqq7rE9tt+N2LDvYnwrjyWvDgGXzyRFsWtNgA/VrcWXkl7vVf+6+LvhaBk1VSB6HsviDQn",
-	"tWHP3HQvKNnDaYNBeCH2FyoLhHgQZr4S+T23HKz4TMRVEypYlG00F1VMk0fRByxO0GGwINTe0M/ZPeNr",
-	"9kRTYRv6zrQzho9qtlNPzsgS3Zmp/KhmR2Ki+XHQ8QXN6ejs3Lu+bybDwBszuStdwfhiZBptNNW6KO60",
-	"2l+n7Uu/X9UV63V6jyP+wqzWDne+8lOWA/2uMf71ceMPcZzq05q6z2gol3WJEHgSa26xoEKf0IgFClFA",
-	"wFXkOtwo7KDaloHelvd9vgbVrt1kPYhmvxxmys86OiK3Y9Ou2mhPnyXLdhKY247uaxtwR+f4HTBuCxnm",
-	"aRw71vGS/Gef8MWzf0y0j94eN/70yPkPYfcN7zv7Vt7q7AKkOgXQGNOMGyTNNxXY+vuZfi3LDb+UL207",
-	"M96PqConPo5RVR+BthPUNYuSPEZAEq2AKkxfSTC38iHhy67M5K7texOKu7G+W2X/FpnjIBI3+DYOcv6t",
-	"AHm5w04xNGaUYVnABvMJQlh+kGZqzmX3dy8v6wDp0JKg7vpO8aHgH8br10RN42vGrvrZimQZMlsANj7i",
-	"jvGvpFHzPyaajg3Pz0ef1WGt+OH0ImG9oglWGJSKJgmQJOFrPeJZsXHouibDL84I2+EX1w7bGzdt5+4P",
-	"hk3Pl+dVRefFPnr3rlO1/F5qnePc6jPNml5VdornlBGTGDxf0bcjsDVfCFIJJCnGA7jFTJxc0aXOo8V1",
-	"faok3P358uTs4s2E9Uy/6OL1qB/Ceyvdid2XGSfpZ7QNhBWS2P0/D4pxV1RmXNLiDmolfrvBWpNj/9Dt",
-	"v1byuHK9HiCwoIzKFdZaoZoJGItBj8BnmplOr5fVuAb6dqenUPWWf/u0/bT93wAAAP//",
+	"7HzrbuNGlv+rHPD/ByxhaUl22520+pNj92S8mE4MuwezQdSwSuSRVGOyiqkq2lY3BOzT7IPtkyzqwptY",
+	"1MVxemcG+ykts1h17ud3zinmaxDxNOMMmZLB+GuQEUFSVCjMr1uco0AWof4Ro4wEzRTlLBgHn5YIEUkS",
+	"FEcS+BMDGgOfg1oiCPwtR6mgl6GIkKljZBGPMe4PgjCg+uWMqGUQBoykGIwDUZ4SBvpdKjAOxkrkGAYy",
+	"WmJK9PEpef4LsoVaBuPT87dhkFJW/D4JA7XK9FZSCcoWwXodBnf57O8YqVtLzPWV3sNzuLTL7h3R9zTe",
+	"SsWci5SoYBzkuVm5ee5avywzziQaCf6cIbu6u/0gBBf6d8SZQqb0P0mWJTQiWp7Dv0st1K+1g/6/wHkw",
+	"Dv7fsNLP0D6Vw8am5symbi4YuCWAeg30JEb6GXw3eNsfBOswuBF8lmC6haTMrvi3w0gr9vVTdfunS3h3",
+	"dv4duM0HRlPuXb31JUmSGYke7hRRuTVIwTMUilpxEqUwzaypOtFTpnCBIjDnJfQRBcb3RDWUFROFx4qm",
+	"2NZYGCREqnssFNR6LBVR6HmyrpvJr25ZWFH4uTyKGwvTe10SFmFyrazgm6zFqAhNvCTwXEU8NUQgy1N9",
+	"XGR2SlDbYIYs1ivDQHF+nzg6EoEkXt0jizGuEVPtmglu6PodTBdbhCX7Band3N+izBPV5p8qTJv/2GZn",
+	"NUmuy6OIEGQVGBprcWs7C/XgY0/2kf6B/ZZjrt9oq43ECWV4P1vtb3Jx3hFRtRhzxcUKin2PJGgDhZis",
+	"oPfLL7/8cvzx4/HVVQh//XRpAqpnc+vEdeZnnCdImH6Mz8rahPep02hTEa0j2vKOkD4e6HfblLS3BdbV",
+	"V9hgyUOTMCv2sKGxurRqovGawKMLkpsRaX+OZ0RFS51h6m9Qpt6eVasb4awzImBBTFs1RD64I7ZLzkjE",
+	"7uNl9znjQt1qD9xkWS7J6flbv9boF9yTu1wkPh+gEi5uro8k6DRdIIqYP7GEk9hj7xtc6V0dGWFBqJ89",
+	"hUxSm9pIHFNNAEluaozOSSIx3OCdcUUjPNDOiUuhNQhzPhrthjBNQze7hDUKfHz9iWISl2ijSftcP2vL",
+	"/AL+/e7nnyDjWjkCuACzEDRAeg8MH1EYJTySJEdvxBF5soer2uPdah/tB+dFY7375wzrwZ7w9ZJMaD1t",
+	"/8M/EfnQPntnPrWH+KT1Ez45bHugCZMkua+H+XYSiBwKu3c+Wofeo7PvPRagGU6ozsn39lmFVH68urkN",
+	"wuDy8ubCC0NiKqOEy1xUrzbtU78JApWg+EgSCZwlK22GxQFXRBF9AFG44EIzGQZ3PBcRyq4DFWWRhvpN",
+	"9W11x1BL4douPR0573W/T9omhfX4stUoy4XrMHigLK7LLsYEjRS0mTgBbMNyh/Gzjf6NjN7UyN+WyGxc",
+	"JoqAq6COZFn4PRH9b7vBe4hxTvJEAeNPWm0vAAeHln5dAMGIt22sGybhczZXTl2WqLuNAzJ6/4iiULnH",
+	"Q5gSXNfL/uxcE7mRyd7pxVPA7gzFTWI2j/buuU0qAonyyWQ3z64zUBzUNrUfiMS3Z5udhZp9hSCwaDDA",
+	"E1VL0AlrNWE0RqaoWt2bvAUCs4REGMNsBZNAYEwihfEkGAPjQJh80qlPn2IByIRFROhgAgQK64Drq8GE",
+	"+XSAzxnq7e6NaRmXPVCL/4vK7yS+bReb6jrUUq6ojLhWz+H+kwkeoZRc3Ef6pflmhVOXSaahK8b3zgQ2",
+	"C8w9WivXznh8aKHaf5N5vfKgymkTktdk0MHH7uO3iL8DF6L/z1rV/j6LeaHJ6AZm4ymhfj2mKCVZYEcE",
+	"LJBy24JbPG2qpXvjlv3HPvy5scoKZYswSxNpdzKKyFP4sIfVck2BebpXmPi1m63mjmGLii2s1HDkYU5Z",
+	"ohzZjtw3hcMeP+AKY6jWvgfGGQLVQbxR01WECVzkCVHu3ObGt45pHcmLNufpYPQeyEwiU9AjEuaCp+ah",
+	"Rp9wMhhBlFDt6CEQFk8YtfhFZhjZUEI5c31sfCY6DPaBKk3iIs6EjfoFKNN/0SgiyogXi5kejryvg+gN",
+	"XLYTTldQ88QXf6zbd0S3nbZY8CHIk5f+lmmWPccqcUS5VDy1GWTrHqXxHoLZOk3Z7rafbR8E1/15dEez",
+	"v/3apsRQEF3YBGFAIu0MQRjo2E1mNNGR47N/y5QqdSAS2GxG+4YaXmJbB3rta0vs6OzU/248/BqgynIq",
+	"SxoLxVQtc8p0MbwQVjvuKNNWr1rsn7898uocS9X48WmlNtfZv43STufbIFKtxeRDR6Ws27hBUZXgFljU",
+	"7kz99fYaGEkpW5h4rQs4jdLd+Ah6uWDjNNMReez+Nv7v//yv/u4+oTN+S1FJtU+iLjneOGyx0Q7EZ9Ux",
+	"G82F5KIoXPQ6yMgCyyzFbQYyvX3OOvpq9uj9VeNovcvTlIjVTrxZ7r+F7y7/LtLb7kFNY6K3rvnYQV1U",
+	"T4ep3dl50SymeKns9DWV6XwyBKLuBZUPIegKJs4xhBQVcKH/Y6Zu/mlMu73VNQ7yw6vOUc1hA7OuUVnR",
+	"ctqvpfRPMgnqbPS8aERUqqFlLNtGhhu+6Cmv/jA36DCn/1N1S9U+xZlOvaekZZ0DVY3pdvd5i3naOgy4",
+	"oIuO+jjjSdKRPlup9QVTv2JhSUO5bXF0aFn1FsgSo1xQtbrTTFm5zJAIFJ7czeDi5hoecAU9iQgxj+Tw",
+	"4uZ6kMYw53aipB/OaYJgbcekbSMvI2G7cUnGUqnMXiuhbM79SffPnz7dmGNd2rXQAJ64eEABvan7LVE8",
+	"4jSEafP58XFCpUI27Y8nDO3E37S4jx0aK/qPEnpFZ17qerIxnZjD05Io+EifM8IwmbAlT2IJZMZzBZKn",
+	"WO8nyn4Ic54k/EnTm4ZgQSeU24fl7HPCylPAmpwtZm0hS1IEtRQ8XyzLorinRSbHw+GCqmU+G0Q8HfIM",
+	"mea5aHT1BxM2YT8iQ0EUwornwpXKtoY2/dCYR3mKTI1dTWzkFwNRMP3xwycwm5KMDlYkTaZmww+PKFZl",
+	"u5ZKeCQJ1YEhBrIglEnV3BlmOOcCgbCVWmq0R+WEScUFxgMwWFMCEdi6QCShN+26tDTth4DPEWZqwnIW",
+	"o7CExlIMQ3haotASwxUo8oCFzI6kuzGlLXIAP3H30wxBf8u5QjlhjY6wBgBEW/IAXMSHGY9N41ggJDSl",
+	"mmnF4QQ+0h+gdzI6+/78u7cwWymUfU1ZglJaJWqxCpBkJYGrJYonKjVghBldLFBomAgLVBLOTt4YKV/k",
+	"aqlrNMv8GKb6D1zQL+73D8aFYJKPRm+iB1yZf+B0AB9ItDTetyQSZMQzlOMJm2pfnELPmX5hjP0QpgJJ",
+	"PIWeDRUhaD8x8EfQSJvw1BrkdMJ6hbnK/gDMjRa9OxAGOpgauoAhxlIbBVUSps/H1guPzUptPheGNCrB",
+	"mGQhwt7Z6Tvb4L9FJVbHF3OFom9bMwmNkEkTn921vouMREs8Ph2MaoVH0PT3i5vrIAzKIjU4GYzscmfP",
+	"wTh4MxgN3ujQSNTShLvhEkmill+C8dd1GAydCNyvuh/U/qQtbqNpvUBP2VB2x48keNvdZiSvxfYezkZn",
+	"2oari34FHrd2x7iCiLM5XeTahQLDkxX/dRyMTfEeS3FZo2rj4uLpaLTlcuDzcYbpsbaX5tVAz3VIT2lU",
+	"nWruIp6NzrqyZ0lS7WJhlYaC8a+fdansEJbZ/D8G56N39SOgd/PhYx+ellzajCPpgkkbfkopH8m2IIMw",
+	"aNpmMA7M8aVS4/o4w6nUK+dq7nGQlF90K7Q6yyP+v+nU1GQd3EBBDrbKthBPyXN1qfRtf7eo6qVsxmW3",
+	"qOwwsWp2/MDj1WuLqOh3r5voSIkc1y0Fnbz26cW41HdFNtLpSgc7kkhe4iST3YtkaroHJon2nfeMdntP",
+	"88awfunkJS+9eclL717w0slLTjo5f8FLpweTt/a5RXnnvbxp3deZu8BxGiVU8I0yO6SG6r5Py31MbPW6",
+	"0PBruzm4ttlE15PdnmWyuUlm1R3/X/28V0uGrXv0688tHzl9dR8pe68eL3EPLZgoarp/Dl84+1YO9Epm",
+	"HdVFXdr2u363xYZbE+FdWWu+ug2+eiItOpZ+EON870jaO9vyX9f+XsmUrJgqI/rea0S60LBhz3y+UODs",
+	"x5MGgvCa2F+oLCzEY2Hm05/fcovBim9/XIuoMotyNuqiipncKfqIRVskDOaE2s8ucvbA+BPbMSlah75G",
+	"xZThs5puDAkyskBXCJdfSm1QTHTRE3R8FnUyOj3znu/byZRVjZ3cPb1gfD4y01OaalkUF5Xtr5P2Te4/",
+	"1BXrwxePI/7MrNT2d76yjNjT7xrr3xy2fh/HaZQ1pc9oUy6bTSHwJNbYYk6FLruJNRSigIBrs3a4UdgB",
+	"tS0CvS0vcf0RULt2PXkvmP16NlN+q9MRuR2adi1k21IoUbajwFxhdZ9QgeuHxO91WW26U+ZpHDvU8Zr4",
+	"ZxvxxbN/TGsfvTts/cmB+++D7hved/qtvNXpBUhVBdAY04wbS5qtKmPrb0f6tSw3/Fq+tO7MeD+iqpz4",
+	"MERVfdnbTlDXLEryGAFJtASqMD2SYD61gIQvujKT+xbDm1DcZwibo5NvkTn2AnGDb+MgZ9/KIC820CmG",
+	"Ro0yLKcSYL4rCcuvDM0goRzpb8VlHUY6tCCou79TfP35u+31j7SaxieqXf2zJckyZLarb3zElfFH0oj5",
+	"H9OaDg3PL7c+K8Na88PJRcLTkiZY2aBUNEmAJAl/0iteFBuHbhQ2/OqUsB5+dTPOrXHTjmN/Z9j0/O8E",
+	"qo7Oq/2fDLznVHPc1zrnMLf6QrOmV5Xj/xllxCSGvWYBVn0hSCWQpBgP4BYzcXxFFzqPFt9gUCXh7s8X",
+	"x6fnbyesZ4aA529G/RAuLXXHli+zTtIvaKdCSySx+x9ZFOuuqMy4pMXF4u7BRRjU6Ngx4/jXSh5XboAH",
+	"BOaUUbnE2nxbIwGjMegR+EIzM773ohp3K2K9MVOoLgz8+nn9ef0/AQAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -242,7 +244,13 @@ func realWorker(t *testing.T, d workertest.Driver) (worker.Service, []string) {
 		fakes[name] = f
 	}
 	dir := t.TempDir()
-	path := workertest.Config(t, dir, fakes, workertest.WithDatabase(workertest.DatabaseURL(t, d, dir)))
+	// Callbacks as the OpenDSR specification's example asks for them.
+	key, cert := workertest.OpenDSRFiles(t)
+	if err := os.WriteFile(filepath.Join(dir, "callback.key"), []byte("callback-key-Vb7Nm2Qw9Er4Ty6Ui1Op3As5Df8Gh0Jk\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := workertest.Config(t, dir, fakes, workertest.WithDatabase(workertest.DatabaseURL(t, d, dir)),
+		workertest.With("callbacks", fmt.Sprintf(`{ key_file = "callback.key", allow = ["examplecontroller.com"], opendsr_key_file = %q, opendsr_certificate_file = %q, opendsr_processor_domain = "processor.example" }`, key, cert)))
 	cfg, err := worker.LoadConfig(path)
 	if err != nil {
 		t.Fatal(err)

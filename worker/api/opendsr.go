@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"net/http"
 	"strings"
 	"time"
 
@@ -33,6 +34,14 @@ func controllerID(ctx context.Context) string {
 		return k.Name
 	}
 	return ""
+}
+
+// OpendsrCertificate serves the certificate of WithOpenDSRCertificatePEM.
+func (h *handlers) OpendsrCertificate(context.Context, OpendsrCertificateRequestObject) (OpendsrCertificateResponseObject, error) {
+	if len(h.s.o.certPEM) == 0 {
+		return nil, newProblem(http.StatusNotFound, ProblemNotFound, "this processor signs no OpenDSR callback")
+	}
+	return OpendsrCertificate200ApplicationxPemFileResponse{Body: bytes.NewReader(h.s.o.certPEM), ContentLength: int64(len(h.s.o.certPEM))}, nil
 }
 
 // OpendsrDiscovery answers what this processor supports (section 6).

@@ -187,3 +187,20 @@ func mustJSON(t *testing.T, v any) string {
 	}
 	return string(b)
 }
+
+// TestOpenDSRCertificate: the certificate that checks OpenDSR callbacks is
+// served, openly, where discovery says; without one, 404.
+func TestOpenDSRCertificate(t *testing.T) {
+	const pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+	s := serve(t, &fakeService{}, api.WithOpenDSRCertificatePEM([]byte(pem), "https://processor.example/opendsr/certificate"))
+	r := s.do("GET", "/opendsr/certificate", "", nil)
+	if r.StatusCode != 200 || string(r.body) != pem || r.Header.Get("Content-Type") != "application/x-pem-file" {
+		t.Errorf("certificate: %s %q %s", r.Status, r.body, r.Header.Get("Content-Type"))
+	}
+	if d := s.do("GET", "/opendsr/discovery", "", nil).json(t); d["processor_certificate"] != "https://processor.example/opendsr/certificate" {
+		t.Errorf("discovery names %v", d["processor_certificate"])
+	}
+	if r := serve(t, &fakeService{}).do("GET", "/opendsr/certificate", "", nil); r.StatusCode != 404 {
+		t.Errorf("no certificate configured: %s", r.Status)
+	}
+}

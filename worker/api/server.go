@@ -46,6 +46,7 @@ type options struct {
 	openMetrics bool
 	logger      *slog.Logger
 	certURL     string
+	certPEM     []byte
 	now         func() time.Time
 }
 
@@ -84,6 +85,15 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 // WithOpenDSRCertificate names the URL of the X.509 certificate whose key
 // signs OpenDSR callbacks; discovery lists it as processor_certificate.
 func WithOpenDSRCertificate(url string) Option { return func(o *options) { o.certURL = url } }
+
+// WithOpenDSRCertificatePEM serves pem, the X.509 certificate whose key
+// signs OpenDSR callbacks (worker.Config.OpenDSRCertificate), at
+// GET /opendsr/certificate; url, the address callers reach that path at
+// (this server's public base URL + "/opendsr/certificate"), is what
+// discovery lists as processor_certificate.
+func WithOpenDSRCertificatePEM(pem []byte, url string) Option {
+	return func(o *options) { o.certPEM, o.certURL = pem, url }
+}
 
 // Server is the API over one worker.Service.
 type Server struct {
