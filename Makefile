@@ -28,6 +28,12 @@ deps:
 			(apt-get update -qq && apt-get install -y -qq zip unzip) >/dev/null 2>&1 || echo "deps: could not install zip/unzip; their interop tests will skip" >&2; \
 		else echo "deps: zip/unzip missing and apt-get unavailable; their interop tests will skip" >&2; fi; \
 	fi
+	@# curl and python3: docs/API.md's curl examples and the Python DSR platform (cmd/mpgdpr) run in tests.
+	@if ! command -v curl >/dev/null || ! command -v python3 >/dev/null; then \
+		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl python3) >/dev/null 2>&1 || echo "deps: could not install curl/python3; their tests will skip (and fail under CI)" >&2; \
+		else echo "deps: curl or python3 missing, and apt-get unavailable or not root; their tests will skip (and fail under CI)" >&2; fi; \
+	fi
 	@# chromium: worker/evidence renders its HTML report in a real headless browser.
 	@if ! command -v chromium >/dev/null; then \
 		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
