@@ -7,12 +7,8 @@ package main
 // project: what they prove holds for any client in any language.
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
-	"io"
 	"net"
-	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -36,14 +32,11 @@ var fakeEnv = []string{
 	"MPGDPR_FAKE_API_SECRET=" + fakeSecret,
 }
 
-// fakeProc is a running `mpgdpr fake`.
+// fakeProc is a running `mpgdpr fake` (a serveProc: its first line, the
+// rest of stdout, stderr) and its --json first line, decoded.
 type fakeProc struct {
-	cmd    *exec.Cmd
-	ready  fakeReadyLine
-	first  string // the first line of stdout, as printed
-	rest   bytes.Buffer
-	stderr syncBuffer
-	done   chan struct{}
+	*serveProc
+	ready fakeReadyLine
 }
 
 // fakeReadyLine is the --json first line.
@@ -59,39 +52,13 @@ type fakeReadyLine struct {
 // With --json among args the line is decoded into p.ready.
 func startFake(t *testing.T, env []string, args ...string) *fakeProc {
 	t.Helper()
-	p := &fakeProc{cmd: exec.Command(binary(t), append([]string{"fake"}, args...)...), done: make(chan struct{})}
-	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...)
-	p.cmd.Stderr = &p.stderr
-	out, err := p.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := make(chan string, 1)
-	go func() {
-		r := bufio.NewReader(out)
-		line, _ := r.ReadString('\n')
-		lines <- line
-		_, _ = io.Copy(&p.rest, r) // keeps the pipe drained; nothing is expected
-		_ = p.cmd.Wait()
-		close(p.done)
-	}()
+	p := &fakeProc{serveProc: startServe(t, env, append([]string{"fake"}, args...)...)}
 	t.Cleanup(func() {
+		// Before startServe's own cleanup (registered first, run last).
 		_ = p.cmd.Process.Kill()
 		<-p.done
 		noLeak(t, "the fake's stderr", p.stderr.String())
 	})
-	select {
-	case p.first = <-lines:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("mpgdpr fake printed no first line; stderr: %s", p.stderr.String())
-	}
-	if p.first == "" {
-		<-p.done
-		t.Fatalf("mpgdpr fake ended (%v) before its first line; stderr: %s", p.cmd.ProcessState, p.stderr.String())
-	}
 	noLeak(t, "the fake's first line", p.first)
 	for _, a := range args {
 		if a == "--json" {

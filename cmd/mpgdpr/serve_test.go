@@ -23,8 +23,9 @@ import (
 
 const serveKey = "serve-key-Hq3Wm8Zt2Lp6Xc9Vb4Nj7Rk1Ds5Fg0"
 
-// serveProc is a running `mpgdpr serve` (or worker --listen): its first
-// stdout line, and the rest of what it prints once it has ended.
+// serveProc is a running `mpgdpr serve`, `worker --listen` or `fake`:
+// its first stdout line (its address), and the rest of what it prints
+// once it has ended.
 type serveProc struct {
 	cmd    *exec.Cmd
 	first  string
@@ -62,6 +63,10 @@ func startServe(t *testing.T, env []string, args ...string) *serveProc {
 	case p.first = <-lines:
 	case <-time.After(60 * time.Second):
 		t.Fatalf("no first line; stderr: %s", p.stderr.String())
+	}
+	if p.first == "" {
+		<-p.done
+		t.Fatalf("%s ended (%v) before its first line; stderr: %s", args[0], p.cmd.ProcessState, p.stderr.String())
 	}
 	p.first = strings.TrimSpace(p.first)
 	return p
