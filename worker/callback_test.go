@@ -20,7 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/privacykit/mpgdpr"
 	"github.com/privacykit/mpgdpr/mpgdprtest"
 	"github.com/privacykit/mpgdpr/worker/evidence"
@@ -103,26 +102,7 @@ func callbackSettings(t testing.TB, allow []string, more string) string {
 // newCallbackEnv is newDriverEnv with a [callbacks] section.
 func newCallbackEnv(t testing.TB, d workertest.Driver, fakes map[string]*mpgdprtest.Server, callbacks string, opts ...Option) *testEnv {
 	t.Helper()
-	dir := t.TempDir()
-	cfg, err := LoadConfig(workertest.Config(t, dir, fakes, workertest.With("callbacks", callbacks)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &testEnv{t: t, driver: d, dir: dir, cfg: cfg, fakes: fakes, url: workertest.DatabaseURL(t, d, dir)}
-	ctx := context.Background()
-	if d == workertest.SQLite {
-		if e.db, err = OpenSQLiteFile(strings.TrimPrefix(e.url, "sqlite:")); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = e.db.Close() })
-	} else {
-		if e.pool, err = pgxpool.New(ctx, e.url); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(e.pool.Close)
-	}
-	e.newWorker(opts...)
-	return e
+	return newConfiguredEnv(t, d, fakes, []workertest.Option{workertest.With("callbacks", callbacks)}, opts...)
 }
 
 func oneFake(t testing.TB) map[string]*mpgdprtest.Server {

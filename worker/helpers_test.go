@@ -55,8 +55,15 @@ func testOptions(more ...Option) []Option {
 // newDriverEnv makes a worker on a fresh database of driver d.
 func newDriverEnv(t testing.TB, d workertest.Driver, fakes map[string]*mpgdprtest.Server, opts ...Option) *testEnv {
 	t.Helper()
+	return newConfiguredEnv(t, d, fakes, nil, opts...)
+}
+
+// newConfiguredEnv is newDriverEnv with settings of the configuration
+// file (workertest.With).
+func newConfiguredEnv(t testing.TB, d workertest.Driver, fakes map[string]*mpgdprtest.Server, settings []workertest.Option, opts ...Option) *testEnv {
+	t.Helper()
 	dir := t.TempDir()
-	cfg, err := LoadConfig(testConfig(t, dir, fakes))
+	cfg, err := LoadConfig(workertest.Config(t, dir, fakes, settings...))
 	if err != nil {
 		t.Fatal(err)
 	}
