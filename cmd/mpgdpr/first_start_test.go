@@ -124,10 +124,11 @@ func firstStartRound(t *testing.T, d workertest.Driver, srv *mpgdprtest.Server) 
 			t.Fatalf("a worker failed on its start: %v", p.wait(t))
 		}
 	}
+	// Taken up by a worker: it has started, and made its lock file.
+	takenUp(t, openService(t, config, ""), refs)
 	if d == workertest.SQLite {
 		privateFiles(t, dir, filepath.Join(dir, "state"), "worker.db", "worker.db-wal", "worker.db-shm", "worker.db.setup-lock", "worker.db.worker-lock")
 	}
-	takenUp(t, openService(t, config, ""), refs)
 	for _, p := range ws {
 		_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	}
