@@ -460,7 +460,7 @@ func (w *Worker[TTx]) noticeFor(r *callbackRow) ([]byte, http.Header, error) {
 		n := openDSRNotice{
 			ControllerID:      w.cfg.Callbacks.OpenDSRControllerID,
 			StatusCallbackURL: r.URL, SubjectRequestID: r.Reference,
-			RequestStatus: openDSRStatus(r.State), APIVersion: "1.0",
+			RequestStatus: openDSRStatus(r.State), APIVersion: OpenDSRVersion,
 		}
 		switch {
 		case !r.CompletedAt.IsZero():
@@ -553,3 +553,8 @@ func (w *Worker[TTx]) callbackStatus(ctx context.Context, q querier, ref string)
 	}
 	return cs, nil
 }
+
+// OpenDSRVersion is the OpenDSR (formerly OpenGDPR) specification version
+// of the notices and of the HTTP API's OpenDSR endpoints: 1.0, whose
+// examples give "api_version": "1.0".
+const OpenDSRVersion = "1.0"

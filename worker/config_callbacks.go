@@ -278,6 +278,10 @@ func (c *Config) readKey(field, env, file string) ([]byte, error) {
 
 // openDSRSigner reads the OpenDSR private key and checks it against the
 // certificate.
+// OpenDSRKey reads the RSA key that signs OpenDSR notices and answers
+// ([callbacks] opendsr_key_file), checked against the certificate.
+func (c *Config) OpenDSRKey() (*rsa.PrivateKey, error) { return c.openDSRSigner() }
+
 func (c *Config) openDSRSigner() (*rsa.PrivateKey, error) {
 	b, err := c.readKey("callbacks.opendsr_key", "", c.Callbacks.OpenDSRKeyFile)
 	if err != nil {

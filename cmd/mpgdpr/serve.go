@@ -210,7 +210,13 @@ func (cl *cli) startAPI(ctx context.Context, svc worker.Service, o *listenFlags,
 		if p := cfg.API.PublicURL; p != "" {
 			base = strings.TrimSuffix(p, "/")
 		}
-		opts = append(opts, api.WithOpenDSRCertificatePEM(pem, base+"/opendsr/certificate"))
+		key, err := cfg.OpenDSRKey()
+		if err != nil {
+			_ = ln.Close()
+			return nil, &usageError{err.Error()}
+		}
+		opts = append(opts, api.WithOpenDSRCertificatePEM(pem, base+"/opendsr/certificate"),
+			api.WithOpenDSRSigning(key, cfg.Callbacks.OpenDSRDomain))
 	}
 	srv, err := api.New(svc, opts...)
 	if err != nil {

@@ -17,10 +17,9 @@ import (
 // same server, under /opendsr/. A subject request is a worker request in
 // every configured project, its subject_request_id the reference.
 
-// OpenDSRVersion is the OpenDSR version implemented: specification.md
-// says "Version 2.0", the first under the OpenDSR name and the one with
-// the regulation field.
-const OpenDSRVersion = "2.0"
+// OpenDSRVersion is the OpenDSR version this API speaks, the one its
+// notices carry (worker.OpenDSRVersion).
+const OpenDSRVersion = worker.OpenDSRVersion
 
 // OpenDSRIdentityType is the identity type taken for a Mixpanel distinct
 // ID: the spec has none for an analytics id, and controller_customer_id

@@ -1,8 +1,10 @@
 package api_test
 
 import (
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"net/http"
 	"os"
 	"strings"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/privacykit/mpgdpr/worker"
 	"github.com/privacykit/mpgdpr/worker/api"
+	"github.com/privacykit/mpgdpr/worker/webhook"
 	"github.com/privacykit/mpgdpr/worker/workertest"
 )
 
@@ -186,6 +189,35 @@ func mustJSON(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestOpenDSRSigned: with a key, every OpenDSR answer carries the
+// processor domain and an RSA signature of its body that the certificate's
+// key verifies (sections 7.4, 8.3); other answers are not signed.
+func TestOpenDSRSigned(t *testing.T) {
+	keyFile, _ := workertest.OpenDSRFiles(t)
+	b, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(b)
+	key, err := x509.ParsePKCS1PrivateKey(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := serve(t, &fakeService{}, api.WithOpenDSRSigning(key, "processor.example"))
+	for _, path := range []string{"/opendsr/discovery", "/opendsr/requests/1c5e7d6c-2f1a-4c3b-9d8e-7f6a5b4c3d2e"} {
+		r := s.do("GET", path, readSecret, nil)
+		if r.Header.Get(webhook.OpenDSRDomainHeader) != "processor.example" {
+			t.Errorf("%s: domain header %q", path, r.Header.Get(webhook.OpenDSRDomainHeader))
+		}
+		if err := webhook.VerifyOpenDSR(&key.PublicKey, r.Header.Get(webhook.OpenDSRSignatureHeader), r.body); err != nil {
+			t.Errorf("%s (%s): signature: %v", path, r.Status, err)
+		}
+	}
+	if r := s.do("GET", "/healthz", "", nil); r.Header.Get(webhook.OpenDSRSignatureHeader) != "" {
+		t.Error("a non-OpenDSR answer is signed")
+	}
 }
 
 // TestOpenDSRCertificate: the certificate that checks OpenDSR callbacks is

@@ -8,6 +8,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/rsa"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -28,6 +29,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/privacykit/mpgdpr/worker"
+	"github.com/privacykit/mpgdpr/worker/webhook"
 )
 
 // DefaultMaxBodyBytes is the default limit of a request body (1 MiB).
@@ -47,6 +49,8 @@ type options struct {
 	logger      *slog.Logger
 	certURL     string
 	certPEM     []byte
+	signKey     *rsa.PrivateKey
+	signDomain  string
 	now         func() time.Time
 }
 
@@ -93,6 +97,15 @@ func WithOpenDSRCertificate(url string) Option { return func(o *options) { o.cer
 // discovery lists as processor_certificate.
 func WithOpenDSRCertificatePEM(pem []byte, url string) Option {
 	return func(o *options) { o.certPEM, o.certURL = pem, url }
+}
+
+// WithOpenDSRSigning signs every OpenDSR answer as the specification asks
+// (section 7.4 and 8.3): X-OpenDSR-Processor-Domain: domain and
+// X-OpenDSR-Signature, the base64 RSA signature (PKCS #1 v1.5, SHA-256) of
+// the body (webhook.SignOpenDSR), with the key of the certificate
+// discovery names (worker.Config.OpenDSRKey).
+func WithOpenDSRSigning(key *rsa.PrivateKey, domain string) Option {
+	return func(o *options) { o.signKey, o.signDomain = key, domain }
 }
 
 // Server is the API over one worker.Service.
@@ -334,9 +347,45 @@ func (s *Server) serve(validated http.Handler) http.Handler {
 				return
 			}
 		}
+		if s.o.signKey != nil && strings.HasPrefix(op.route, "/opendsr/") {
+			s.signed(w, r, validated)
+			return
+		}
 		validated.ServeHTTP(w, r)
 	})
 }
+
+// signed serves r through h into a buffer (OpenDSR answers are small
+// JSON), then sends it with the OpenDSR signature headers of its body.
+func (s *Server) signed(w http.ResponseWriter, r *http.Request, h http.Handler) {
+	rec := &bufferedWriter{header: http.Header{}, code: http.StatusOK}
+	h.ServeHTTP(rec, r)
+	body := rec.body.Bytes()
+	sig, err := webhook.SignOpenDSR(s.o.signKey, body)
+	if err != nil {
+		s.o.logger.Error("api: signing an OpenDSR answer", "error", err.Error())
+		writeProblem(w, r, newProblem(http.StatusInternalServerError, ProblemInternal, "the answer could not be signed"))
+		return
+	}
+	for k, v := range rec.header {
+		w.Header()[k] = v
+	}
+	w.Header().Set(webhook.OpenDSRDomainHeader, s.o.signDomain)
+	w.Header().Set(webhook.OpenDSRSignatureHeader, sig)
+	w.WriteHeader(rec.code)
+	_, _ = w.Write(body)
+}
+
+// bufferedWriter holds an answer until it is signed.
+type bufferedWriter struct {
+	header http.Header
+	code   int
+	body   bytes.Buffer
+}
+
+func (b *bufferedWriter) Header() http.Header         { return b.header }
+func (b *bufferedWriter) WriteHeader(code int)        { b.code = code }
+func (b *bufferedWriter) Write(p []byte) (int, error) { return b.body.Write(p) }
 
 // authenticate returns the key of the request's bearer token, or nil.
 func (s *Server) authenticate(r *http.Request) *Key {
