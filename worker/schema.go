@@ -174,6 +174,9 @@ CREATE TABLE mpgdpr_callback (
 CREATE INDEX mpgdpr_callback_reference ON mpgdpr_callback (reference, id);
 CREATE INDEX mpgdpr_callback_status ON mpgdpr_callback (status);
 `,
+	// 8: requests in order for ListRequests without a state (a dashboard's
+	// first page), which migration 6's index, led by the state, cannot serve.
+	`CREATE INDEX mpgdpr_request_enqueued ON mpgdpr_request (enqueued_at, reference);`,
 }
 
 // appendOnly refuses UPDATE and DELETE on the event log, in the database
