@@ -11,9 +11,7 @@ import (
 	"net"
 	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 )
 
 // Credentials the fakes of these tests accept. They look like real ones
@@ -73,16 +71,11 @@ func startFake(t *testing.T, env []string, args ...string) *fakeProc {
 // stop sends SIGTERM and waits for the exit status.
 func (p *fakeProc) stop(t *testing.T) int {
 	t.Helper()
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		t.Fatal("mpgdpr fake did not stop on SIGTERM")
-	}
+	code := p.serveProc.stop(t)
 	if p.rest.Len() > 0 {
 		t.Errorf("stdout after the first line: %q", p.rest.String())
 	}
-	return p.cmd.ProcessState.ExitCode()
+	return code
 }
 
 // noLeak fails if s holds any of the fakes' credentials.
